@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh machine (Python 3.11, pip, gcc):
+#   make run   - create .venv, install the project, `dvc repro` the whole comparison, print the leaderboard
+#   make test  - create/update the same .venv with the test extras and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: run test test-fast bench install clean-outputs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	dvc repro
+	@echo
+	@cat reports/leaderboard.md
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/classical.py
+	$(BIN)/python benchmarks/cnn.py
+
+clean-outputs:
+	rm -rf data/prepared data/features artifacts metrics plots reports

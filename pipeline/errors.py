@@ -1,0 +1,20 @@
+"""Project errors: a user mistake raises one of these; the CLI prints one line and exits 2.
+
+Both subclass ``ValueError`` so the pure code in ``features/`` and ``models/`` keeps the
+scikit-learn convention (bad parameter -> ValueError) while the CLI can tell a user
+mistake from a bug (anything else keeps its traceback).
+"""
+
+
+class CvdError(Exception):
+    """Base class of every error caused by the user's input, not by a bug."""
+
+    exit_code = 2
+
+
+class ConfigError(CvdError, ValueError):
+    """A bad value in params.yaml, a CLI option, or an estimator/extractor parameter."""
+
+
+class DataError(CvdError, ValueError):
+    """Bad input data: missing or corrupt files, wrong array dtype/rank/size."""

@@ -1,0 +1,97 @@
+"""DVC stage ``features@<name>``: fit one extractor on TRAIN images, transform every split.
+
+Output: ``data/features/<name>.npz`` (float32 matrices + labels + the split's SHA-256, so
+the classifier stages need nothing else) and ``metrics/features/<name>.json`` (dimension,
+fit/transform seconds, images/s), the same dict that is logged to MLflow.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import SPLITS, load_split, read_json, save_npz, write_json
+
+FEATURE_DIR = Path("data/features")
+METRICS_DIR = Path("metrics/features")
+
+
+def feature_path(name: str) -> Path:
+    return FEATURE_DIR / f"{name}.npz"
+
+
+def build_extractor(cfg: Config, name: str):
+    """The configured extractor, with the stage-wide n_jobs/chunk_size and the global seed."""
+    from features import get_extractor_class, make_extractor
+
+    if name not in cfg.features.params:
+        raise ConfigError(f"{cfg.source}: features.names: unknown feature {name!r}; "
+                          f"allowed: {', '.join(cfg.features.params)}")
+    params = dict(cfg.features.params[name])
+    accepted = get_extractor_class(name)().get_params()
+    defaults = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
+    for key, value in defaults.items():
+        if key in accepted:
+            params.setdefault(key, value)
+    return make_extractor(name, **params)
+
+
+def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.npz") -> dict:
+    split = load_split(split_path)
+    extractor = build_extractor(cfg, name)
+
+    start = time.perf_counter()
+    extractor.fit(split.x["train"], split.y["train"])
+    fit_seconds = time.perf_counter() - start
+
+    matrices, transform_seconds = {}, 0.0
+    for part in SPLITS:
+        start = time.perf_counter()
+        matrices[part] = extractor.transform(split.x[part])
+        transform_seconds += time.perf_counter() - start
+    n_images = sum(len(split.x[p]) for p in SPLITS)
+    dims = {m.shape[1] for m in matrices.values()}
+    if len(dims) != 1:
+        raise DataError(f"features.{name}: splits got different dimensions {sorted(dims)}")
+
+    result = {
+        "feature": name,
+        "dimension": int(dims.pop()),
+        "n_images": int(n_images),
+        "fit_seconds": round(fit_seconds, 4),
+        "transform_seconds": round(transform_seconds, 4),
+        "images_per_s": round(n_images / max(transform_seconds, 1e-9), 1),
+    }
+    arrays = {f"x_{p}": matrices[p].astype(np.float32, copy=False) for p in SPLITS}
+    arrays |= {f"y_{p}": split.y[p] for p in SPLITS}
+    save_npz(feature_path(name), class_names=np.array(split.class_names), dataset=np.array(split.dataset),
+             split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
+
+    from pipeline.tracking import log_metrics, stage_run
+
+    with stage_run("features", experiment=cfg.experiment, run_name=f"features-{name}",
+                   dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
+                   params={k: v for k, v in extractor.get_params().items()}):
+        log_metrics(result)
+    write_json(METRICS_DIR / f"{name}.json", result)
+    return result
+
+
+def load_features(name: str, path: str | Path | None = None) -> dict:
+    """Read ``features@<name>``'s matrices and labels back (used by ``train_classical``)."""
+    path = Path(path or feature_path(name))
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `cvd features --name {name}` (or `dvc repro`) first")
+    with np.load(path, allow_pickle=False) as npz:
+        data = {key: npz[key] for key in npz.files}
+    data["class_names"] = [str(c) for c in data["class_names"]]
+    for key in ("dataset", "split_sha256", "feature"):
+        data[key] = str(data[key])
+    return data
+
+
+def read_result(name: str) -> dict:
+    return read_json(METRICS_DIR / f"{name}.json")

@@ -1,0 +1,160 @@
+"""Atomic file output and the prepared-split file format.
+
+Every stage writes through :func:`atomic_path`: the content goes to a temporary file in
+the destination folder and is renamed into place only when complete, so a failure
+never leaves a partial output for DVC to cache.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+SPLITS = ("train", "val", "test")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix or ".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs normal permissions
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(dest: str | Path, data: Any) -> None:
+    """Write JSON with sorted keys and a trailing newline (stable bytes for equal data)."""
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n", encoding="utf-8")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run the stage that writes it first, or `dvc repro`)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def write_csv(dest: str | Path, rows: list[dict], fieldnames: list[str]) -> None:
+    with atomic_path(dest) as tmp:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fieldnames, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def save_npz(dest: str | Path, **arrays: np.ndarray) -> None:
+    with atomic_path(dest, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Split:
+    """The prepared data every model reads: uint8 NHWC images and int labels per split."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    class_names: list[str]
+    dataset: str
+    sha256: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.x["train"].shape[1:])
+
+
+def split_digest(x: dict[str, np.ndarray], y: dict[str, np.ndarray], class_names: list[str]) -> str:
+    """SHA-256 of the split's contents (not of the compressed file, whose bytes may vary)."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for arr in (x[name], y[name]):
+            digest.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+            digest.update(np.ascontiguousarray(arr).tobytes())
+    digest.update("\n".join(class_names).encode())
+    return digest.hexdigest()
+
+
+def save_split(dest: str | Path, split: Split) -> None:
+    arrays = {}
+    for name in SPLITS:
+        arrays[f"x_{name}"] = split.x[name]
+        arrays[f"y_{name}"] = split.y[name]
+    save_npz(dest, class_names=np.array(split.class_names), dataset=np.array(split.dataset),
+             sha256=np.array(split.sha256), **arrays)
+
+
+def load_split(path: str | Path = "data/prepared/split.npz") -> Split:
+    """Load ``prepare``'s output; the only way any later stage gets images."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `cvd prepare` (or `dvc repro prepare`) first")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            x = {s: npz[f"x_{s}"] for s in SPLITS}
+            y = {s: npz[f"y_{s}"] for s in SPLITS}
+            names = [str(n) for n in npz["class_names"]]
+            return Split(x, y, names, str(npz["dataset"]), str(npz["sha256"]))
+    except (KeyError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a valid prepared split ({exc}); rerun `cvd prepare`") from None
+
+
+def find_repo_root(start: str | Path | None = None) -> Path:
+    """The project root, also from inside ``dvc exp run --temp``'s copy under .dvc/tmp/exps.
+
+    DVC runs queued/temp experiments in a throwaway copy of the repo; anything that must
+    outlive the experiment (the MLflow store) has to point at the original root.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").is_file() or (candidate / ".dvc").is_dir():
+            return candidate
+    return here

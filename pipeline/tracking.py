@@ -1,0 +1,140 @@
+"""MLflow wiring shared by every stage.
+
+* Tracking URI: ``MLFLOW_TRACKING_URI`` when set (e.g. an ``mlflow server``), else an
+  ABSOLUTE ``sqlite:///<repo root>/mlflow.db`` -- absolute because ``dvc exp run
+  --temp/--queue`` runs stages in a copy under ``.dvc/tmp/exps/`` where a relative URI
+  would write to a throwaway database. The store is never a DVC output.
+* One run per stage invocation, opened by :func:`stage_run` with the shared tags
+  (``stage``, ``dataset``, ``split_sha256``, ``git_commit``, ``pipeline_run``,
+  ``dvc_exp_name``); it is marked FAILED if the stage raises.
+* Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from pipeline.io import find_repo_root
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    return f"sqlite:///{find_repo_root() / 'mlflow.db'}"
+
+
+def _is_local_default(uri: str) -> bool:
+    return uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or find_repo_root(),
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def pipeline_run_id() -> str:
+    """An id shared by all stages of one ``dvc repro`` / ``dvc exp run``.
+
+    ``CVD_PIPELINE_RUN`` wins when set; otherwise the id of the nearest ``dvc`` ancestor
+    process (pid + start time), since DVC starts every stage as its child; a stage run by
+    hand gets its own id.
+    """
+    if os.environ.get("CVD_PIPELINE_RUN"):
+        return os.environ["CVD_PIPELINE_RUN"]
+    import psutil
+
+    proc = psutil.Process()
+    try:
+        for parent in proc.parents():
+            cmd = parent.cmdline()
+            if any(Path(arg).name in ("dvc", "dvc.exe") for arg in cmd[:2]) or cmd[1:3] == ["-m", "dvc"]:
+                return f"dvc-{parent.pid}-{int(parent.create_time())}"
+    except (psutil.Error, OSError):
+        pass
+    return f"cvd-{proc.pid}-{int(proc.create_time())}"
+
+
+def _experiment_id(mlflow: Any, name: str, uri: str) -> str:
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if _is_local_default(uri):
+        location = (find_repo_root() / "mlartifacts").as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # created concurrently by a parallel stage
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def flat_numeric(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten nested dicts into ``a.b`` keys, keeping finite numbers only (bools excluded)."""
+    out: dict[str, float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_numeric(value, f"{name}."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def flat_params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_params(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
+              tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """Open an MLflow run with the project's common tags; FAILED if the block raises."""
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    experiment_id = _experiment_id(mlflow, experiment, uri)
+    all_tags = {
+        "stage": stage,
+        "dataset": dataset,
+        "split_sha256": split_sha256,
+        "git_commit": git_commit(),
+        "pipeline_run": pipeline_run_id(),
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        all_tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    all_tags.update(tags or {})
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+    try:
+        if params:
+            mlflow.log_params(flat_params(params))
+        yield run
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def log_metrics(data: Mapping[str, Any], step: int | None = None) -> None:
+    import mlflow
+
+    metrics = flat_numeric(data)
+    if metrics:
+        mlflow.log_metrics(metrics, step=step)

@@ -1,0 +1,104 @@
+"""DVC stage ``train_classical@<feature>-<classifier>``: one scikit-learn model on one feature set.
+
+Fits on the training split (or, with ``classical.search: true``, a grid search scored on
+the validation split and refitted on train+validation -- never on test), evaluates on
+test and writes the shared model outputs (see :mod:`pipeline.results`).
+
+The model is saved with skops (``artifacts/classical/<id>.skops``), which loads without
+running arbitrary code; joblib/pickle files execute code when loaded and must only be
+loaded from a trusted source.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import Config
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import atomic_path
+
+ARTIFACT_DIR = Path("artifacts/classical")
+
+
+def model_id(feature: str, classifier: str) -> str:
+    return f"{feature}-{classifier}"
+
+
+def _check_names(cfg: Config, feature: str, classifier: str) -> None:
+    from pipeline.config import CLASSIFIERS, FEATURES
+
+    if feature not in FEATURES:
+        raise ConfigError(f"--feature = {feature!r}: allowed: {', '.join(FEATURES)}")
+    if classifier not in CLASSIFIERS:
+        raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(CLASSIFIERS)}")
+
+
+def fit_model(cfg: Config, classifier: str, data: dict):
+    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
+    from models.classical import make_classifier, make_search, predefined_split
+
+    pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed,
+                           **cfg.classical.hyperparams[classifier])
+    grid = cfg.classical.grid.get(classifier)
+    start = time.perf_counter()
+    if cfg.classical.search and grid:
+        x = np.concatenate([data["x_train"], data["x_val"]])
+        y = np.concatenate([data["y_train"], data["y_val"]])
+        search = make_search(pipe, grid, cv=predefined_split(len(data["y_train"]), len(data["y_val"])))
+        search.fit(x, y)
+        return search.best_estimator_, time.perf_counter() - start, search.best_params_
+    pipe.fit(data["x_train"], data["y_train"])
+    return pipe, time.perf_counter() - start, None
+
+
+def save_model(pipe, dest: Path) -> None:
+    import skops.io as sio
+
+    with atomic_path(dest, suffix=".skops") as tmp:
+        sio.dump(pipe, tmp)
+
+
+def run(cfg: Config, feature: str, classifier: str) -> dict:
+    import mlflow
+
+    from models.classical import param_count
+    from models.evaluate import time_predict
+    from pipeline.features import load_features
+    from pipeline.results import record_model
+    from pipeline.tracking import stage_run
+
+    _check_names(cfg, feature, classifier)
+    data = load_features(feature)
+    if data["x_train"].shape[0] != len(data["y_train"]):
+        raise DataError(f"data/features/{feature}.npz: rows and labels differ; rerun `cvd features --name {feature}`")
+    mid = model_id(feature, classifier)
+    tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
+    params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
+              "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
+    with stage_run("train_classical", experiment=cfg.experiment, run_name=f"classical-{mid}",
+                   dataset=data["dataset"], split_sha256=data["split_sha256"], tags=tags, params=params):
+        pipe, fit_seconds, best = fit_model(cfg, classifier, data)
+        if best:
+            mlflow.log_params({f"best.{k.removeprefix('clf__')}": v for k, v in best.items()})
+        val_accuracy = float(np.mean(pipe.predict(data["x_val"]) == data["y_val"]))
+        y_pred, images_per_s = time_predict(pipe.predict, data["x_test"], repeats=3)
+
+        dest = ARTIFACT_DIR / f"{mid}.skops"
+        save_model(pipe, dest)
+        result = record_model(
+            approach="classical", model_id=mid, y_true=data["y_test"], y_pred=y_pred,
+            class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
+            extra_scores={"val_accuracy": round(val_accuracy, 6), "feature_dim": int(data["x_train"].shape[1])},
+            run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
+                      "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1)},
+        )
+        from mlflow.models import infer_signature
+
+        example = data["x_test"][:2]
+        mlflow.sklearn.log_model(pipe, name="model", input_example=example,
+                                 signature=infer_signature(example, pipe.predict(example)))
+    print(f"{mid}: test accuracy {result['test_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
+          f"{result['param_count']:,} params, fit {fit_seconds:.2f}s")
+    return result
