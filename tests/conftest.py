@@ -40,3 +40,37 @@ def fashion_test_images(shared_datasets: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def copy_repo(dest: Path) -> Path:
+    """A fresh git repo at ``dest`` holding the project's files (tracked + new, not ignored)."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=REPO_ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = REPO_ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "metrics/", "plots/", "reports/", "artifacts/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.email=test@example.invalid", "-c", "user.name=test"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
+
+
+def venv_env(extra: dict | None = None) -> dict:
+    """Environment whose PATH finds this interpreter's `cvd` and `dvc` first."""
+    import sys
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.invalid")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra or {})
+    return env

@@ -1,0 +1,224 @@
+"""Classical classifiers on handcrafted features: registry, pipeline factory, search, size.
+
+Importing this module does not import scikit-learn: the registry holds dotted class
+names and every function imports what it needs, so the CLI starts fast.
+
+Every classifier is wrapped in a :class:`sklearn.pipeline.Pipeline` with the steps
+``scale`` (StandardScaler), optional ``pca`` (PCA) and ``clf`` (the estimator).
+:func:`param_count` reports the fitted pipeline's size in the same column as the CNNs'
+parameter count; its counting rules are in :data:`PARAM_COUNT_DEFINITIONS`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any, Mapping, Sequence
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """Where a registered estimator class lives, and the constructor args it always gets."""
+
+    class_path: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type:
+        """Import and return the estimator class."""
+        module_name, _, class_name = self.class_path.rpartition(".")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+CLASSIFIERS: dict[str, ClassifierSpec] = {
+    "knn": ClassifierSpec("sklearn.neighbors.KNeighborsClassifier"),
+    "linear_svm": ClassifierSpec("sklearn.svm.LinearSVC"),
+    "logreg": ClassifierSpec("sklearn.linear_model.LogisticRegression"),
+    "random_forest": ClassifierSpec("sklearn.ensemble.RandomForestClassifier"),
+    "rbf_svm": ClassifierSpec("sklearn.svm.SVC", fixed={"kernel": "rbf"}),
+}
+
+PARAM_COUNT_DEFINITIONS: dict[str, str] = {
+    "scale": "StandardScaler: mean_ + scale_ = 2 x input dim",
+    "pca": "PCA: components_ (n_components x input dim) + mean_ (input dim); explained variance not counted",
+    "linear_svm": "LinearSVC: coef_.size + intercept_.size",
+    "logreg": "LogisticRegression: coef_.size + intercept_.size",
+    "rbf_svm": "SVC: support vectors x dim + dual_coef_.size + intercept_.size",
+    "random_forest": (
+        "RandomForestClassifier: sum over trees of 2 per internal node (split feature, threshold) "
+        "+ n_outputs x n_classes per leaf (class-value vector)"
+    ),
+    "knn": "KNeighborsClassifier: stored training samples x dim (n_samples_fit_ x n_features_in_)",
+}
+
+
+def _allowed(names) -> str:
+    """The comma-separated, sorted list used in every error message."""
+    return ", ".join(sorted(names))
+
+
+def _spec(name: str) -> ClassifierSpec:
+    """The registry entry for ``name``, or ConfigError listing the registered names."""
+    try:
+        return CLASSIFIERS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown classifier {name!r}; allowed: {_allowed(CLASSIFIERS)}") from None
+
+
+def _check_pca(pca: Any) -> None:
+    """Accept None, an int >= 1 (components) or a float in (0, 1) (variance kept)."""
+    if pca is None:
+        return
+    if isinstance(pca, Integral) and not isinstance(pca, bool) and pca >= 1:
+        return
+    if isinstance(pca, Real) and not isinstance(pca, (bool, Integral)) and 0 < pca < 1:
+        return
+    raise ConfigError(
+        f"pca must be null, an int >= 1 (components) or a float in (0, 1) (variance kept); got {pca!r}"
+    )
+
+
+def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any]):
+    """Instantiate the registered estimator, validating hyperparameter names and values."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    spec = _spec(name)
+    cls = spec.load()
+    allowed = set(cls().get_params()) - set(spec.fixed)
+    for key in hyperparams:
+        if key not in allowed:
+            raise ConfigError(
+                f"classical.{name}: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}"
+            )
+    params = {"random_state": random_state} if "random_state" in allowed else {}
+    params.update(hyperparams)
+    params.update(spec.fixed)
+    estimator = cls(**params)
+    validate = getattr(estimator, "_validate_params", None)
+    if validate is not None:
+        try:
+            validate()
+        except InvalidParameterError as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(f"classical.{name}: {message}") from None
+    return estimator
+
+
+def make_classifier(name: str, *, pca: int | float | None = None, random_state: int = 0, **hyperparams):
+    """Build the unfitted pipeline ``scale`` -> [``pca``] -> ``clf`` for a registered classifier.
+
+    ``hyperparams`` are the estimator's own constructor arguments (e.g. ``C``/``gamma`` for
+    ``rbf_svm``); their names and values are checked now, so a typo in params.yaml fails
+    before any fitting. ``random_state`` is passed to PCA and to every estimator that takes
+    one. ``pca`` is an int >= 1 (number of components) or a float in (0, 1) (fraction of
+    variance kept); ``None`` leaves the step out.
+
+    Raises:
+        ConfigError: unknown classifier, unknown hyperparameter, invalid value, bad ``pca``.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _check_pca(pca)
+    steps = [("scale", StandardScaler())]
+    if pca is not None:
+        steps.append(("pca", PCA(n_components=pca, random_state=random_state)))
+    steps.append(("clf", _build_estimator(name, random_state, hyperparams)))
+    return Pipeline(steps)
+
+
+def predefined_split(n_train: int, n_val: int):
+    """A single split whose fit part is the first ``n_train`` rows and whose score part is the next ``n_val``.
+
+    Use it with :func:`make_search` on ``concatenate([X_train, X_val])``; the test set is
+    never passed to the search.
+    """
+    import numpy as np
+    from sklearn.model_selection import PredefinedSplit
+
+    if n_train < 1 or n_val < 1:
+        raise ConfigError(f"hyperparameter search needs n_train >= 1 and n_val >= 1; got {n_train}, {n_val}")
+    return PredefinedSplit(np.concatenate([np.full(n_train, -1), np.zeros(n_val, dtype=int)]))
+
+
+def make_search(pipeline, grid: Mapping[str, Sequence[Any]], cv=3, n_jobs: int = 1):
+    """A GridSearchCV over the pipeline's ``clf`` hyperparameters.
+
+    ``grid`` maps estimator hyperparameter names (without the ``clf__`` prefix) to a
+    non-empty list of candidate values. ``cv`` is a fold count or a splitter, typically
+    :func:`predefined_split`. The best candidate is refitted on all the data passed to
+    ``fit``.
+
+    Raises:
+        ConfigError: an empty grid, an unknown hyperparameter or an empty/non-list value.
+    """
+    from sklearn.model_selection import GridSearchCV
+
+    allowed = set(pipeline.named_steps["clf"].get_params())
+    if not grid:
+        raise ConfigError(f"hyperparameter grid is empty; allowed keys: {_allowed(allowed)}")
+    for key, values in grid.items():
+        if key not in allowed:
+            raise ConfigError(f"search grid: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"search grid: {key!r} must be a non-empty list of values; got {values!r}")
+    param_grid = {f"clf__{key}": list(values) for key, values in grid.items()}
+    return GridSearchCV(pipeline, param_grid, cv=cv, n_jobs=n_jobs)
+
+
+def _forest_count(forest) -> int:
+    """2 per internal node (feature, threshold) + n_outputs x n_classes per leaf, over all trees."""
+    total = 0
+    for tree in forest.estimators_:
+        t = tree.tree_
+        n_leaves = int((t.children_left == -1).sum())
+        values_per_leaf = t.value.shape[1] * t.value.shape[2]
+        total += 2 * (t.node_count - n_leaves) + values_per_leaf * n_leaves
+    return total
+
+
+def _step_count(step) -> int:
+    """Learned numbers one fitted pipeline step needs at predict time."""
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
+    if isinstance(step, StandardScaler):
+        return step.mean_.size + step.scale_.size
+    if isinstance(step, PCA):
+        return step.components_.size + step.mean_.size
+    if isinstance(step, (LinearSVC, LogisticRegression)):
+        return step.coef_.size + step.intercept_.size
+    if isinstance(step, SVC):
+        return step.support_vectors_.size + step.dual_coef_.size + step.intercept_.size
+    if isinstance(step, RandomForestClassifier):
+        return _forest_count(step)
+    if isinstance(step, KNeighborsClassifier):
+        return step.n_samples_fit_ * step.n_features_in_
+    raise TypeError(f"param_count: no counting rule for {type(step).__name__}")
+
+
+def param_count(fitted_pipeline) -> int:
+    """Learned numbers needed at predict time, summed over the fitted pipeline's steps.
+
+    This is the classical counterpart of a CNN's parameter count. Per step (see
+    :data:`PARAM_COUNT_DEFINITIONS`):
+
+    * StandardScaler: ``mean_`` + ``scale_`` (2 x input dim).
+    * PCA: ``components_`` + ``mean_``; explained variance is not used at predict time.
+    * LinearSVC, LogisticRegression: ``coef_.size + intercept_.size``.
+    * SVC: support vectors x dim + ``dual_coef_.size`` + ``intercept_.size``.
+    * RandomForestClassifier: for every tree, each internal node stores a split feature
+      and a threshold (2 numbers) and each leaf stores its class-value vector
+      (n_outputs x n_classes numbers); children pointers are structure, not counted.
+    * KNeighborsClassifier: the stored training samples, n_samples x dim.
+
+    Raises:
+        TypeError: a step whose type has no counting rule.
+    """
+    return int(sum(_step_count(step) for _, step in fitted_pipeline.steps))

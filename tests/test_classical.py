@@ -1,0 +1,173 @@
+"""models.classical: registry, pipeline factory, validation, search and param_count."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import PredefinedSplit
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from models.classical import (
+    CLASSIFIERS,
+    PARAM_COUNT_DEFINITIONS,
+    make_classifier,
+    make_search,
+    param_count,
+    predefined_split,
+)
+from pipeline.errors import ConfigError
+
+N, DIM, N_CLASSES = 60, 4, 3
+SCALER = 2 * DIM  # mean_ + scale_
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return make_classification(
+        n_samples=N, n_features=DIM, n_informative=3, n_redundant=0,
+        n_classes=N_CLASSES, n_clusters_per_class=1, random_state=0,
+    )
+
+
+def fit(name: str, data, **kwargs) -> Pipeline:
+    X, y = data
+    return make_classifier(name, **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_every_registered_classifier_builds_and_fits(name, data):
+    model = fit(name, data)
+    assert [step for step, _ in model.steps] == ["scale", "clf"]
+    assert model.predict(data[0]).shape == (N,)
+    assert param_count(model) > SCALER
+    assert name in PARAM_COUNT_DEFINITIONS
+
+
+def test_import_does_not_load_sklearn():
+    code = "import sys, models.classical; assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_hyperparameters_and_random_state_reach_the_estimator():
+    clf = make_classifier("rbf_svm", random_state=7, C=2.0, gamma=0.1).named_steps["clf"]
+    assert (clf.kernel, clf.C, clf.gamma, clf.random_state) == ("rbf", 2.0, 0.1, 7)
+    forest = make_classifier("random_forest", n_estimators=5, max_depth=3).named_steps["clf"]
+    assert (forest.n_estimators, forest.max_depth, forest.random_state) == (5, 3, 0)
+    assert make_classifier("knn", n_neighbors=3, weights="distance").named_steps["clf"].n_neighbors == 3
+
+
+def test_unknown_classifier_lists_allowed_names():
+    expected = r"^unknown classifier 'svm'; allowed: knn, linear_svm, logreg, random_forest, rbf_svm$"
+    with pytest.raises(ConfigError, match=expected):
+        make_classifier("svm")
+
+
+def test_unknown_hyperparameter_lists_allowed_ones():
+    with pytest.raises(ConfigError) as err:
+        make_classifier("rbf_svm", gama=0.1)
+    message = str(err.value)
+    assert message.startswith("classical.rbf_svm: unknown hyperparameter 'gama'; allowed: C, break_ties, cache_size")
+    assert "gamma" in message and "\n" not in message
+
+
+def test_fixed_kernel_is_not_a_hyperparameter():
+    with pytest.raises(ConfigError, match="unknown hyperparameter 'kernel'"):
+        make_classifier("rbf_svm", kernel="linear")
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "bad", "allowed"),
+    [
+        ("rbf_svm", {"C": -1}, "Got -1", "range (0.0, inf]"),
+        ("knn", {"weights": "nearest"}, "Got 'nearest'", "'distance'"),
+        ("logreg", {"max_iter": -1}, "Got -1", "range [0, inf)"),
+    ],
+)
+def test_invalid_value_is_a_config_error(name, params, bad, allowed):
+    with pytest.raises(ConfigError) as err:
+        make_classifier(name, **params)
+    message = str(err.value)
+    assert message.startswith(f"classical.{name}: The '{next(iter(params))}' parameter")
+    assert bad in message and allowed in message and "\n" not in message
+
+
+def test_pca_step(data):
+    model = fit("logreg", data, pca=2)
+    assert [step for step, _ in model.steps] == ["scale", "pca", "clf"]
+    # scaler 8 + PCA components 2x4 + mean 4 + logreg 3x2 coef + 3 intercepts
+    assert param_count(model) == SCALER + 2 * DIM + DIM + N_CLASSES * 2 + N_CLASSES
+    assert 1 <= fit("logreg", data, pca=0.9).named_steps["pca"].n_components_ <= DIM
+
+
+@pytest.mark.parametrize("pca", [0, -1, 1.0, 1.5, True, "2"])
+def test_bad_pca_is_a_config_error(pca):
+    with pytest.raises(ConfigError, match="pca must be"):
+        make_classifier("logreg", pca=pca)
+
+
+@pytest.mark.parametrize("name", ["logreg", "linear_svm"])
+def test_param_count_linear(name, data):
+    assert param_count(fit(name, data)) == N_CLASSES * DIM + N_CLASSES + SCALER  # 23
+
+
+def test_param_count_svc(data):
+    model = fit("rbf_svm", data)
+    n_sv = int(model.named_steps["clf"].n_support_.sum())
+    pairs = N_CLASSES * (N_CLASSES - 1) // 2  # one-vs-one intercepts
+    assert param_count(model) == n_sv * DIM + (N_CLASSES - 1) * n_sv + pairs + SCALER
+
+
+def test_param_count_random_forest(data):
+    model = fit("random_forest", data, n_estimators=2, max_depth=1)
+    assert [tree.tree_.node_count for tree in model.named_steps["clf"].estimators_] == [3, 3]
+    per_tree = 1 * 2 + 2 * N_CLASSES  # root: feature + threshold; two leaves: 3 class values each
+    assert param_count(model) == 2 * per_tree + SCALER  # 24
+
+
+def test_param_count_knn(data):
+    assert param_count(fit("knn", data, n_neighbors=3)) == N * DIM + SCALER  # 248
+
+
+def test_param_count_unknown_estimator_is_a_type_error(data):
+    model = Pipeline([("scale", StandardScaler()), ("clf", DecisionTreeClassifier())]).fit(*data)
+    with pytest.raises(TypeError, match="DecisionTreeClassifier"):
+        param_count(model)
+
+
+def test_predefined_split_uses_train_then_validation_rows():
+    cv = predefined_split(4, 2)
+    assert isinstance(cv, PredefinedSplit)
+    assert cv.test_fold.tolist() == [-1, -1, -1, -1, 0, 0]
+    [(fit_idx, score_idx)] = list(cv.split())
+    assert fit_idx.tolist() == [0, 1, 2, 3] and score_idx.tolist() == [4, 5]
+    with pytest.raises(ConfigError):
+        predefined_split(5, 0)
+
+
+def test_search_fits_on_train_plus_validation_only(data):
+    X, y = data
+    n_train, n_val = 40, 20  # the whole train+val matrix; no test rows are passed
+    search = make_search(make_classifier("logreg"), {"C": [0.1, 1.0]}, cv=predefined_split(n_train, n_val))
+    search.fit(X[: n_train + n_val], y[: n_train + n_val])
+    assert search.cv.test_fold.tolist() == [-1] * n_train + [0] * n_val
+    assert search.n_splits_ == 1
+    assert set(search.best_params_) == {"clf__C"}
+    assert search.best_estimator_.named_steps["clf"].C in (0.1, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("grid", "match"),
+    [
+        ({"gama": [1]}, "unknown hyperparameter 'gama'; allowed: C"),
+        ({"C": []}, "non-empty list"),
+        ({}, "grid is empty"),
+    ],
+)
+def test_bad_search_grid_is_a_config_error(grid, match):
+    with pytest.raises(ConfigError, match=match):
+        make_search(make_classifier("rbf_svm"), grid)

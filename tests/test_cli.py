@@ -1,0 +1,59 @@
+"""The `cvd` entry point: fast help, version, one-line errors with exit code 2."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from conftest import REPO_ROOT
+
+CVD = [sys.executable, "-m", "pipeline.cli"]
+
+
+def run_cvd(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*CVD, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_stage_without_heavy_imports():
+    start = time.perf_counter()
+    out = run_cvd("--help")
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0
+    for command in ("prepare", "features", "train-classical", "train-cnn", "compare", "describe"):
+        assert command in out.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; import pipeline.cli; "
+         "heavy = [m for m in ('tensorflow', 'keras', 'mlflow', 'sklearn', 'cv2', 'skimage') if m in sys.modules]; "
+         "print(','.join(heavy))"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == ""
+    assert elapsed < 5  # interpreter start included; the import itself is checked above
+
+
+def test_version():
+    out = run_cvd("--version")
+    assert out.returncode == 0 and out.stdout.startswith("cvd, version ")
+
+
+def test_bad_params_one_line_exit_2(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO_ROOT / "params.yaml").read_text().replace("image_size: 32", "image_size: -5"))
+    out = run_cvd("prepare", "--params", str(params), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: {params}: data.image_size = -5: must be an integer >= 8"
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_override_is_validated(tmp_path):
+    out = run_cvd("prepare", "--params", str(REPO_ROOT / "params.yaml"), "--dataset", "folder",
+                  "--path", str(tmp_path / "nope"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "nope" in out.stderr and "does not exist" in out.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_describe_rejects_bad_input_shape():
+    out = run_cvd("describe", "lenet5", "--input-shape", "32,32")
+    assert out.returncode == 2 and "--input-shape" in out.stderr
