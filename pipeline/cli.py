@@ -163,6 +163,9 @@ def describe(arch: str, input_shape: str | None, num_classes: int | None, varian
 
 
 def main() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     cli(prog_name="cvd")
 
 
