@@ -1,0 +1,160 @@
+"""End to end: real `dvc repro`, real MLflow (SQLite file and an `mlflow server`), real TensorFlow.
+
+A temporary copy of the repository runs the whole pipeline on a small digits subset
+(two feature sets × two classifiers + LeNet-5 + AlexNet, one epoch), then checks
+caching, selective reruns with `dvc exp run -S`, and a tracking server on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_repo, venv_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FEATURES = ["raw", "hog"]
+CLASSIFIERS = ["logreg", "knn"]
+ARCHS = ["lenet5", "alexnet"]
+
+
+def small_params(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["limit_per_class"] = 40
+    params["features"]["names"] = FEATURES
+    params["features"]["n_jobs"] = 1
+    params["classical"]["classifiers"] = CLASSIFIERS
+    params["cnn"]["epochs"] = 1
+    params["cnn"]["architectures"] = ARCHS
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=venv_env())
+
+
+def dvc(repo: Path, *args: str, env: dict | None = None, timeout: int = 900) -> str:
+    out = subprocess.run(["dvc", *args], cwd=repo, env=env or venv_env(), capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, f"dvc {' '.join(args)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out.stdout
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def model_ids() -> list[str]:
+    return [f"{f}-{c}" for f in FEATURES for c in CLASSIFIERS] + ARCHS
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    small_params(repo)
+    dvc(repo, "repro")
+    return repo
+
+
+def test_every_stage_output_exists(repo):
+    for name in FEATURES:
+        assert (repo / f"data/features/{name}.npz").is_file()
+        assert json.loads((repo / f"metrics/features/{name}.json").read_text())["dimension"] > 0
+    for mid in model_ids():
+        sub = "cnn" if mid in ARCHS else "classical"
+        scores = json.loads((repo / f"metrics/{sub}/{mid}.json").read_text())
+        assert 0.0 <= scores["test_accuracy"] <= 1.0 and scores["param_count"] > 0
+        assert (repo / f"plots/confusion/{mid}.csv").is_file()
+    for arch in ARCHS:
+        assert (repo / f"artifacts/cnn/{arch}.keras").is_file()
+        assert (repo / f"plots/history/{arch}.csv").is_file()
+    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves"):
+        assert (repo / f"reports/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_leaderboard_has_one_row_per_configured_model(repo):
+    with open(repo / "reports/leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["model"] for r in rows) == sorted(model_ids())
+    assert {r["approach"] for r in rows} == {"classical", "deep"}
+    accuracies = [float(r["test_accuracy"]) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    summary = json.loads((repo / "reports/summary.json").read_text())
+    assert summary["best_classical"]["model"] in model_ids() and summary["best_deep"]["model"] in ARCHS
+
+
+def test_each_mlflow_model_run_has_shared_metrics(repo):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("classic-vs-deep")
+    runs = client.search_runs([experiment.experiment_id], "tags.approach = 'classical' or tags.approach = 'deep'")
+    by_model = {r.data.tags["model"]: r for r in runs}
+    assert sorted(by_model) == sorted(model_ids())
+    for run in by_model.values():
+        for key in ("test_accuracy", "macro_f1", "param_count", "fit_seconds", "predict_images_per_s"):
+            assert key in run.data.metrics, (run.data.tags["model"], key)
+        assert run.data.tags["split_sha256"] == by_model["lenet5"].data.tags["split_sha256"]
+    comparison = client.search_runs([experiment.experiment_id], "tags.approach = 'comparison'")
+    assert len(comparison) == 1
+    assert {r.data.tags.get("mlflow.parentRunId") for r in by_model.values()} == {comparison[0].info.run_id}
+
+
+def test_second_repro_reruns_nothing(repo):
+    out = dvc(repo, "repro")
+    assert stages_run(out) == set()
+    assert "up to date" in out.lower()
+
+
+def test_exp_run_reruns_only_dependent_stages(repo):
+    out = dvc(repo, "exp", "run", "-S", "classical.knn.n_neighbors=3")
+    assert stages_run(out) == {f"train_classical@{f}-knn" for f in FEATURES} | {"compare"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_runs_arrive_at_an_mlflow_server(repo, tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(uri + "/", timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
+                time.sleep(1)
+        env = venv_env({"MLFLOW_TRACKING_URI": uri})
+        dvc(repo, "repro", "-f", "train_classical@hog-logreg", "compare", env=env)
+
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("classic-vs-deep")
+        runs = client.search_runs([experiment.experiment_id])
+        models = {r.data.tags.get("model") for r in runs if r.data.tags.get("approach") == "classical"}
+        assert models == {"hog-logreg"}
+        assert "test_accuracy" in runs[0].data.metrics or any("test_accuracy" in r.data.metrics for r in runs)
+        assert any(r.info.run_name == "comparison" for r in runs)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
