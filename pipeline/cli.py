@@ -37,12 +37,14 @@ def user_errors(func: Callable) -> Callable:
     return wrapper
 
 
-def _load(params: str, overrides: dict[str, Any] | None = None, components: bool = True):
+def _load(params: str, overrides: dict[str, Any] | None = None, *, features: bool = False,
+          classifiers: bool = False):
+    """Load params.yaml; check the component parameters the calling stage uses."""
     from pipeline.config import load_config, validate_components
 
     cfg = load_config(params, {k: v for k, v in (overrides or {}).items() if v is not None})
-    if components:
-        validate_components(cfg)
+    if features or classifiers:
+        validate_components(cfg, features=features, classifiers=classifiers)
     return cfg
 
 
@@ -74,8 +76,7 @@ def prepare(params: str, dataset: str | None, data_path: str | None, image_size:
     from pipeline import prepare as stage
 
     cfg = _load(params, {"data.dataset": dataset, "data.path": data_path, "data.image_size": image_size,
-                         "data.channels": channels, "data.limit_per_class": limit_per_class, "seed": seed},
-                components=False)
+                         "data.channels": channels, "data.limit_per_class": limit_per_class, "seed": seed})
     manifest = stage.run(cfg)
     counts = manifest["counts"]
     click.echo(f"prepared {manifest['dataset']}: {counts['train']} train / {counts['val']} val / "
@@ -91,7 +92,7 @@ def features(params: str, name: str) -> None:
     """Fit one extractor on the training images and transform every split."""
     from pipeline import features as stage
 
-    cfg = _load(params)
+    cfg = _load(params, features=True)
     stage.run(cfg, name)
 
 
@@ -104,7 +105,7 @@ def train_classical(params: str, feature: str, classifier: str) -> None:
     """Train one scikit-learn classifier on one feature set and evaluate it on test."""
     from pipeline import train_classical as stage
 
-    cfg = _load(params)
+    cfg = _load(params, classifiers=True)
     stage.run(cfg, feature, classifier)
 
 
@@ -117,7 +118,7 @@ def train_cnn(params: str, arch: str, epochs: int | None) -> None:
     """Train one CNN on the prepared split and evaluate it on test."""
     from pipeline import train_cnn as stage
 
-    cfg = _load(params, {"cnn.epochs": epochs}, components=False)
+    cfg = _load(params, {"cnn.epochs": epochs})
     stage.run(cfg, arch)
 
 
@@ -130,7 +131,7 @@ def compare(params: str, from_mlflow: bool, experiment: str | None) -> None:
     """Build the leaderboard and plots of every configured model, classical and deep."""
     from pipeline import compare as stage
 
-    cfg = _load(params, components=False)
+    cfg = _load(params)
     stage.run(cfg, from_mlflow=from_mlflow, experiment=experiment)
 
 

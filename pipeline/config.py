@@ -326,14 +326,18 @@ def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
     return parse_config(raw, str(path), overrides)
 
 
-def validate_components(cfg: Config) -> None:
-    """Check every configured extractor's and classifier's parameters (imports scikit-learn)."""
-    from features import make_extractor
+def validate_components(cfg: Config, features: bool = True, classifiers: bool = True) -> None:
+    """Check the configured extractors' and classifiers' parameters (imports scikit-learn)."""
+    if features:
+        from features import make_extractor
+
+        for name in cfg.features.names:
+            with _prefixed(cfg.source):
+                make_extractor(name, **cfg.features.params.get(name, {}))
+    if not classifiers:
+        return
     from models.classical import make_classifier
 
-    for name in cfg.features.names:
-        with _prefixed(cfg.source):
-            make_extractor(name, **cfg.features.params.get(name, {}))
     for name in cfg.classical.classifiers:
         with _prefixed(cfg.source):
             make_classifier(name, pca=cfg.classical.pca, random_state=cfg.seed, **cfg.classical.hyperparams[name])

@@ -1,0 +1,32 @@
+"""Raw pixels: the baseline "feature" every handcrafted descriptor has to beat."""
+from __future__ import annotations
+
+import numpy as np
+
+from features._batch import ImageFeatureExtractor, check_bool
+
+
+class RawPixels(ImageFeatureExtractor):
+    """Flattened grayscale pixels, row-major, as float32 (divided by 255 when ``scale``).
+
+    Parameters
+    ----------
+    scale : bool
+        Map 0-255 to [0, 1].
+    n_jobs, chunk_size : int
+        joblib workers and images per chunk (see ``features._batch``); shared by every
+        extractor, though raw pixels hardly need them.
+    """
+
+    def __init__(self, scale=True, n_jobs=1, chunk_size=2048):
+        self.scale = scale
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_bool(type(self).__name__, "scale", self.scale)
+
+    def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float32)
+        return flat / np.float32(255) if self.scale else flat

@@ -1,0 +1,237 @@
+"""SIFT descriptors (Lowe 2004) encoded as a bag of visual words (Csurka et al. 2004).
+
+1. **Descriptors** (``cv2.SIFT_create``), one 128-d vector per keypoint:
+
+   * ``mode="dense"`` (default): an upright keypoint (angle 0) of diameter ``size`` every
+     ``step`` pixels, centres at ``size/2 + k*step``, ``floor((W - size) / step) + 1`` per
+     row (6 x 6 = 36 on a 28 x 28 image with the defaults). Dense sampling is the default
+     because SIFT's detector finds only a handful of keypoints (often 0-6) on a 28 x 28
+     image. Note that OpenCV's descriptor window is ``4 x 3 * size / 2`` pixels wide
+     (4 x 4 spatial bins of 3 sigma, sigma = size / 2), i.e. 48 px for ``size=8``: each
+     descriptor sees most of a 28 x 28 image.
+   * ``mode="keypoints"``: ``detectAndCompute``, scale-space extrema with their own scale
+     and orientation.
+
+2. **Codebook**, learnt in ``fit`` from the *training* images only: a ``MiniBatchKMeans``
+   with ``n_words`` clusters over at most ``max_descriptors`` of their descriptors, a
+   uniform sample without replacement chosen by hashing each descriptor's global index
+   with ``random_state`` (so it depends neither on ``chunk_size`` nor on ``n_jobs``).
+
+3. **Encoding** in ``transform``: each descriptor votes for its nearest word; the image is
+   the histogram of its words, normalised to unit L1 or L2 norm (``norm``). With
+   ``spatial_pyramid=True`` the histograms of the whole image and of its four quadrants
+   (a keypoint belongs to the quadrant that holds its centre) are concatenated -
+   levels 0 and 1 of Lazebnik et al. (2006), unweighted - and the 5 * n_words vector is
+   normalised as a whole. Descriptors of patches without any gradient (all zeros) are
+   dropped, so a blank image, like any image without a descriptor, gives a zero vector.
+
+References
+----------
+D. G. Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 60(2),
+91-110, 2004, doi:10.1023/B:VISI.0000029664.99615.94.
+G. Csurka, C. Dance, L. Fan, J. Willamowski and C. Bray, "Visual categorization with bags
+of keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004.
+S. Lazebnik, C. Schmid and J. Ponce, "Beyond bags of features: spatial pyramid matching
+for recognizing natural scene categories", CVPR 2006, doi:10.1109/CVPR.2006.68.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import cv2
+import numpy as np
+from sklearn.cluster import MiniBatchKMeans
+
+from features._batch import ImageFeatureExtractor, check_bool, check_choice, check_int
+from pipeline.errors import ConfigError, DataError
+
+MODES = ("dense", "keypoints")
+NORMS = ("l1", "l2")
+DESCRIPTOR_SIZE = 128
+
+
+@dataclass
+class Descriptors:
+    """The descriptors of a chunk of images, with the image (in the chunk) and centre of each."""
+
+    vectors: np.ndarray  # float32 (m, 128)
+    image: np.ndarray  # intp (m,)
+    xy: np.ndarray  # float32 (m, 2), keypoint centre (x = column, y = row)
+
+
+def dense_grid(height: int, width: int, step: int, size: int) -> list[cv2.KeyPoint]:
+    """Upright keypoints of diameter ``size`` centred at ``size/2 + k*step`` on both axes."""
+    xs = size / 2 + step * np.arange((width - size) // step + 1)
+    ys = size / 2 + step * np.arange((height - size) // step + 1)
+    return [cv2.KeyPoint(float(x), float(y), float(size), 0.0) for y in ys for x in xs]
+
+
+def extract_descriptors(images: np.ndarray, mode: str, step: int, size: int) -> Descriptors:
+    """SIFT descriptors of every image of a uint8 (n, H, W) chunk.
+
+    Robust to what OpenCV may do: ``detectAndCompute`` returns ``None`` descriptors when it
+    finds nothing, and ``compute`` may drop a keypoint or return one per extra orientation,
+    so each descriptor is matched with the keypoint OpenCV returns with it. All-zero
+    descriptors (patches without any gradient, e.g. blank background) are dropped: they
+    carry no information and would otherwise all vote for one "blank" word.
+    """
+    sift = cv2.SIFT_create()
+    grid = dense_grid(*images.shape[1:], step, size) if mode == "dense" else None
+    vectors, owners, centres = [], [], []
+    for i, image in enumerate(images):
+        if grid is None:
+            keypoints, desc = sift.detectAndCompute(image, None)
+        else:
+            keypoints, desc = sift.compute(image, grid)
+        if desc is None or len(keypoints) == 0:
+            continue
+        informative = desc.any(axis=1)  # a patch without any gradient gives the zero vector
+        if not informative.any():
+            continue
+        vectors.append(desc[informative])
+        owners.append(np.full(int(informative.sum()), i, dtype=np.intp))
+        centres.append(np.array([kp.pt for kp in keypoints], dtype=np.float32)[informative])
+    if not vectors:
+        return Descriptors(
+            np.empty((0, DESCRIPTOR_SIZE), np.float32), np.empty(0, np.intp), np.empty((0, 2), np.float32)
+        )
+    return Descriptors(np.concatenate(vectors), np.concatenate(owners), np.concatenate(centres))
+
+
+def _sample_keys(seed: int, index: np.ndarray) -> np.ndarray:
+    """Pseudo-random uint64 key of each global descriptor index: SplitMix64 (Steele et al.
+    2014) output number ``index + 1`` of the generator seeded with ``seed`` (arrays wrap mod 2**64)."""
+    z = (index.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class SIFTFeatures(ImageFeatureExtractor):
+    """Bag of visual words over dense or detected SIFT descriptors.
+
+    See the module docstring for the method (Lowe 2004; Csurka et al. 2004).
+
+    Parameters
+    ----------
+    mode : {"dense", "keypoints"}
+    step, size : int >= 1
+        Dense grid spacing and keypoint diameter in pixels (dense mode; images need
+        H, W >= size).
+    n_words : int >= 1
+        Codebook size (k-means clusters).
+    norm : {"l1", "l2"}
+        Normalisation of each image's histogram.
+    spatial_pyramid : bool
+        Concatenate the whole-image histogram with the four quadrant histograms.
+    random_state : int >= 0
+        Seed of the descriptor sample and of the k-means.
+    batch_size : int >= 1
+        Mini-batch size of the k-means.
+    max_descriptors : int >= 1
+        At most this many training descriptors are clustered.
+    n_jobs, chunk_size : int
+        joblib workers and images per chunk (see ``features._batch``).
+
+    Attributes
+    ----------
+    codebook_ : MiniBatchKMeans
+        The visual words, fitted on training descriptors only.
+    n_train_descriptors_ : int
+        Number of descriptors the training images gave (before sampling).
+    """
+
+    def __init__(
+        self,
+        mode="dense",
+        step=4,
+        size=8,
+        n_words=64,
+        norm="l2",
+        spatial_pyramid=False,
+        random_state=0,
+        batch_size=1024,
+        max_descriptors=100000,
+        n_jobs=1,
+        chunk_size=2048,
+    ):
+        self.mode = mode
+        self.step = step
+        self.size = size
+        self.n_words = n_words
+        self.norm = norm
+        self.spatial_pyramid = spatial_pyramid
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.max_descriptors = max_descriptors
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = type(self).__name__
+        check_choice(owner, "mode", self.mode, MODES)
+        check_int(owner, "step", self.step, 1)
+        check_int(owner, "size", self.size, 1)
+        check_int(owner, "n_words", self.n_words, 1)
+        check_choice(owner, "norm", self.norm, NORMS)
+        check_bool(owner, "spatial_pyramid", self.spatial_pyramid)
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral) or not (
+            0 <= self.random_state < 2**32
+        ):
+            raise ConfigError(f"{owner}: random_state={self.random_state!r} is invalid; expected an integer in [0, 2**32)")
+        check_int(owner, "batch_size", self.batch_size, 1)
+        check_int(owner, "max_descriptors", self.max_descriptors, 1)
+
+    def _min_image_size(self) -> tuple[tuple[int, int], str]:
+        if self.mode == "dense":
+            return (self.size, self.size), f"mode='dense' with size={self.size}"
+        return (1, 1), "SIFT"
+
+    def _descriptors(self, images: np.ndarray) -> Descriptors:
+        return extract_descriptors(images, self.mode, int(self.step), int(self.size))
+
+    def _fit_images(self, images: np.ndarray) -> None:
+        """Fit the codebook on a seeded uniform sample of the training descriptors."""
+        limit, seed = int(self.max_descriptors), int(self.random_state)
+        sample, keys, index = np.empty((0, DESCRIPTOR_SIZE), np.float32), np.empty(0, np.uint64), np.empty(0, np.int64)
+        total = 0
+        for _, chunk in self._chunks(images, self._descriptors):
+            chunk_index = total + np.arange(len(chunk.vectors), dtype=np.int64)
+            total += len(chunk.vectors)
+            sample = np.concatenate([sample, chunk.vectors])
+            index = np.concatenate([index, chunk_index])
+            keys = np.concatenate([keys, _sample_keys(seed, chunk_index)])
+            if len(sample) > limit:  # keep the `limit` smallest keys: a uniform sample
+                keep = np.argpartition(keys, limit - 1)[:limit]
+                sample, keys, index = sample[keep], keys[keep], index[keep]
+        if len(sample) < self.n_words:
+            raise DataError(
+                f"{type(self).__name__}: the training images gave {total} descriptors "
+                f"but n_words={self.n_words} needs at least {self.n_words}"
+            )
+        order = np.argsort(index)  # the sample in extraction order: independent of chunking
+        self.codebook_ = MiniBatchKMeans(
+            n_clusters=int(self.n_words), batch_size=int(self.batch_size), random_state=seed
+        ).fit(sample[order])
+        self.n_train_descriptors_ = total
+
+    def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
+        n, height, width = images.shape
+        k = int(self.n_words)
+        found = self._descriptors(images)
+        regions = 5 if self.spatial_pyramid else 1
+        hist = np.zeros((n, regions, k), dtype=np.float64)
+        if len(found.vectors):
+            words = self.codebook_.predict(found.vectors)
+            np.add.at(hist, (found.image, 0, words), 1.0)
+            if self.spatial_pyramid:
+                quadrant = 1 + 2 * (found.xy[:, 1] >= height / 2) + (found.xy[:, 0] >= width / 2)
+                np.add.at(hist, (found.image, quadrant, words), 1.0)
+        hist = hist.reshape(n, regions * k)
+        if self.norm == "l1":
+            length = hist.sum(axis=1, keepdims=True)
+        else:
+            length = np.sqrt(np.einsum("ij,ij->i", hist, hist))[:, None]
+        return np.divide(hist, length, out=np.zeros_like(hist), where=length > 0).astype(np.float32)
