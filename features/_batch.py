@@ -112,9 +112,14 @@ def iter_chunks(
     """Yield ``(start, func(images[start:start + chunk_size]))`` for every chunk, in order."""
     n = len(images)
     starts = range(0, n, chunk_size)
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(func)(images[s : s + chunk_size]) for s in starts
-    )
+    if len(starts) == 1:  # one chunk: starting workers would cost more than it saves
+        results = iter([func(images)])
+    else:
+        # Threads, not processes: OpenCV and numpy release the GIL in the heavy calls, and
+        # threads neither start interpreters nor copy the images to workers.
+        results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+            delayed(func)(images[s : s + chunk_size]) for s in starts
+        )
     with tqdm(total=n, desc=desc, unit="img", delay=1, disable=None, leave=False) as bar:
         for start, result in zip(starts, results):
             bar.update(min(chunk_size, n - start))

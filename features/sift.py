@@ -212,8 +212,11 @@ class SIFTFeatures(ImageFeatureExtractor):
                 f"but n_words={self.n_words} needs at least {self.n_words}"
             )
         order = np.argsort(index)  # the sample in extraction order: independent of chunking
+        # compute_labels=False: the training labels are not needed, and computing them (plus
+        # the default per-step inertia bookkeeping) dominated the fit time.
         self.codebook_ = MiniBatchKMeans(
-            n_clusters=int(self.n_words), batch_size=int(self.batch_size), random_state=seed
+            n_clusters=int(self.n_words), batch_size=int(self.batch_size), random_state=seed,
+            compute_labels=False, max_no_improvement=5,
         ).fit(sample[order])
         self.n_train_descriptors_ = total
 
