@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import SPLITS, load_split, read_json, save_npz, write_json
+from pipeline.io import SPLITS, load_split, save_npz, write_json
 
 FEATURE_DIR = Path("data/features")
 METRICS_DIR = Path("metrics/features")
@@ -92,6 +92,3 @@ def load_features(name: str, path: str | Path | None = None) -> dict:
         data[key] = str(data[key])
     return data
 
-
-def read_result(name: str) -> dict:
-    return read_json(METRICS_DIR / f"{name}.json")

@@ -1,0 +1,253 @@
+"""pipeline.train_cnn: the real stage (TensorFlow + MLflow on a temporary sqlite store)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import parse_config
+from pipeline.errors import ConfigError
+from pipeline.io import Split, save_split, split_digest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+N_CLASSES, SIZE = 3, 32
+COUNTS = {"train": 20, "val": 8, "test": 10}  # images per class
+
+
+def make_split(seed: int = 0) -> Split:
+    """3 classes of 32x32x1 images a small CNN separates in one epoch: bright band at top/middle/bottom."""
+    rng = np.random.default_rng(seed)
+    x, y = {}, {}
+    for part, per_class in COUNTS.items():
+        images, labels = [], []
+        for c in range(N_CLASSES):
+            img = rng.integers(0, 60, size=(per_class, SIZE, SIZE, 1))
+            rows = slice(c * 10 + 2, c * 10 + 10)
+            img[:, rows] += 150
+            images.append(img.astype(np.uint8))
+            labels.append(np.full(per_class, c, dtype=np.int64))
+        x[part], y[part] = np.concatenate(images), np.concatenate(labels)
+    names = ["top", "middle", "bottom"]
+    return Split(x, y, names, "synthetic", split_digest(x, y, names))
+
+
+def make_config(**cnn):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["mlflow"]["experiment"] = "test-train-cnn"
+    raw["cnn"].update({"epochs": 1, "batch_size": 16, "patience": 2, "mixed_precision": "off",
+                       "deterministic": True, **cnn})
+    raw["cnn"]["alexnet"]["image_size"] = 63  # smallest size for the "original" variant
+    return parse_config(raw)
+
+
+def in_workdir(mp: pytest.MonkeyPatch, workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    save_split(workdir / "data/prepared/split.npz", make_split())
+    mp.chdir(workdir)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")
+    mp.setenv("CVD_PIPELINE_RUN", "test-train-cnn")
+
+
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    """One 1-epoch LeNet-5 run through the real stage, shared by the assertions below."""
+    from pipeline import train_cnn
+
+    workdir = tmp_path_factory.mktemp("stage")
+    with pytest.MonkeyPatch.context() as mp:
+        in_workdir(mp, workdir)
+        result = train_cnn.run(make_config(), "lenet5")
+    return workdir, result
+
+
+def test_stage_writes_model_metrics_and_plots(lenet_run):
+    import keras
+
+    from models.cnn import count_params
+
+    workdir, result = lenet_run
+    model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
+    assert model.output_shape == (None, N_CLASSES)
+    scores = json.loads((workdir / "metrics/cnn/lenet5.json").read_text())
+    assert 0.0 <= scores["test_accuracy"] <= 1.0
+    assert scores["param_count"] == count_params(model)["total"] == model.count_params()
+    assert scores["trainable_params"] == scores["param_count"]
+    assert scores["epochs_run"] == scores["best_epoch"] == 1
+    assert 0.0 <= scores["val_accuracy"] <= 1.0
+    info = json.loads((workdir / "metrics/cnn/lenet5.run.json").read_text())
+    assert info["device"] == "cpu" and info["gpu_count"] == 0 and info["mixed_precision"] is False
+    assert info["backend"] == keras.backend.backend()
+    assert info["fit_seconds"] > 0 and info["epoch_seconds"] > 0 and info["predict_images_per_s"] > 0
+    assert info["mlflow_run_id"] == result["mlflow_run_id"]
+
+    with open(workdir / "plots/history/lenet5.csv", newline="") as fh:
+        history = list(csv.DictReader(fh))
+    assert list(history[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                                "learning_rate", "epoch_seconds"]
+    assert [row["epoch"] for row in history] == ["1"]
+    assert float(history[0]["learning_rate"]) == pytest.approx(0.001)
+    assert float(history[0]["val_accuracy"]) == scores["val_accuracy"]
+
+    with open(workdir / "plots/confusion/lenet5.csv", newline="") as fh:
+        confusion = list(csv.DictReader(fh))
+    assert len(confusion) == N_CLASSES * COUNTS["test"]
+    assert (workdir / "plots/confusion/lenet5.png").stat().st_size > 0
+    assert (workdir / "plots/per_class/lenet5.csv").is_file()
+    assert not list((workdir / "artifacts/cnn").glob(".*")), "temporary file left behind"
+
+
+def test_saved_model_reproduces_the_test_predictions(lenet_run):
+    import keras
+
+    from pipeline.train_cnn import scale_images
+
+    workdir, result = lenet_run
+    model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
+    assert getattr(model, "optimizer", None) is None, "the artifact is inference-only"
+    split = make_split()
+    y_pred = model.predict(scale_images(split.x["test"]), verbose=0).argmax(axis=1)
+    assert np.mean(y_pred == split.y["test"]) == pytest.approx(result["test_accuracy"], abs=1e-6)
+
+
+def test_mlflow_run_has_tags_metrics_step_history_and_model(lenet_run):
+    import mlflow
+
+    workdir, result = lenet_run
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["test-train-cnn"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    assert (tags["approach"], tags["arch"], tags["model"], tags["stage"]) == ("deep", "lenet5", "lenet5", "train_cnn")
+    assert tags["device"] == "cpu" and tags["dataset"] == "synthetic"
+    for key in ("test_accuracy", "param_count", "fit_seconds", "epoch_seconds", "predict_images_per_s",
+                "val_accuracy", "epochs_run"):
+        assert key in metrics, key
+    assert metrics["test_accuracy"] == result["test_accuracy"]
+    assert metrics["val_accuracy"] == result["val_accuracy"]
+    assert (params["epochs"], params["batch_size"], params["gpu_count"], params["activation"]) == ("1", "16", "0", "relu")
+
+    client = mlflow.MlflowClient()
+    history = client.get_metric_history(run.info.run_id, "history.val_accuracy")
+    assert [m.step for m in history] == [1]
+    assert history[0].value == result["val_accuracy"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/lenet5.csv" in artifacts  # the history CSV (and the confusion CSV of the same name)
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert loaded.predict(np.zeros((2, SIZE, SIZE, 1), np.float32)).shape == (2, N_CLASSES)
+
+
+def test_unknown_arch_is_a_config_error(tmp_path, monkeypatch):
+    from pipeline import train_cnn
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"^--arch = 'vgg16': allowed: lenet5, alexnet$"):
+        train_cnn.run(make_config(), "vgg16")
+
+
+def test_bad_architecture_parameter_names_the_params_key(tmp_path, monkeypatch):
+    from pipeline import train_cnn
+
+    in_workdir(monkeypatch, tmp_path)
+    cfg = make_config()
+    cfg.cnn.arch_params["alexnet"]["image_size"] = 32
+    with pytest.raises(ConfigError, match=r"^params.yaml: cnn.alexnet: .*image_size >= 63"):
+        train_cnn.run(cfg, "alexnet")
+    assert not (tmp_path / "mlflow.db").exists(), "no MLflow run for a configuration error"
+
+
+@pytest.mark.parametrize(("setting", "gpus", "policy"), [
+    ("auto", 0, "float32"), ("auto", 1, "mixed_float16"), ("auto", 8, "mixed_float16"),
+    ("on", 0, "mixed_float16"), ("on", 2, "mixed_float16"), ("off", 0, "float32"), ("off", 4, "float32"),
+])
+def test_choose_precision(setting, gpus, policy):
+    from pipeline.train_cnn import choose_precision
+
+    assert choose_precision(setting, gpus) == policy
+
+
+def test_choose_precision_rejects_unknown_setting():
+    from pipeline.train_cnn import choose_precision
+
+    with pytest.raises(ConfigError, match="allowed: auto, on, off"):
+        choose_precision("fp16", 1)
+
+
+def test_device_detection_reports_cpu_here():
+    import tensorflow as tf
+
+    from pipeline.train_cnn import Devices, detect_devices
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    devices = detect_devices()
+    assert (devices.label, devices.gpu_count, devices.gpu_names) == ("cpu", 0, ())
+    assert Devices("tensorflow", ("NVIDIA H100", "NVIDIA H100")).label == "gpu:NVIDIA H100 x2"
+    assert Devices("jax", ("A", "B")).label == "gpu:A x1+B x1"
+
+
+def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
+    import keras
+
+    from models.cnn import count_params
+    from pipeline.train_cnn import Devices, build_model, runtime
+
+    cfg = make_config(mixed_precision="on")
+    with runtime(cfg, Devices("tensorflow")) as rt:
+        assert rt.mixed_precision and keras.mixed_precision.global_policy().name == "mixed_float16"
+        model = build_model(cfg, "lenet5", (28, 28, 1), 10, steps_per_epoch=1, rt=rt)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    assert model.get_layer("fc3").compute_dtype == "float32"
+    assert keras.backend.standardize_dtype(model.output.dtype) == "float32"
+    assert count_params(model)["total"] == 61_706  # the lecture's LeNet-5, unchanged by the dtype fix
+    out = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
+    assert out.dtype == np.float32 and out.shape == (2, 10)
+
+
+def _train_and_predict(cfg, split: Split) -> tuple[np.ndarray, list[dict]]:
+    from pipeline.train_cnn import Devices, build_model, fit_model, runtime, scale_images
+
+    with runtime(cfg, Devices("tensorflow")) as rt:
+        model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
+        fit = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
+                        scale_images(split.x["val"]), split.y["val"], verbose=0)
+        return model.predict(scale_images(split.x["test"]), verbose=0), fit.history
+
+
+def test_same_seed_gives_the_same_predictions_after_one_epoch():
+    split = make_split()
+    first, _ = _train_and_predict(make_config(), split)
+    second, _ = _train_and_predict(make_config(), split)
+    np.testing.assert_array_equal(first, second)  # bitwise: CPU + op determinism
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["seed"] = 7
+    raw["cnn"].update({"epochs": 1, "batch_size": 16, "mixed_precision": "off"})
+    other, _ = _train_and_predict(parse_config(raw), split)
+    assert not np.array_equal(first, other)
+
+
+def test_cosine_schedule_lowers_the_learning_rate_each_epoch():
+    _, history = _train_and_predict(make_config(epochs=3, patience=5, lr_schedule="cosine"), make_split())
+    rates = [row["learning_rate"] for row in history]
+    assert len(history) == 3 and rates[0] == pytest.approx(0.001)
+    assert rates[0] > rates[1] > rates[2] > 0
+    assert all(math.isfinite(row["val_loss"]) for row in history)
+
+
+def test_alexnet_builds_at_its_minimum_size():
+    from models.cnn import count_params
+    from pipeline.train_cnn import Devices, build_model, runtime
+
+    cfg = make_config()
+    with runtime(cfg, Devices("tensorflow")) as rt:
+        model = build_model(cfg, "alexnet", (SIZE, SIZE, 1), N_CLASSES, steps_per_epoch=1, rt=rt)
+    assert model.get_layer("resize").output.shape[1:3] == (63, 63)
+    assert count_params(model)["total"] == model.count_params()
+    assert model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0).shape == (1, N_CLASSES)
