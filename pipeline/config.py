@@ -9,7 +9,7 @@ stages call (it imports scikit-learn, so it is kept out of CLI start-up).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,9 @@ ARCHITECTURES = ("lenet5", "alexnet")
 # Keyword arguments of the CNN builders in models/cnn.py that params.yaml may set
 # (kept here so validation does not import Keras; tests/test_config.py checks they agree).
 ARCH_PARAMS = {"lenet5": ("activation", "pooling"), "alexnet": ("variant", "image_size", "dropout")}
+# Training settings an architecture may override under cnn.<arch> (AlexNet needs a smaller
+# learning rate and fewer CPU epochs than LeNet-5).
+ARCH_TRAINING_OVERRIDES = ("epochs", "batch_size", "learning_rate")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 MIXED_PRECISION = ("auto", "on", "off")
 
@@ -298,14 +301,28 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         arch_params=_component_params(n, ARCHITECTURES),
     )
     n.finish()
+    checks = {"epochs": _int(1, 10_000), "batch_size": _int(1, 65_536),
+              "learning_rate": _float(0.0, 10.0, lo_open=True)}
     for arch, params in cnn.arch_params.items():
-        for key in params:
-            if key not in ARCH_PARAMS[arch]:
-                raise ConfigError(
-                    f"{source}: unknown key 'cnn.{arch}.{key}'; allowed: {', '.join(ARCH_PARAMS[arch])}"
-                )
+        allowed = ARCH_PARAMS[arch] + ARCH_TRAINING_OVERRIDES
+        for key, value in params.items():
+            if key not in allowed:
+                raise ConfigError(f"{source}: unknown key 'cnn.{arch}.{key}'; allowed: {', '.join(allowed)}")
+            problem = checks[key](value) if key in checks else None
+            if problem:
+                raise ConfigError(f"{source}: cnn.{arch}.{key} = {value!r}: {problem}")
     top.finish()
     return Config(seed, experiment, data, features, classical, cnn, source=source, raw=raw)
+
+
+def for_arch(cfg: Config, arch: str) -> Config:
+    """The config one architecture trains with: cnn.<arch>'s epochs/batch_size/learning_rate
+    replace the shared cnn values, and arch_params[arch] keeps only builder arguments."""
+    own = cfg.cnn.arch_params.get(arch, {})
+    overrides = {k: v for k, v in own.items() if k in ARCH_TRAINING_OVERRIDES}
+    builder = {k: v for k, v in own.items() if k not in ARCH_TRAINING_OVERRIDES}
+    cnn = replace(cfg.cnn, **overrides, arch_params={**cfg.cnn.arch_params, arch: builder})
+    return replace(cfg, cnn=cnn)
 
 
 def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:

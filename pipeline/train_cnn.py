@@ -220,8 +220,10 @@ def build_model(cfg: Config, arch: str, input_shape: tuple[int, ...], num_classe
     import keras
 
     from models import cnn
+    from pipeline.config import for_arch
 
     check_arch(arch)
+    cfg = for_arch(cfg, arch)  # idempotent: callers may pass the shared config
     builder = {"lenet5": cnn.lenet5, "alexnet": cnn.alexnet}[arch]
     with rt.scope():
         try:
@@ -359,11 +361,13 @@ def run(cfg: Config, arch: str) -> dict:
 
     from models.cnn import count_params
     from models.evaluate import time_predict
+    from pipeline.config import for_arch
     from pipeline.io import load_split
     from pipeline.results import record_model
     from pipeline.tracking import log_metrics, stage_run
 
     check_arch(arch)
+    cfg = for_arch(cfg, arch)
     split = load_split()
     _check_split(split)
     x = {name: scale_images(split.x[name]) for name in ("train", "val", "test")}

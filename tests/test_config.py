@@ -69,7 +69,7 @@ def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):
     [
         ("colour", "unknown key 'colour'"),
         ("data.size", "unknown key 'data.size'; allowed in 'data': "),
-        ("cnn.lenet5.kernel", "unknown key 'cnn.lenet5.kernel'; allowed: activation, pooling"),
+        ("cnn.lenet5.kernel", "unknown key 'cnn.lenet5.kernel'; allowed: activation, pooling, epochs"),
     ],
 )
 def test_unknown_keys_are_rejected(raw, dotted, message):
@@ -113,3 +113,18 @@ def test_arch_params_match_the_builders():
     for arch, keys in ARCH_PARAMS.items():
         signature = inspect.signature(getattr(cnn, arch)).parameters
         assert set(keys) <= set(signature), f"{arch}: {set(keys) - set(signature)} not builder arguments"
+
+
+def test_architecture_training_overrides(raw):
+    from pipeline.config import for_arch
+
+    data = with_change(raw, "cnn.alexnet.epochs", 3)
+    data["cnn"]["alexnet"]["learning_rate"] = 0.0002
+    cfg = parse_config(data)
+    alexnet = for_arch(cfg, "alexnet")
+    assert (alexnet.cnn.epochs, alexnet.cnn.learning_rate) == (3, 0.0002)
+    assert "epochs" not in alexnet.cnn.arch_params["alexnet"]  # builder arguments only
+    lenet = for_arch(cfg, "lenet5")
+    assert (lenet.cnn.epochs, lenet.cnn.learning_rate) == (cfg.cnn.epochs, cfg.cnn.learning_rate)
+    with pytest.raises(ConfigError, match=r"cnn.alexnet.epochs = 0: must be an integer >= 1"):
+        parse_config(with_change(raw, "cnn.alexnet.epochs", 0))
