@@ -118,7 +118,8 @@ def train_cnn(params: str, arch: str, epochs: int | None) -> None:
     """Train one CNN on the prepared split and evaluate it on test."""
     from pipeline import train_cnn as stage
 
-    cfg = _load(params, {"cnn.epochs": epochs})
+    # --epochs wins over both the shared cnn.epochs and an architecture's own cnn.<arch>.epochs
+    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.epochs": epochs if arch in ("lenet5", "alexnet") else None})
     stage.run(cfg, arch)
 
 
