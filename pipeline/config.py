@@ -225,7 +225,9 @@ def _apply_overrides(raw: dict, overrides: dict[str, Any] | None, source: str) -
         node = raw
         *parents, leaf = dotted.split(".")
         for part in parents:
-            if not isinstance(node.get(part), dict):
+            if node.get(part) is None:
+                node[part] = {}
+            if not isinstance(node[part], dict):
                 raise ConfigError(f"{source}: cannot override '{dotted}': '{part}' is not a section")
             node = node[part]
         node[leaf] = value
