@@ -9,7 +9,7 @@ stages call (it imports scikit-learn, so it is kept out of CLI start-up).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,7 +83,6 @@ class Config:
     classical: ClassicalConfig
     cnn: CnnConfig
     source: str = "params.yaml"
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def model_ids(self) -> dict[str, list[str]]:
         """The configured models of both approaches, as the compare stage expects them."""
@@ -314,7 +313,7 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
             if problem:
                 raise ConfigError(f"{source}: cnn.{arch}.{key} = {value!r}: {problem}")
     top.finish()
-    return Config(seed, experiment, data, features, classical, cnn, source=source, raw=raw)
+    return Config(seed, experiment, data, features, classical, cnn, source=source)
 
 
 def for_arch(cfg: Config, arch: str) -> Config:
