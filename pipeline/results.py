@@ -65,7 +65,7 @@ def record_model(*, approach: str, model_id: str, y_true: np.ndarray, y_pred: np
     figure = plot_confusion(metrics["confusion"], class_names,
                             f"{model_id}: test accuracy {scores['test_accuracy']:.4f}")
     with atomic_path(CONFUSION_DIR / f"{model_id}.png") as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        figure.savefig(tmp, format="png", dpi=110)
 
     log_metrics(scores)
     log_metrics(info)

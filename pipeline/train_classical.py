@@ -53,27 +53,33 @@ def fit_model(cfg: Config, classifier: str, data: dict):
     return pipe, time.perf_counter() - start, None
 
 
-def save_model(pipe, dest: Path) -> None:
+def save_model(pipe, dest: Path) -> list[str]:
+    """Write the pipeline with skops; return the non-default types it holds.
+
+    Those types are exactly what this stage built, so they are the ones to trust when the
+    file is loaded again (here: by MLflow's serving-input check). Serialising once and
+    inspecting the bytes matters for big models (a random forest: ~1 s per dump).
+    """
     import skops.io as sio
 
+    data = sio.dumps(pipe)
     with atomic_path(dest, suffix=".skops") as tmp:
-        sio.dump(pipe, tmp)
+        tmp.write_bytes(data)
+    return sio.get_untrusted_types(data=data)
 
 
-def log_sklearn_model(pipe, example: np.ndarray) -> None:
+def log_sklearn_model(pipe, example: np.ndarray, trusted: list[str]) -> None:
     """Log the fitted pipeline in MLflow's sklearn flavour (skops format) with a signature.
 
     Requirements are given explicitly: MLflow's inference would re-import the model in a
-    subprocess, which costs more than training most of these models. The skops types we
-    trust are exactly those of the pipeline this stage just built.
+    subprocess, which costs more than training most of these models. ``trusted`` are the
+    skops types of the pipeline this stage just built (:func:`save_model`).
     """
     from importlib.metadata import version
 
     import mlflow
-    import skops.io as sio
     from mlflow.models import infer_signature
 
-    trusted = sio.get_untrusted_types(data=sio.dumps(pipe))
     mlflow.sklearn.log_model(
         pipe, name="model", input_example=example, signature=infer_signature(example, pipe.predict(example)),
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy")],
@@ -107,7 +113,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
         y_pred, images_per_s = time_predict(pipe.predict, data["x_test"], repeats=3)
 
         dest = ARTIFACT_DIR / f"{mid}.skops"
-        save_model(pipe, dest)
+        trusted = save_model(pipe, dest)
         result = record_model(
             approach="classical", model_id=mid, y_true=data["y_test"], y_pred=y_pred,
             class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
@@ -115,7 +121,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
             run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
                       "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1)},
         )
-        log_sklearn_model(pipe, data["x_test"][:2])
+        log_sklearn_model(pipe, data["x_test"][:2], trusted)
     print(f"{mid}: test accuracy {result['test_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
           f"{result['param_count']:,} params, fit {fit_seconds:.2f}s")
     return result

@@ -125,12 +125,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_runs_arrive_at_an_mlflow_server(repo, tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> str:
+    """An `mlflow server` on a free 127.0.0.1 port with its own SQLite file; yields its URI."""
+    store = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
+         "--artifacts-destination", str(store / "artifacts"), "--workers", "2"],
         env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -138,24 +141,58 @@ def test_runs_arrive_at_an_mlflow_server(repo, tmp_path):
         while True:
             try:
                 with urllib.request.urlopen(uri + "/", timeout=5) as response:
-                    assert response.status == 200
+                    assert response.status == 200  # the UI's front page
                     break
             except OSError:
                 assert server.poll() is None, "mlflow server exited"
                 assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
                 time.sleep(1)
-        env = venv_env({"MLFLOW_TRACKING_URI": uri})
-        dvc(repo, "repro", "-f", "-s", "train_classical@hog-logreg", "compare", env=env)
-
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("classic-vs-deep")
-        runs = client.search_runs([experiment.experiment_id])
-        models = {r.data.tags.get("model") for r in runs if r.data.tags.get("approach") == "classical"}
-        assert models == {"hog-logreg"}
-        assert "test_accuracy" in runs[0].data.metrics or any("test_accuracy" in r.data.metrics for r in runs)
-        assert any(r.info.run_name == "comparison" for r in runs)
+        yield uri
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def server_runs(uri: str) -> list:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("classic-vs-deep")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def test_runs_arrive_at_an_mlflow_server(repo, mlflow_server):
+    env = venv_env({"MLFLOW_TRACKING_URI": mlflow_server})
+    dvc(repo, "repro", "-f", "-s", "train_classical@hog-logreg", "compare", env=env)
+
+    runs = [r for r in server_runs(mlflow_server) if not r.data.tags.get("dvc_exp_name")]
+    classical = [r for r in runs if r.data.tags.get("approach") == "classical"]
+    assert {r.data.tags["model"] for r in classical} == {"hog-logreg"}
+    assert "test_accuracy" in classical[0].data.metrics and "param_count" in classical[0].data.metrics
+    assert any(r.info.run_name == "comparison" for r in runs)
+
+
+def test_parallel_queue_writes_to_the_server(repo, mlflow_server):
+    """`dvc queue start -j 2`: two experiments run at once and each lands complete on the server."""
+    env = venv_env({"MLFLOW_TRACKING_URI": mlflow_server})
+    for c in ("0.5", "2.0"):
+        dvc(repo, "exp", "run", "--queue", "-S", f"classical.logreg.C={c}", env=env)
+    dvc(repo, "queue", "start", "-j", "2", env=env)
+    deadline = time.monotonic() + 900
+    while True:
+        status = dvc(repo, "queue", "status", env=env)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, f"queue still busy after 900 s:\n{status}"
+        time.sleep(5)
+    assert len(re.findall(r"\bSuccess\b", status)) == 2, status
+
+    runs = [r for r in server_runs(mlflow_server) if r.data.tags.get("dvc_exp_name")]
+    by_exp: dict[str, set[str]] = {}
+    for run in runs:
+        assert run.info.status == "FINISHED", (run.info.run_name, run.info.status)
+        by_exp.setdefault(run.data.tags["dvc_exp_name"], set()).add(run.info.run_name)
+    expected = {f"classical-{f}-logreg" for f in FEATURES} | {"comparison"}
+    assert len(by_exp) == 2 and all(names == expected for names in by_exp.values()), by_exp
+    c_values = {r.data.params["C"] for r in runs if r.data.tags.get("classifier") == "logreg"}
+    assert c_values == {"0.5", "2.0"}

@@ -251,3 +251,26 @@ def test_alexnet_builds_at_its_minimum_size():
     assert model.get_layer("resize").output.shape[1:3] == (63, 63)
     assert count_params(model)["total"] == model.count_params()
     assert model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0).shape == (1, N_CLASSES)
+
+
+def test_multi_gpu_path_trains_under_mirrored_strategy():
+    """The >1-GPU branch on this CPU: MirroredStrategy (over the devices TensorFlow has) wraps
+    the build, ``auto`` switches to mixed float16, and one epoch trains to a finite loss."""
+    import keras
+    import tensorflow as tf
+
+    from pipeline.train_cnn import Devices, build_model, fit_model, runtime, scale_images
+
+    split = make_split()
+    cfg = make_config(mixed_precision="auto")
+    with runtime(cfg, Devices("tensorflow", ("simulated", "simulated"))) as rt:
+        assert isinstance(rt.strategy, tf.distribute.MirroredStrategy)
+        assert rt.precision == "mixed_float16"
+        model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
+        assert isinstance(model.get_layer("conv1").kernel.value, tf.distribute.DistributedValues)
+        fit = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
+                        scale_images(split.x["val"]), split.y["val"], verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored on exit
+    assert fit.epochs_run == 1 and math.isfinite(fit.history[0]["loss"])
+    out = model.predict(scale_images(split.x["test"][:4]), verbose=0)
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
