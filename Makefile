@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/classical.py
 	$(BIN)/python benchmarks/cnn.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean-outputs:
 	rm -rf data/prepared data/features artifacts metrics plots reports

@@ -1,0 +1,132 @@
+"""Wall time of the default `dvc repro`, stage by stage, against the 5-minute budget of `make run`.
+
+Copies the repository (tracked + new files, no outputs, no DVC cache, no dvc.lock, no
+mlflow.db) into a temporary directory and runs ``dvc repro`` there, time-stamping each
+``Running stage '...'`` line as DVC prints it. A stage's wall time runs from its line to the
+next one (the last stage's to the end), so it includes the process start, imports, MLflow
+logging and DVC's own bookkeeping. The named baseline is the models' own fit time
+(``fit_seconds`` in ``metrics/*/<model>.run.json``): the ratio wall / fit shows what the
+per-stage processes cost on top of the learning itself.
+
+    python benchmarks/pipeline.py [--set classical.classifiers=[logreg]] [--keep DIR]
+
+``--set`` takes ``dvc exp run -S``-style dotted overrides (YAML values) for a variant.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_S = 300.0
+SKIP = ("data/", "metrics/", "plots/", "reports/", "artifacts/", "dvc.lock")
+
+
+def copy_repo(dest: Path) -> None:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file() and not rel.startswith(SKIP):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=env)
+
+
+def apply_overrides(repo: Path, overrides: list[str]) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = params
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not sep or not isinstance(node, dict) or leaf not in node:
+            sys.exit(f"--set {item!r}: expected KEY=VALUE with KEY an existing params.yaml key")
+        node[leaf] = yaml.safe_load(value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def timed_repro(repo: Path) -> tuple[list[tuple[str, float]], float]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own mlflow.db
+    start = time.perf_counter()
+    marks: list[tuple[str, float]] = []
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.match(r"Running stage '([^']+)'", line)
+        if match:
+            marks.append((match.group(1), time.perf_counter() - start))
+            print(f"  {marks[-1][1]:6.1f} s  {match.group(1)}", flush=True)
+    if proc.wait() != 0:
+        sys.exit(f"dvc repro failed in {repo}")
+    total = time.perf_counter() - start
+    ends = [t for _, t in marks[1:]] + [total]
+    return [(name, end - t) for (name, t), end in zip(marks, ends)], total
+
+
+def fit_seconds(repo: Path, stage: str) -> float | None:
+    if stage.startswith("train_classical@"):
+        path = repo / "metrics/classical" / f"{stage.split('@')[1]}.run.json"
+    elif stage.startswith("train_cnn@"):
+        path = repo / "metrics/cnn" / f"{stage.split('@')[1]}.run.json"
+    else:
+        return None
+    return float(json.loads(path.read_text())["fit_seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cvd-bench-"))
+    repo = work / "repo"
+    copy_repo(repo)
+    apply_overrides(repo, args.overrides)
+    print(f"dvc repro in {repo} ({os.cpu_count()} CPUs){' with ' + ', '.join(args.overrides) if args.overrides else ''}")
+    stages, total = timed_repro(repo)
+
+    groups: dict[str, list[float]] = {}
+    fits: dict[str, float] = {}
+    print("\n| stage | wall s | model fit s |\n|---|---:|---:|")
+    for name, seconds in stages:
+        fit = fit_seconds(repo, name)
+        print(f"| `{name}` | {seconds:.1f} | {'' if fit is None else f'{fit:.2f}'} |")
+        group = name.split("@")[0]
+        groups.setdefault(group, []).append(seconds)
+        if fit is not None:
+            fits[group] = fits.get(group, 0.0) + fit
+
+    print("\n| stage group | stages | wall s | per stage s | model fit s (baseline) | wall / fit |\n"
+          "|---|---:|---:|---:|---:|---:|")
+    for group, times in groups.items():
+        fit = fits.get(group)
+        ratio = f"{sum(times) / fit:.1f}x" if fit else "-"
+        print(f"| {group} | {len(times)} | {sum(times):.1f} | {sum(times) / len(times):.1f} | "
+              f"{'-' if fit is None else f'{fit:.1f}'} | {ratio} |")
+    all_fit = sum(fits.values())
+    print(f"| **total** | {len(stages)} | **{total:.1f}** | | {all_fit:.1f} | {total / all_fit:.1f}x |")
+    verdict = "within" if total <= BUDGET_S else "OVER"
+    print(f"\n`dvc repro`: {total:.0f} s = {total / BUDGET_S:.2f} x the {BUDGET_S:.0f} s budget ({verdict})")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
