@@ -97,8 +97,13 @@ def main() -> None:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="cvd-bench-"))
     repo = work / "repo"
-    copy_repo(repo)
-    apply_overrides(repo, args.overrides)
+    try:
+        copy_repo(repo)
+        apply_overrides(repo, args.overrides)
+    except SystemExit:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     print(f"dvc repro in {repo} ({os.cpu_count()} CPUs){' with ' + ', '.join(args.overrides) if args.overrides else ''}")
     stages, total = timed_repro(repo)
 
