@@ -108,6 +108,25 @@ def test_each_mlflow_model_run_has_shared_metrics(repo):
     assert {r.data.tags.get("mlflow.parentRunId") for r in by_model.values()} == {comparison[0].info.run_id}
 
 
+def test_dvc_metrics_and_plots_show(repo, tmp_path):
+    metrics = json.loads(dvc(repo, "metrics", "show", "--json"))
+    files = next(iter(metrics.values()))["data"]
+    assert files["reports/summary.json"]["data"]["best_classical"]["model"] in model_ids()
+    for mid in model_ids():
+        sub = "cnn" if mid in ARCHS else "classical"
+        assert 0.0 <= files[f"metrics/{sub}/{mid}.json"]["data"]["test_accuracy"] <= 1.0
+
+    out = tmp_path / "dvc_plots"
+    dvc(repo, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves"):
+        assert f"{name}.png" in html, name
+    for mid in model_ids():
+        assert f"plots/confusion/{mid}.csv" in html, mid  # the confusion template, one per model
+    for arch in ARCHS:
+        assert f"{arch} training curves" in html, arch  # plots/history/<arch>.csv, titled in dvc.yaml
+
+
 def test_second_repro_reruns_nothing(repo):
     out = dvc(repo, "repro")
     assert stages_run(out) == set()
