@@ -28,34 +28,29 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from pipeline.config import apply_overrides, parse_config  # noqa: E402
+from pipeline.errors import ConfigError  # noqa: E402
+from worktree import OUTPUTS, copy_repo  # noqa: E402
+
 BUDGET_S = 300.0
-SKIP = ("data/", "metrics/", "plots/", "reports/", "artifacts/", "dvc.lock")
 
 
-def copy_repo(dest: Path) -> None:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file() and not rel.startswith(SKIP):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
-        subprocess.run(cmd, cwd=dest, check=True, env=env)
-
-
-def apply_overrides(repo: Path, overrides: list[str]) -> None:
+def apply_params(repo: Path, overrides: list[str]) -> None:
+    """Write ``KEY=VALUE`` overrides into the copy's params.yaml, validated as every stage would."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    values = {}
     for item in overrides:
         key, sep, value = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = params
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not sep or not isinstance(node, dict) or leaf not in node:
-            sys.exit(f"--set {item!r}: expected KEY=VALUE with KEY an existing params.yaml key")
-        node[leaf] = yaml.safe_load(value)
+        if not sep:
+            sys.exit(f"--set {item!r}: expected KEY=VALUE")
+        values[key] = yaml.safe_load(value)
+    params = apply_overrides(params, values)
+    try:
+        parse_config(params)
+    except ConfigError as exc:
+        sys.exit(f"--set: {exc}")
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -98,8 +93,8 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="cvd-bench-"))
     repo = work / "repo"
     try:
-        copy_repo(repo)
-        apply_overrides(repo, args.overrides)
+        copy_repo(repo, skip=OUTPUTS + ("dvc.lock",))
+        apply_params(repo, args.overrides)
     except SystemExit:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -117,9 +117,11 @@ def train_classical(params: str, feature: str, classifier: str) -> None:
 def train_cnn(params: str, arch: str, epochs: int | None) -> None:
     """Train one CNN on the prepared split and evaluate it on test."""
     from pipeline import train_cnn as stage
+    from pipeline.config import ARCHITECTURES
 
     # --epochs wins over both the shared cnn.epochs and an architecture's own cnn.<arch>.epochs
-    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.epochs": epochs if arch in ("lenet5", "alexnet") else None})
+    # (an unknown --arch is left to the stage, which names the allowed ones)
+    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.epochs": epochs if arch in ARCHITECTURES else None})
     stage.run(cfg, arch)
 
 

@@ -218,7 +218,8 @@ def _component_params(section: _Section, names: tuple[str, ...]) -> dict[str, di
 
 # --- loading -------------------------------------------------------------------------------
 
-def _apply_overrides(raw: dict, overrides: dict[str, Any] | None, source: str) -> dict:
+def apply_overrides(raw: dict, overrides: dict[str, Any] | None, source: str = "params.yaml") -> dict:
+    """A copy of ``raw`` with dotted keys (``cnn.alexnet.epochs``) set; missing sections are created."""
     raw = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         node = raw
@@ -239,7 +240,7 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping at top level, got {type(raw).__name__}")
-    raw = _apply_overrides(raw, overrides, source)
+    raw = apply_overrides(raw, overrides, source)
     top = _Section(raw, "", source)
     seed = top.get("seed", _int(0, 2**32 - 1))
     ml = top.section("mlflow", {})

@@ -51,7 +51,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from pipeline.config import ARCHITECTURES, MIXED_PRECISION, Config
+from pipeline.config import ARCHITECTURES, MIXED_PRECISION, Config, for_arch
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import Split, atomic_path, write_csv
 
@@ -220,7 +220,6 @@ def build_model(cfg: Config, arch: str, input_shape: tuple[int, ...], num_classe
     import keras
 
     from models import cnn
-    from pipeline.config import for_arch
 
     check_arch(arch)
     cfg = for_arch(cfg, arch)  # idempotent: callers may pass the shared config
@@ -361,7 +360,6 @@ def run(cfg: Config, arch: str) -> dict:
 
     from models.cnn import count_params
     from models.evaluate import time_predict
-    from pipeline.config import for_arch
     from pipeline.io import load_split
     from pipeline.results import record_model
     from pipeline.tracking import log_metrics, stage_run

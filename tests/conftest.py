@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from worktree import copy_repo  # noqa: F401  (re-exported: tests import it from conftest)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVD_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
@@ -40,25 +41,6 @@ def fashion_test_images(shared_datasets: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
-
-
-def copy_repo(dest: Path) -> Path:
-    """A fresh git repo at ``dest`` holding the project's files (tracked + new, not ignored)."""
-    import shutil
-    import subprocess
-
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            cwd=REPO_ROOT, capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = REPO_ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "metrics/", "plots/", "reports/", "artifacts/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    git = ["git", "-c", "user.email=test@example.invalid", "-c", "user.name=test"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
-    return dest
 
 
 def venv_env(extra: dict | None = None) -> dict:
