@@ -76,7 +76,7 @@ def digits(n_jobs: int) -> None:
     x = {k: resize_batch(v, cfg.data.image_size, 1) for k, v in x.items()}
     rows = [evaluate(name, cfg.features.params[name], "rbf_svm", cfg.classical.hyperparams["rbf_svm"],
                      cfg.classical.pca, x["train"], y["train"], x["test"], y["test"], cfg.seed, n_jobs)
-            for name in ("raw", "sobel", "hog", "sift")]
+            for name in cfg.features.names]
     print(f"\n### digits ({len(y['train'])} train / {len(y['test'])} test, 32×32, params.yaml defaults)\n")
     print(table(rows))
 

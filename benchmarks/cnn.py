@@ -1,9 +1,9 @@
 """CNN benchmark: the pipeline's LeNet-5 training against a plain Keras script, and its accuracy.
 
 Part 1 (always): median epoch seconds of LeNet-5 trained through ``pipeline.train_cnn``'s
-own helpers (``runtime`` + ``build_model`` + ``fit_model``: seeding, op determinism,
-dtype policy, early stopping, LR schedule, per-epoch recorder) against a minimal
-``keras.Sequential`` LeNet-5 with the same data, batch size, optimizer and validation
+own helpers (``runtime`` + ``build_model`` + ``fit_model`` over :mod:`models.training`:
+seeding, op determinism, dtype policy, early stopping, LR schedule, per-epoch recorder)
+against a minimal ``keras.Sequential`` LeNet-5 with the same data, batch size, optimizer and validation
 data, in the same process. Target: pipeline / plain <= 1.05.
 
 Part 2 (``--full``): the real ``prepare`` + ``train_cnn`` stages on the full Fashion-MNIST
@@ -11,16 +11,15 @@ Part 2 (``--full``): the real ``prepare`` + ``train_cnn`` stages on the full Fas
 stopping) in a temporary directory with its own MLflow store. Target: test accuracy
 >= 90.5 %.
 
-Data: ../shared/datasets/fashion-mnist next to the repository (IDX .gz, read with gzip +
-NumPy); without it part 1 falls back to generated images (timings only) and part 2 is
-skipped.
+Data: ../shared/datasets/fashion-mnist next to the repository (IDX .gz, read with the
+product's ``pipeline.datasets.read_idx``); without it part 1 falls back to generated
+images (timings only) and part 2 is skipped.
 
     python benchmarks/cnn.py [--epochs 3] [--rounds 1] [--train-images 60000] [--batch-size N] [--full]
 """
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import statistics
 import sys
@@ -34,24 +33,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-mnist"
 
-from pipeline.config import Config, load_config  # noqa: E402
-
-
-def read_idx_gz(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from pipeline.config import Config, for_arch, load_config  # noqa: E402
+from pipeline.datasets import read_idx  # noqa: E402
 
 
 def load_fashion(n_train: int, seed: int) -> tuple[dict[str, np.ndarray], str]:
     """Train/validation images (uint8 N x 28 x 28 x 1) and labels; generated when absent."""
     if (FASHION / "train-images-idx3-ubyte.gz").is_file():
-        x = read_idx_gz(FASHION / "train-images-idx3-ubyte.gz")[..., None]
-        y = read_idx_gz(FASHION / "train-labels-idx1-ubyte.gz").astype(np.int64)
-        xv = read_idx_gz(FASHION / "t10k-images-idx3-ubyte.gz")[..., None]
-        yv = read_idx_gz(FASHION / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        x = read_idx(FASHION / "train-images-idx3-ubyte.gz", 3)[..., None]
+        y = read_idx(FASHION / "train-labels-idx1-ubyte.gz", 1).astype(np.int64)
+        xv = read_idx(FASHION / "t10k-images-idx3-ubyte.gz", 3)[..., None]
+        yv = read_idx(FASHION / "t10k-labels-idx1-ubyte.gz", 1).astype(np.int64)
         source = "Fashion-MNIST (validation = its 10,000 test images)"
     else:
         rng = np.random.default_rng(seed)
@@ -71,8 +63,10 @@ def bench_config(epochs: int, batch_size: int | None) -> Config:
 
 def pipeline_epochs(cfg: Config, data: dict) -> list[float]:
     """Epoch seconds of LeNet-5 through the stage's own runtime/build/fit helpers."""
-    from pipeline.train_cnn import build_model, detect_devices, fit_model, runtime
+    from models.training import detect_devices
+    from pipeline.train_cnn import build_model, fit_model, runtime
 
+    cfg = for_arch(cfg, "lenet5")
     x_train, x_val = data["xs_train"], data["xs_val"]
     with runtime(cfg, detect_devices()) as rt:
         model = build_model(cfg, "lenet5", x_train.shape[1:], 10,
@@ -118,7 +112,7 @@ def plain_epochs(cfg: Config, data: dict) -> list[float]:
 def part_overhead(args: argparse.Namespace) -> None:
     import keras
 
-    from pipeline.train_cnn import scale_images
+    from models.training import scale_images
 
     cfg = bench_config(args.epochs, args.batch_size)
     data, source = load_fashion(args.train_images, cfg.seed)

@@ -17,9 +17,7 @@ image; sift - ``SIFT.compute`` on a fresh dense grid, ``codebook.predict`` and
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -34,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # before benchmarks/, whose features.py (this file) would shadow the package
 
 from features import make_extractor  # noqa: E402
-from features.sift import dense_grid  # noqa: E402
+from features.extractors.sift import dense_grid  # noqa: E402
+from pipeline.datasets import read_idx  # noqa: E402
 
 DATASETS = Path(os.environ.get("CVD_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")
@@ -47,17 +46,10 @@ PARAMS = {
 }
 
 
-def read_idx_images(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    n, h, w = struct.unpack(">III", data[4:16])
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, h, w)
-
-
 def load_images() -> tuple[np.ndarray, str]:
     folder = DATASETS / "fashion-mnist"
     if all((folder / name).is_file() for name in FILES):
-        return np.concatenate([read_idx_images(folder / name) for name in FILES]), "Fashion-MNIST"
+        return np.concatenate([read_idx(folder / name, 3) for name in FILES]), "Fashion-MNIST"
     print(f"note: {folder} not found; benchmarking 70,000 random 28x28 images instead", file=sys.stderr)
     return np.random.default_rng(0).integers(0, 256, (70_000, 28, 28), dtype=np.uint8), "random images"
 

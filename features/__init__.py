@@ -1,52 +1,82 @@
 """Handcrafted image features as scikit-learn transformers (uint8 image batch -> float32 matrix).
 
-Importing this package is cheap: the extractors (and cv2, scikit-learn, joblib)
-are imported only when one is asked for by name.
+The extractors are discovered, not listed: every module ``features/extractors/<name>.py``
+is the extractor ``<name>`` (configured by the params.yaml section ``features.<name>``)
+and defines ``EXTRACTOR = Extractor(transformer=..., citation=..., summary=...)``.
+Adding an extractor is adding one such module (plus its params.yaml section).
 
-- ``raw``: ``features.raw.RawPixels``, pixels / 255 (the baseline);
-- ``sobel``: ``features.sobel.SobelFeatures``, cell histograms of Sobel orientations;
-- ``hog``: ``features.hog.HOGFeatures``, HOG equal to ``skimage.feature.hog``;
-- ``sift``: ``features.sift.SIFTFeatures``, bag of visual words over SIFT descriptors.
+Importing this package is cheap: no numpy, cv2 or scikit-learn. :func:`extractor_names`
+only lists the modules; :func:`get_extractor` imports one when it is asked for by name.
 
-``features.conv`` holds the lecture's convolution arithmetic (not an extractor).
+``features.conv`` holds the lecture's convolution arithmetic (not an extractor);
+``features._batch`` the machinery the extractors share.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
+from dataclasses import dataclass, replace
 
-from pipeline.errors import ConfigError
-
-REGISTRY: dict[str, str] = {
-    "raw": "features.raw:RawPixels",
-    "sobel": "features.sobel:SobelFeatures",
-    "hog": "features.hog:HOGFeatures",
-    "sift": "features.sift:SIFTFeatures",
-}
+from features.errors import ParameterError
 
 
-def get_extractor_class(name: str) -> type:
-    """The extractor class registered as ``name`` (imported on demand)."""
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown feature extractor {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    module, _, attribute = REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), attribute)
+@dataclass(frozen=True)
+class Extractor:
+    """One registered extractor: its transformer class and what ``cvd describe`` says of it.
+
+    ``name`` is set by the registry (the module name); an extractor module leaves it out.
+    """
+
+    transformer: type
+    citation: str
+    summary: str
+    name: str = ""
+
+    def parameters(self) -> tuple[str, ...]:
+        """The transformer's constructor parameter names, in signature order."""
+        return tuple(inspect.signature(self.transformer).parameters)
+
+
+def extractor_names() -> tuple[str, ...]:
+    """Names of the extractor modules in ``features/extractors`` (sorted; none imported)."""
+    import features.extractors as package
+
+    return tuple(sorted(
+        module.name for module in pkgutil.iter_modules(package.__path__) if not module.name.startswith("_")
+    ))
+
+
+def get_extractor(name: str) -> Extractor:
+    """The extractor ``name``, importing ``features.extractors.<name>``.
+
+    Raises ParameterError, listing the allowed names, when there is no such module.
+    """
+    names = extractor_names()
+    if name not in names:
+        raise ParameterError(f"unknown feature extractor {name!r}; allowed: {', '.join(names)}")
+    module = importlib.import_module(f"features.extractors.{name}")
+    entry = getattr(module, "EXTRACTOR", None)
+    if not isinstance(entry, Extractor):  # a programming error in the module, not a user mistake
+        raise TypeError(f"{module.__file__} must define EXTRACTOR = Extractor(transformer=..., ...)")
+    return replace(entry, name=name)
 
 
 def make_extractor(name: str, **params: object):
-    """Build the extractor ``name`` from its params.yaml section, checking names and values.
+    """A transformer instance of extractor ``name`` with ``params`` (its params.yaml section).
 
-    Raises ConfigError on an unknown extractor, an unknown parameter (listing the allowed
-    ones) or an invalid value, before any data is touched.
+    Raises ParameterError on an unknown extractor, an unknown parameter (naming the
+    allowed ones) or an invalid value, before any image is touched.
     """
-    cls = get_extractor_class(name)
-    allowed = sorted(inspect.signature(cls).parameters)
+    extractor = get_extractor(name)
+    allowed = sorted(extractor.parameters())
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         noun = "parameter" if len(unknown) == 1 else "parameters"
-        raise ConfigError(
-            f"features.{name}: unknown {noun} {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
+        raise ParameterError(
+            f"{extractor.transformer.__name__}: unknown {noun} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
         )
-    extractor = cls(**params)
-    extractor._check_params()
-    return extractor
+    instance = extractor.transformer(**params)
+    instance._check_params()
+    return instance

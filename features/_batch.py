@@ -24,21 +24,21 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
 
 
 # --------------------------------------------------------------------------- parameters
 def check_int(owner: str, name: str, value: Any, minimum: int) -> int:
     """Return ``value`` as int if it is an integer (not a bool) >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(f"{owner}: {name}={value!r} is invalid; expected an integer >= {minimum}")
+        raise ParameterError(f"{owner}: {name}={value!r} is invalid; expected an integer >= {minimum}")
     return int(value)
 
 
 def check_bool(owner: str, name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool (numpy bools included)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"{owner}: {name}={value!r} is invalid; expected true or false")
+        raise ParameterError(f"{owner}: {name}={value!r} is invalid; expected true or false")
     return bool(value)
 
 
@@ -46,7 +46,7 @@ def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) ->
     """Return ``value`` if it is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ConfigError(f"{owner}: {name}={value!r} is invalid; allowed: {allowed}")
+        raise ParameterError(f"{owner}: {name}={value!r} is invalid; allowed: {allowed}")
     return value
 
 
@@ -57,7 +57,7 @@ def check_pair(owner: str, name: str, value: Any) -> tuple[int, int]:
         or len(value) != 2
         or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in value)
     ):
-        raise ConfigError(
+        raise ParameterError(
             f"{owner}: {name}={value!r} is invalid; expected a list of two integers >= 1 (rows, cols)"
         )
     return int(value[0]), int(value[1])
@@ -68,7 +68,7 @@ def check_n_jobs(owner: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Integral) or value == 0:
-        raise ConfigError(f"{owner}: n_jobs={value!r} is invalid; expected a non-zero integer or null")
+        raise ParameterError(f"{owner}: n_jobs={value!r} is invalid; expected a non-zero integer or null")
     return int(value)
 
 
@@ -81,16 +81,16 @@ def check_images(X: Any, owner: str, min_size: tuple[int, int] = (1, 1), needs: 
     """
     X = np.asarray(X)
     if X.dtype != np.uint8:
-        raise DataError(f"{owner}: images must be uint8 (0-255), got dtype {X.dtype}")
+        raise ImageError(f"{owner}: images must be uint8 (0-255), got dtype {X.dtype}")
     if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[3] not in (1, 3)):
-        raise DataError(
+        raise ImageError(
             f"{owner}: images must have shape (N, H, W) or (N, H, W, 3), got shape {X.shape}"
         )
     if X.shape[0] == 0:
-        raise DataError(f"{owner}: got an empty batch of images (shape {X.shape})")
+        raise ImageError(f"{owner}: got an empty batch of images (shape {X.shape})")
     n, h, w = X.shape[:3]
     if h < min_size[0] or w < min_size[1]:
-        raise DataError(
+        raise ImageError(
             f"{owner}: images are {h}x{w}, smaller than the {min_size[0]}x{min_size[1]} minimum for {needs}"
         )
     if X.ndim == 3:
@@ -150,7 +150,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
     chunk_size: int
 
     def _check_params(self) -> None:
-        """Raise ConfigError on an invalid parameter value (called by fit and transform)."""
+        """Raise ParameterError on an invalid parameter value (called by fit and transform)."""
         owner = type(self).__name__
         check_n_jobs(owner, self.n_jobs)
         check_int(owner, "chunk_size", self.chunk_size, 1)
@@ -188,7 +188,7 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
         if images.shape[1:] != self.image_shape_:
             h, w = images.shape[1:]
             fh, fw = self.image_shape_
-            raise DataError(
+            raise ImageError(
                 f"{type(self).__name__}: images are {h}x{w} but the extractor was fitted on {fh}x{fw}"
             )
         return stack_chunks(self._chunks(images, self._transform_chunk), len(images))

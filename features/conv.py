@@ -7,7 +7,8 @@ an input of width W_I (LeCun et al. 1998; Goodfellow, Bengio & Courville 2016, c
     W_O = (W_I - F + 2P) / S + 1
 
 Everything here is exact and vectorised (``numpy.lib.stride_tricks.sliding_window_view``),
-and refuses a geometry where that division is not exact instead of silently cropping.
+and refuses a geometry where that division is not exact instead of silently cropping
+(``conv_output_size(..., exact=False)`` gives the cropped size that Keras "valid" layers use).
 """
 from __future__ import annotations
 
@@ -16,31 +17,34 @@ from numbers import Integral
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
 
 
 def _check_geometry_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ConfigError(f"{name}={value!r} is invalid; expected an integer >= {minimum}")
+        raise ParameterError(f"{name}={value!r} is invalid; expected an integer >= {minimum}")
     return int(value)
 
 
-def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
+def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, *, exact: bool = True) -> int:
     """W_O = (W_I - F + 2P) / S + 1 for input size ``n``, filter ``f``, padding ``p``, stride ``s``.
 
-    Raises ConfigError when the filter is larger than the padded input or when the
-    division is not exact (the window would not tile the padded input).
+    Raises ParameterError when the filter is larger than the padded input. With
+    ``exact=True`` (the lecture's formula) it also raises when the division is not exact
+    (the window would not tile the padded input); with ``exact=False`` it returns
+    ``floor((W_I - F + 2P) / S) + 1``, what a framework's "valid" layer computes by
+    dropping the rows and columns the last whole window does not reach.
     """
     n = _check_geometry_int("W_I", n, 1)
     f = _check_geometry_int("F", f, 1)
     p = _check_geometry_int("P", p, 0)
     s = _check_geometry_int("S", s, 1)
     if f > n + 2 * p:
-        raise ConfigError(
+        raise ParameterError(
             f"filter F={f} is larger than the padded input W_I + 2P = {n} + 2*{p} = {n + 2 * p}"
         )
-    if (n - f + 2 * p) % s:
-        raise ConfigError(
+    if exact and (n - f + 2 * p) % s:
+        raise ParameterError(
             f"(W_I - F + 2P)/S + 1 = ({n} - {f} + 2*{p})/{s} + 1 = {(n - f + 2 * p) / s + 1:g} "
             "is not an integer"
         )
@@ -50,7 +54,7 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1) -> int:
 def _as_2d(name: str, a: object) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 2 or 0 in a.shape:
-        raise DataError(f"{name} must be a non-empty 2-D array, got shape {a.shape}")
+        raise ImageError(f"{name} must be a non-empty 2-D array, got shape {a.shape}")
     return a
 
 
@@ -77,7 +81,7 @@ def convolve2d(image: object, kernel: object, padding: int = 0, stride: int = 1)
 def pool2d(x: object, size: int = 2, stride: int = 2, mode: str = "max") -> np.ndarray:
     """Max or average pooling of a 2-D array over ``size`` x ``size`` windows; float64."""
     if mode not in ("max", "avg"):
-        raise ConfigError(f"mode={mode!r} is invalid; allowed: 'max', 'avg'")
+        raise ParameterError(f"mode={mode!r} is invalid; allowed: 'max', 'avg'")
     a = _as_2d("x", x)
     size = _check_geometry_int("size", size, 1)
     stride = _check_geometry_int("stride", stride, 1)

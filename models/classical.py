@@ -1,7 +1,8 @@
-"""Classical classifiers on handcrafted features: registry, pipeline factory, search, size.
+"""Classical classifiers on handcrafted features: pipeline factory, search, size.
 
-Importing this module does not import scikit-learn: the registry holds dotted class
-names and every function imports what it needs, so the CLI starts fast.
+The classifiers themselves are registered in :mod:`models.classifiers`. Importing this
+module does not import scikit-learn: every function imports what it needs, so the CLI
+starts fast.
 
 Every classifier is wrapped in a :class:`sklearn.pipeline.Pipeline` with the steps
 ``scale`` (StandardScaler), optional ``pca`` (PCA) and ``clf`` (the estimator).
@@ -10,34 +11,11 @@ parameter count; its counting rules are in :data:`PARAM_COUNT_DEFINITIONS`.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any, Mapping, Sequence
 
-from pipeline.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ClassifierSpec:
-    """Where a registered estimator class lives, and the constructor args it always gets."""
-
-    class_path: str
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-
-    def load(self) -> type:
-        """Import and return the estimator class."""
-        module_name, _, class_name = self.class_path.rpartition(".")
-        return getattr(importlib.import_module(module_name), class_name)
-
-
-CLASSIFIERS: dict[str, ClassifierSpec] = {
-    "knn": ClassifierSpec("sklearn.neighbors.KNeighborsClassifier"),
-    "linear_svm": ClassifierSpec("sklearn.svm.LinearSVC"),
-    "logreg": ClassifierSpec("sklearn.linear_model.LogisticRegression"),
-    "random_forest": ClassifierSpec("sklearn.ensemble.RandomForestClassifier"),
-    "rbf_svm": ClassifierSpec("sklearn.svm.SVC", fixed={"kernel": "rbf"}),
-}
+from models import classifiers
+from models.errors import ParameterError
 
 PARAM_COUNT_DEFINITIONS: dict[str, str] = {
     "scale": "StandardScaler: mean_ + scale_ = 2 x input dim",
@@ -58,14 +36,6 @@ def _allowed(names) -> str:
     return ", ".join(sorted(names))
 
 
-def _spec(name: str) -> ClassifierSpec:
-    """The registry entry for ``name``, or ConfigError listing the registered names."""
-    try:
-        return CLASSIFIERS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown classifier {name!r}; allowed: {_allowed(CLASSIFIERS)}") from None
-
-
 def _check_pca(pca: Any) -> None:
     """Accept None, an int >= 1 (components) or a float in (0, 1) (variance kept)."""
     if pca is None:
@@ -74,7 +44,7 @@ def _check_pca(pca: Any) -> None:
         return
     if isinstance(pca, Real) and not isinstance(pca, (bool, Integral)) and 0 < pca < 1:
         return
-    raise ConfigError(
+    raise ParameterError(
         f"pca must be null, an int >= 1 (components) or a float in (0, 1) (variance kept); got {pca!r}"
     )
 
@@ -83,12 +53,12 @@ def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any
     """Instantiate the registered estimator, validating hyperparameter names and values."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    spec = _spec(name)
+    spec = classifiers.get(name)
     cls = spec.load()
     allowed = set(cls().get_params()) - set(spec.fixed)
     for key in hyperparams:
         if key not in allowed:
-            raise ConfigError(
+            raise ParameterError(
                 f"classical.{name}: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}"
             )
     params = {"random_state": random_state} if "random_state" in allowed else {}
@@ -101,7 +71,7 @@ def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any
             validate()
         except InvalidParameterError as exc:
             message = " ".join(str(exc).split())
-            raise ConfigError(f"classical.{name}: {message}") from None
+            raise ParameterError(f"classical.{name}: {message}") from None
     return estimator
 
 
@@ -115,7 +85,7 @@ def make_classifier(name: str, *, pca: int | float | None = None, random_state: 
     variance kept); ``None`` leaves the step out.
 
     Raises:
-        ConfigError: unknown classifier, unknown hyperparameter, invalid value, bad ``pca``.
+        ParameterError: unknown classifier, unknown hyperparameter, invalid value, bad ``pca``.
     """
     from sklearn.decomposition import PCA
     from sklearn.pipeline import Pipeline
@@ -139,7 +109,7 @@ def predefined_split(n_train: int, n_val: int):
     from sklearn.model_selection import PredefinedSplit
 
     if n_train < 1 or n_val < 1:
-        raise ConfigError(f"hyperparameter search needs n_train >= 1 and n_val >= 1; got {n_train}, {n_val}")
+        raise ParameterError(f"hyperparameter search needs n_train >= 1 and n_val >= 1; got {n_train}, {n_val}")
     return PredefinedSplit(np.concatenate([np.full(n_train, -1), np.zeros(n_val, dtype=int)]))
 
 
@@ -152,18 +122,18 @@ def make_search(pipeline, grid: Mapping[str, Sequence[Any]], cv=3, n_jobs: int =
     ``fit``.
 
     Raises:
-        ConfigError: an empty grid, an unknown hyperparameter or an empty/non-list value.
+        ParameterError: an empty grid, an unknown hyperparameter or an empty/non-list value.
     """
     from sklearn.model_selection import GridSearchCV
 
     allowed = set(pipeline.named_steps["clf"].get_params())
     if not grid:
-        raise ConfigError(f"hyperparameter grid is empty; allowed keys: {_allowed(allowed)}")
+        raise ParameterError(f"hyperparameter grid is empty; allowed keys: {_allowed(allowed)}")
     for key, values in grid.items():
         if key not in allowed:
-            raise ConfigError(f"search grid: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}")
+            raise ParameterError(f"search grid: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}")
         if not isinstance(values, (list, tuple)) or not values:
-            raise ConfigError(f"search grid: {key!r} must be a non-empty list of values; got {values!r}")
+            raise ParameterError(f"search grid: {key!r} must be a non-empty list of values; got {values!r}")
     param_grid = {f"clf__{key}": list(values) for key, values in grid.items()}
     return GridSearchCV(pipeline, param_grid, cv=cv, n_jobs=n_jobs)
 

@@ -11,19 +11,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pipeline.errors import ConfigError, DataError
+from models.errors import InputError, ParameterError
 
 DECIMALS = 6
+MAX_ANNOTATED_CLASSES = 15  # cells with a count written in them, per side
 
 
 def _labels(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Integer label arrays of equal, non-zero length with values in ``range(n_classes)``."""
     y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
     if y_true.size == 0 or y_true.size != y_pred.size:
-        raise DataError(f"need equally long, non-empty label arrays; got {y_true.size} true, {y_pred.size} predicted")
+        raise InputError(f"need equally long, non-empty label arrays; got {y_true.size} true, {y_pred.size} predicted")
     for name, y in (("true", y_true), ("predicted", y_pred)):
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
-            raise DataError(f"{name} labels must be integers in [0, {n_classes - 1}]; got {np.unique(y)[:10].tolist()}")
+            raise InputError(f"{name} labels must be integers in [0, {n_classes - 1}]; "
+                             f"got {np.unique(y)[:10].tolist()}")
     return y_true, y_pred
 
 
@@ -41,7 +43,7 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str]) -> dict[s
     (actual) and one column (predicted) per class. Floats are rounded to 6 decimals.
 
     Raises:
-        DataError: label arrays of different or zero length, or labels out of range.
+        InputError: label arrays of different or zero length, or labels out of range.
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
@@ -66,45 +68,63 @@ def confusion_long_rows(y_true, y_pred, class_names: Sequence[str]) -> list[dict
     """One ``{"actual": name, "predicted": name}`` row per sample, for DVC's ``confusion`` plot.
 
     Raises:
-        DataError: as :func:`classification_metrics`.
+        InputError: as :func:`classification_metrics`.
     """
     y_true, y_pred = _labels(y_true, y_pred, len(class_names))
     return [{"actual": class_names[t], "predicted": class_names[p]} for t, p in zip(y_true, y_pred)]
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], title: str):
-    """A confusion-matrix heat map: colour = fraction of the actual class, text = count.
+def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], title: str, *, ax=None):
+    """The project's confusion-matrix heat map: colour = fraction of the actual class, text = count.
 
     Rows are actual classes, columns predicted ones; the colour scale is fixed to [0, 1]
-    (white to dark blue), so figures of different models compare directly. The figure
-    has a single axes (no colour bar). Returns a standalone
-    :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot state); save it with
-    ``fig.savefig(path)``.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    (white to dark blue), so panels of different models compare directly. Counts are
+    written in the cells for up to :data:`MAX_ANNOTATED_CLASSES` classes (more would not be
+    legible); class names longer than two characters are written at 45 degrees.
 
+    Args:
+        confusion: counts, one row per actual and one column per predicted class.
+        class_names: the classes, in the order of the rows.
+        title: the axes' title.
+        ax: a matplotlib axes to draw into (a panel of a larger figure; no colour bar
+            is added, the caller adds one for all panels from ``ax.images[0]``). Without
+            it, a standalone :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot
+            state) with a single axes is made; save it with ``fig.savefig(path)``.
+
+    Returns:
+        The figure drawn into (``ax.figure`` when ``ax`` is given).
+
+    Raises:
+        InputError: ``confusion`` is not n x n for n class names.
+    """
     counts = np.asarray(confusion, dtype=np.int64)
     n = len(class_names)
     if counts.shape != (n, n):
-        raise DataError(f"confusion must be {n}x{n} for {n} classes; got shape {counts.shape}")
+        raise InputError(f"confusion must be {n}x{n} for {n} classes; got shape {counts.shape}")
     row_sums = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, row_sums, out=np.zeros(counts.shape), where=row_sums > 0)
 
-    size = max(4.0, 0.6 * n + 2)
-    fig = Figure(figsize=(size + 1, size), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    if ax is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        size = max(4.0, 0.6 * n + 2)
+        fig = Figure(figsize=(size + 1, size), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
     ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
-    for (row, col), count in np.ndenumerate(counts):
-        colour = "white" if fractions[row, col] > 0.5 else "black"
-        ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=8)
-    ax.set_xticks(range(n), labels=class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), labels=class_names)
+    if n <= MAX_ANNOTATED_CLASSES:
+        for (row, col), count in np.ndenumerate(counts):
+            colour = "white" if fractions[row, col] > 0.5 else "black"
+            ax.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=7 if n > 10 else 8)
+    long_names = max((len(str(name)) for name in class_names), default=0) > 2
+    ax.set_xticks(range(n), labels=class_names, rotation=45 if long_names else 0,
+                  ha="right" if long_names else "center", fontsize=8)
+    ax.set_yticks(range(n), labels=class_names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
-    return fig
+    return ax.figure
 
 
 def time_predict(predict_fn: Callable[[Any], Any], X, repeats: int = 1) -> tuple[np.ndarray, float]:
@@ -114,10 +134,10 @@ def time_predict(predict_fn: Callable[[Any], Any], X, repeats: int = 1) -> tuple
     by other load on the machine; a run too fast for the clock counts as 1 ns.
 
     Raises:
-        ConfigError: ``repeats`` < 1.
+        ParameterError: ``repeats`` < 1.
     """
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats must be an int >= 1; got {repeats!r}")
+        raise ParameterError(f"repeats must be an int >= 1; got {repeats!r}")
     best = float("inf")
     for _ in range(repeats):
         start = perf_counter()

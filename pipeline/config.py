@@ -1,88 +1,160 @@
-"""params.yaml -> typed, validated configuration.
+"""params.yaml -> typed, validated configuration (pydantic v2, strict types, no unknown keys).
 
 Every mistake becomes one :class:`ConfigError` line naming the key, the bad value and
 what is allowed, e.g. ``params.yaml: data.image_size = 4: must be an integer >= 8``.
-Per-component parameters (``features.hog``, ``classical.rbf_svm``, ``cnn.alexnet``) are
-checked against the component's own signature by :func:`validate_components`, which the
-stages call (it imports scikit-learn, so it is kept out of CLI start-up).
+
+Loading checks the pipeline's own settings and the names lists against the registries
+(``features.extractor_names()``, ``models.classifiers.names()``,
+``models.architectures.names()``), which list modules without importing them. A
+component's own section (``features.hog``, ``classical.rbf_svm``, ``cnn.alexnet``) is
+checked by the component itself, through :func:`validate_components`, which each stage
+calls for the components it runs.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Iterable, Iterator, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from typing_extensions import TypedDict
 
+from models.training import LR_SCHEDULES, PRECISION_SETTINGS  # the trainer's vocabulary (no Keras import)
+from pipeline.datasets import DATASETS
 from pipeline.errors import ConfigError
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")
-FEATURES = ("raw", "sobel", "hog", "sift")
-CLASSIFIERS = ("linear_svm", "rbf_svm", "logreg", "random_forest", "knn")
-ARCHITECTURES = ("lenet5", "alexnet")
-# Keyword arguments of the CNN builders in models/cnn.py that params.yaml may set
-# (kept here so validation does not import Keras; tests/test_config.py checks they agree).
-ARCH_PARAMS = {"lenet5": ("activation", "pooling"), "alexnet": ("variant", "image_size", "dropout")}
-# Training settings an architecture may override under cnn.<arch> (AlexNet needs a smaller
-# learning rate and fewer CPU epochs than LeNet-5).
-ARCH_TRAINING_OVERRIDES = ("epochs", "batch_size", "learning_rate")
-LR_SCHEDULES = ("plateau", "cosine", "constant")
-MIXED_PRECISION = ("auto", "on", "off")
 
-_MISSING = object()
+def _extractor_names() -> tuple[str, ...]:
+    from features import extractor_names
+
+    return extractor_names()
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str
-    path: str | None
-    image_size: int | None  # None keeps the native size (fixed-size datasets only)
-    channels: int
-    val_fraction: float
-    test_fraction: float
-    limit_per_class: int | None
+def _classifier_names() -> tuple[str, ...]:
+    from models.classifiers import names
+
+    return names()
 
 
-@dataclass(frozen=True)
-class FeaturesConfig:
-    names: tuple[str, ...]
-    n_jobs: int
-    chunk_size: int
-    params: dict[str, dict[str, Any]]
+def _architecture_names() -> tuple[str, ...]:
+    from models.architectures import names
+
+    return names()
 
 
-@dataclass(frozen=True)
-class ClassicalConfig:
-    classifiers: tuple[str, ...]
-    pca: int | float | None
-    search: bool
-    hyperparams: dict[str, dict[str, Any]]
-    grid: dict[str, dict[str, list]]
+def _check_name(value: str, names: Callable[[], tuple[str, ...]]) -> str:
+    if value not in names():
+        raise ValueError(f"unknown name {value!r}; allowed: {', '.join(names())}")
+    return value
 
 
-@dataclass(frozen=True)
-class CnnConfig:
-    architectures: tuple[str, ...]
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    patience: int
-    lr_schedule: str
-    mixed_precision: str
-    deterministic: bool
-    arch_params: dict[str, dict[str, Any]]
+def _registered(names: Callable[[], tuple[str, ...]]) -> AfterValidator:
+    """A dict key that must be a registered component name."""
+    return AfterValidator(lambda value: _check_name(value, names))
 
 
-@dataclass(frozen=True)
-class Config:
-    seed: int
-    experiment: str
+def _name_list(names: Callable[[], tuple[str, ...]]) -> AfterValidator:
+    """A non-empty list of distinct registered names."""
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values:
+            raise ValueError(f"must be a non-empty list; allowed items: {', '.join(names())}")
+        for value in values:
+            _check_name(value, names)
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a name")
+        return values
+    return AfterValidator(check)
+
+
+def _none_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+NameList = Annotated[tuple[str, ...], Field(strict=False)]  # YAML gives lists
+Section = Annotated[dict[str, Any], BeforeValidator(_none_is_empty)]  # checked by its component
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class MlflowConfig(_Strict):
+    experiment: Annotated[str, Field(min_length=1)] = "classic-vs-deep"
+
+
+class DataConfig(_Strict):
+    dataset: Literal[DATASETS]
+    path: Annotated[str, Field(min_length=1)] | None = None
+    image_size: Annotated[int, Field(ge=8, le=1024)] | None  # None keeps the native size
+    channels: Literal[1, 3] = 1
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.2  # only for datasets without an official test split
+    limit_per_class: Annotated[int, Field(ge=3)] | None = None
+
+
+class FeaturesConfig(_Strict):
+    names: Annotated[NameList, _name_list(_extractor_names)]
+    n_jobs: Any = -1  # checked by the extractors (features/_batch.py), which take it
+    chunk_size: Any = 2048  # likewise
+    params: dict[Annotated[str, _registered(_extractor_names)], Section] = {}
+
+
+class ClassicalConfig(_Strict):
+    classifiers: Annotated[NameList, _name_list(_classifier_names)]
+    pca: Any = None  # checked by models.classical.make_classifier
+    search: bool = False
+    hyperparams: dict[Annotated[str, _registered(_classifier_names)], Section] = {}
+    grid: dict[Annotated[str, _registered(_classifier_names)], Section] = {}  # lists: models.classical.make_search
+
+
+class TrainingOverrides(TypedDict, total=False):
+    """What ``cnn.<arch>`` may set besides the architecture's own parameters."""
+
+    __pydantic_config__ = ConfigDict(strict=True, extra="allow")  # the rest: validate_components
+    epochs: Epochs
+    batch_size: BatchSize
+    learning_rate: LearningRate
+
+
+TRAINING_OVERRIDES = tuple(TrainingOverrides.__annotations__)
+
+
+class CnnConfig(_Strict):
+    architectures: Annotated[NameList, _name_list(_architecture_names)]
+    epochs: Epochs
+    batch_size: BatchSize
+    learning_rate: LearningRate
+    patience: Annotated[int, Field(ge=0)] = 5
+    lr_schedule: Literal[LR_SCHEDULES] = "plateau"
+    mixed_precision: Literal[PRECISION_SETTINGS] = "auto"
+    deterministic: bool = True
+    arch_params: dict[Annotated[str, _registered(_architecture_names)],
+                      Annotated[TrainingOverrides, BeforeValidator(_none_is_empty)]] = {}
+
+
+class Config(_Strict):
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    mlflow: MlflowConfig = MlflowConfig()
     data: DataConfig
     features: FeaturesConfig
     classical: ClassicalConfig
     cnn: CnnConfig
-    source: str = "params.yaml"
+    _source: str = PrivateAttr("params.yaml")
+
+    @property
+    def source(self) -> str:
+        """The params file this configuration was read from (prefix of every error)."""
+        return self._source
+
+    @property
+    def experiment(self) -> str:
+        return self.mlflow.experiment
 
     def model_ids(self) -> dict[str, list[str]]:
         """The configured models of both approaches, as the compare stage expects them."""
@@ -92,131 +164,76 @@ class Config:
         }
 
 
-class _Section:
-    """Reads one mapping of params.yaml, remembering which keys were used."""
-
-    def __init__(self, value: Any, path: str, source: str):
-        self.path, self.source = path, source
-        if not isinstance(value, dict):
-            raise self.error(path, value, "must be a mapping of key: value")
-        self.mapping, self.used = value, set()
-
-    def error(self, key: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {key} = {value!r}: {why}")
-
-    def _key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, check: Callable[[Any], str | None], default: Any = _MISSING) -> Any:
-        self.used.add(name)
-        if name not in self.mapping:
-            if default is _MISSING:
-                raise ConfigError(f"{self.source}: missing key '{self._key(name)}'")
-            return default
-        value = self.mapping[name]
-        problem = check(value)
-        if problem:
-            raise self.error(self._key(name), value, problem)
-        return value
-
-    def section(self, name: str, default: Any = _MISSING) -> "_Section":
-        self.used.add(name)
-        value = self.mapping.get(name, default)
-        if value is _MISSING:
-            raise ConfigError(f"{self.source}: missing section '{self._key(name)}'")
-        return _Section({} if value is None else value, self._key(name), self.source)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.mapping) - self.used, key=str)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise ConfigError(
-                f"{self.source}: unknown key '{self._key(unknown[0])}'; allowed in "
-                f"'{self.path or 'top level'}': {allowed}"
-            )
+# params.yaml section -> (its model, the field holding its per-component sub-sections, their registry)
+_SECTIONS: dict[str, tuple[type[BaseModel] | None, str | None, Callable[[], tuple[str, ...]] | None]] = {
+    "": (Config, None, None),
+    "mlflow": (MlflowConfig, None, None),
+    "data": (DataConfig, None, None),
+    "features": (FeaturesConfig, "params", _extractor_names),
+    "classical": (ClassicalConfig, "hyperparams", _classifier_names),
+    "classical.grid": (None, None, _classifier_names),
+    "cnn": (CnnConfig, "arch_params", _architecture_names),
+}
 
 
-# --- value checks: each returns None when fine, else the reason ---------------------------
-
-def _int(lo: int | None = None, hi: int | None = None, nullable: bool = False):
-    def check(v):
-        if v is None and nullable:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            return "must be an integer" + (" or null" if nullable else "")
-        if lo is not None and v < lo:
-            return f"must be an integer >= {lo}"
-        if hi is not None and v > hi:
-            return f"must be an integer <= {hi}"
-        return None
-    return check
+def _to_fields(raw: dict) -> dict:
+    """params.yaml's layout -> the models': a section's keys that are not its settings
+    (``features.hog``, ``classical.logreg``, ``cnn.alexnet``) move under its components field."""
+    data = {key: _none_is_empty(value) if key in _SECTIONS else value for key, value in raw.items()}
+    for name, (model, field, _) in _SECTIONS.items():
+        body = data.get(name)
+        if field and isinstance(body, dict):
+            settings = set(model.model_fields) - {field}
+            data[name] = ({k: v for k, v in body.items() if k in settings}
+                          | {field: {k: v for k, v in body.items() if k not in settings}})
+    return data
 
 
-def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return "must be a number"
-        if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
-            return f"must be in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-        return None
-    return check
+def _allowed_keys(section: str) -> list[str]:
+    model, field, names = _SECTIONS.get(section, (None, None, None))
+    keys = [k for k in (model.model_fields if model else ()) if k != field]
+    return sorted([*keys, *(names() if names else ())])
 
 
-def _choice(allowed: tuple):
-    def check(v):
-        return None if v in allowed else f"allowed: {', '.join(map(str, allowed))}"
-    return check
+_BOUNDS = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}
+_REASONS = {
+    "int_type": "must be an integer", "float_type": "must be a number", "bool_type": "must be true or false",
+    "string_type": "must be a string", "string_too_short": "must be a non-empty string",
+    "dict_type": "must be a mapping of key: value", "model_type": "must be a mapping of key: value",
+    "tuple_type": "must be a list",
+}
 
 
-def _bool(v):
-    return None if isinstance(v, bool) else "must be true or false"
+def _reason(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "value_error":
+        return str(ctx["error"])
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        return f"must be {'an integer' if isinstance(bound, int) else 'a number'} {_BOUNDS[kind]} {bound}"
+    if kind == "literal_error":
+        return "allowed: " + ctx["expected"].replace("'", "").replace(" or ", ", ")
+    return _REASONS.get(kind, error["msg"])
 
 
-def _str_or_null(v):
-    return None if v is None or (isinstance(v, str) and v) else "must be a non-empty string or null"
+def _one_line(exc: ValidationError, source: str) -> ConfigError:
+    """pydantic's first error as ``<source>: <dotted key> = <value>: <what is allowed>``."""
+    error = exc.errors()[0]
+    component_fields = {field for _, field, _ in _SECTIONS.values() if field}
+    parts: list[str] = []
+    for i, part in enumerate(error["loc"]):
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+        elif part != "[key]" and not (i == 1 and part in component_fields):
+            parts.append(str(part))
+    key, parent = ".".join(parts), ".".join(parts[:-1])
+    if error["type"] == "missing":
+        return ConfigError(f"{source}: missing key '{key}'")
+    if error["type"] == "extra_forbidden" or error["loc"][-1] == "[key]":
+        return ConfigError(f"{source}: unknown key '{key}'; allowed in '{parent or 'top level'}': "
+                           f"{', '.join(_allowed_keys(parent))}")
+    return ConfigError(f"{source}: {key} = {error['input']!r}: {_reason(error)}")
 
-
-def _nonempty_str(v):
-    return None if isinstance(v, str) and v.strip() else "must be a non-empty string"
-
-
-def _names(allowed: tuple):
-    def check(v):
-        if not isinstance(v, list) or not v:
-            return f"must be a non-empty list; allowed items: {', '.join(allowed)}"
-        bad = [x for x in v if x not in allowed]
-        if bad:
-            return f"unknown name {bad[0]!r}; allowed: {', '.join(allowed)}"
-        if len(set(v)) != len(v):
-            return "must not repeat a name"
-        return None
-    return check
-
-
-def _pca(v):
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return "must be null, an integer >= 1 (components) or a fraction in (0, 1) (variance kept)"
-    if isinstance(v, int) and v >= 1 or isinstance(v, float) and 0 < v < 1:
-        return None
-    return "must be null, an integer >= 1 (components) or a fraction in (0, 1) (variance kept)"
-
-
-def _component_params(section: _Section, names: tuple[str, ...]) -> dict[str, dict]:
-    params = {}
-    for name in names:
-        sub = section.mapping.get(name, {})
-        section.used.add(name)
-        if sub is None:
-            sub = {}
-        if not isinstance(sub, dict):
-            raise section.error(section._key(name), sub, "must be a mapping of parameter: value")
-        params[name] = dict(sub)
-    return params
-
-
-# --- loading -------------------------------------------------------------------------------
 
 def apply_overrides(raw: dict, overrides: dict[str, Any] | None, source: str = "params.yaml") -> dict:
     """A copy of ``raw`` with dotted keys (``cnn.alexnet.epochs``) set; missing sections are created."""
@@ -240,91 +257,14 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: must be a mapping at top level, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides, source)
-    top = _Section(raw, "", source)
-    seed = top.get("seed", _int(0, 2**32 - 1))
-    ml = top.section("mlflow", {})
-    experiment = ml.get("experiment", _nonempty_str, "classic-vs-deep")
-    ml.finish()
-
-    d = top.section("data")
-    data = DataConfig(
-        dataset=d.get("dataset", _choice(DATASETS)),
-        path=d.get("path", _str_or_null, None),
-        image_size=d.get("image_size", _int(8, 1024, nullable=True)),
-        channels=d.get("channels", _choice((1, 3)), 1),
-        val_fraction=d.get("val_fraction", _float(0.0, 1.0, lo_open=True, hi_open=True), 0.15),
-        test_fraction=d.get("test_fraction", _float(0.0, 1.0, lo_open=True, hi_open=True), 0.2),
-        limit_per_class=d.get("limit_per_class", _int(3, nullable=True), None),
-    )
-    d.finish()
-    if data.dataset != "digits" and data.path is None:
-        raise ConfigError(f"{source}: data.path = None: dataset '{data.dataset}' needs data.path (a directory)")
-
-    f = top.section("features")
-    names = tuple(f.get("names", _names(FEATURES)))
-    features = FeaturesConfig(
-        names=names,
-        n_jobs=f.get("n_jobs", _int(-64, 256), -1),
-        chunk_size=f.get("chunk_size", _int(1), 2048),
-        params=_component_params(f, FEATURES),
-    )
-    if features.n_jobs == 0:
-        raise f.error("features.n_jobs", 0, "must be -1 (all cores) or a positive number of workers")
-    f.finish()
-
-    c = top.section("classical")
-    g = c.section("grid", {})
-    grid = _component_params(g, CLASSIFIERS)
-    g.finish()
-    for name, spec in grid.items():
-        for key, values in spec.items():
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"{source}: classical.grid.{name}.{key} = {values!r}: must be a non-empty list")
-    classical = ClassicalConfig(
-        classifiers=tuple(c.get("classifiers", _names(CLASSIFIERS))),
-        pca=c.get("pca", _pca, None),
-        search=c.get("search", _bool, False),
-        hyperparams=_component_params(c, CLASSIFIERS),
-        grid=grid,
-    )
-    c.finish()
-
-    n = top.section("cnn")
-    cnn = CnnConfig(
-        architectures=tuple(n.get("architectures", _names(ARCHITECTURES))),
-        epochs=n.get("epochs", _int(1, 10_000)),
-        batch_size=n.get("batch_size", _int(1, 65_536)),
-        learning_rate=n.get("learning_rate", _float(0.0, 10.0, lo_open=True)),
-        patience=n.get("patience", _int(0), 5),
-        lr_schedule=n.get("lr_schedule", _choice(LR_SCHEDULES), "plateau"),
-        mixed_precision=n.get("mixed_precision", _choice(MIXED_PRECISION), "auto"),
-        deterministic=n.get("deterministic", _bool, True),
-        arch_params=_component_params(n, ARCHITECTURES),
-    )
-    n.finish()
-    checks = {"epochs": _int(1, 10_000), "batch_size": _int(1, 65_536),
-              "learning_rate": _float(0.0, 10.0, lo_open=True)}
-    for arch, params in cnn.arch_params.items():
-        allowed = ARCH_PARAMS[arch] + ARCH_TRAINING_OVERRIDES
-        for key, value in params.items():
-            if key not in allowed:
-                raise ConfigError(f"{source}: unknown key 'cnn.{arch}.{key}'; allowed: {', '.join(allowed)}")
-            problem = checks[key](value) if key in checks else None
-            if problem:
-                raise ConfigError(f"{source}: cnn.{arch}.{key} = {value!r}: {problem}")
-    top.finish()
-    return Config(seed, experiment, data, features, classical, cnn, source=source)
-
-
-def for_arch(cfg: Config, arch: str) -> Config:
-    """The config one architecture trains with: cnn.<arch>'s epochs/batch_size/learning_rate
-    replace the shared cnn values, and arch_params[arch] keeps only builder arguments."""
-    own = cfg.cnn.arch_params.get(arch, {})
-    overrides = {k: v for k, v in own.items() if k in ARCH_TRAINING_OVERRIDES}
-    builder = {k: v for k, v in own.items() if k not in ARCH_TRAINING_OVERRIDES}
-    cnn = replace(cfg.cnn, **overrides, arch_params={**cfg.cnn.arch_params, arch: builder})
-    return replace(cfg, cnn=cnn)
+    try:
+        cfg = Config.model_validate(_to_fields(apply_overrides(raw, overrides, source)))
+    except ValidationError as exc:
+        raise _one_line(exc, source) from None
+    if cfg.data.dataset != "digits" and cfg.data.path is None:
+        raise ConfigError(f"{source}: data.path = None: dataset '{cfg.data.dataset}' needs data.path (a directory)")
+    cfg._source = source
+    return cfg
 
 
 def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Config:
@@ -345,33 +285,69 @@ def load_config(path: str | Path = "params.yaml", overrides: dict[str, Any] | No
     return parse_config(raw, str(path), overrides)
 
 
-def validate_components(cfg: Config, features: bool = True, classifiers: bool = True) -> None:
-    """Check the configured extractors' and classifiers' parameters (imports scikit-learn)."""
-    if features:
+def for_arch(cfg: Config, arch: str) -> Config:
+    """The config one architecture trains with: cnn.<arch>'s epochs/batch_size/learning_rate
+    replace the shared cnn values, and arch_params[arch] keeps only the architecture's own."""
+    own = cfg.cnn.arch_params.get(arch, {})
+    overrides = {k: v for k, v in own.items() if k in TRAINING_OVERRIDES}
+    builder = {k: v for k, v in own.items() if k not in TRAINING_OVERRIDES}
+    cnn = cfg.cnn.model_copy(update={**overrides, "arch_params": {**cfg.cnn.arch_params, arch: builder}})
+    return cfg.model_copy(update={"cnn": cnn})
+
+
+def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
+    """``features.<name>`` plus the stage-wide n_jobs/chunk_size and the seed, where the
+    extractor takes them (its own section wins)."""
+    from features import get_extractor
+
+    accepted = get_extractor(name).parameters()
+    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
+    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
+
+
+@contextlib.contextmanager
+def component_section(cfg: Config, section: str) -> Iterator[None]:
+    """Re-raise a component's ParameterError as ``<params file>: <section>: <message>``."""
+    from features.errors import ParameterError as FeatureParameterError
+    from models.errors import ParameterError as ModelParameterError
+
+    try:
+        yield
+    except (FeatureParameterError, ModelParameterError) as exc:
+        raise ConfigError(f"{cfg.source}: {section}: {' '.join(str(exc).split())}") from None
+
+
+def validate_components(cfg: Config, *, features: Iterable[str] = (), classifiers: Iterable[str] = (),
+                        architectures: Iterable[str] = ()) -> None:
+    """Check the params.yaml sections of the named components by building them (no data).
+
+    Extractors are made with their parameters; classifiers with pca/seed/hyperparameters
+    (and their search grid, if any); an architecture's keys are checked against its
+    parameters plus the training overrides, and its layers are laid out with them.
+    """
+    for name in features:
         from features import make_extractor
 
-        for name in cfg.features.names:
-            with _prefixed(cfg.source):
-                make_extractor(name, **cfg.features.params.get(name, {}))
-    if not classifiers:
-        return
-    from models.classical import make_classifier
+        with component_section(cfg, f"features.{name}"):
+            make_extractor(name, **extractor_params(cfg, name))
+    for name in classifiers:
+        from models.classical import make_classifier, make_search
 
-    for name in cfg.classical.classifiers:
-        with _prefixed(cfg.source):
-            make_classifier(name, pca=cfg.classical.pca, random_state=cfg.seed, **cfg.classical.hyperparams[name])
+        with component_section(cfg, f"classical.{name}"):
+            pipeline = make_classifier(name, pca=cfg.classical.pca, random_state=cfg.seed,
+                                       **cfg.classical.hyperparams.get(name, {}))
+        if name in cfg.classical.grid:
+            with component_section(cfg, f"classical.grid.{name}"):
+                make_search(pipeline, cfg.classical.grid[name])
+    for name in architectures:
+        from models.architectures import get
 
-
-class _prefixed:
-    """Prefix component errors with the params file so the user knows where to look."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if isinstance(exc, ConfigError) and not str(exc).startswith(self.source):
-            raise ConfigError(f"{self.source}: {exc}") from None
-        return False
+        with component_section(cfg, f"cnn.{name}"):
+            architecture = get(name)
+            params = for_arch(cfg, name).cnn.arch_params.get(name, {})
+            allowed = (*architecture.parameters(), *TRAINING_OVERRIDES)
+            unknown = sorted(set(params) - set(allowed))
+            if unknown:
+                raise ConfigError(f"{cfg.source}: unknown key 'cnn.{name}.{unknown[0]}'; allowed: "
+                                  f"{', '.join(allowed)}")
+            architecture.layers(**params)

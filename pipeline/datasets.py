@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.errors import DataError
 
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")  # what data.dataset may name
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -130,15 +131,34 @@ def load_idx_source(directory: str | Path, dataset: str) -> Pools:
                  sources=[str(p) for p in files.values()])
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles what the official CIFAR-10 batches hold and nothing else.
+
+    Dicts, lists, bytes, strings and numbers need no globals; numpy arrays are rebuilt
+    from the three names below. Any other global (``os.system``, ``builtins.eval``, ...)
+    is refused before it is looked up, so a crafted file cannot run code.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refuses to load the global {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    # The official CIFAR-10 python batches are pickles: load them only from a trusted copy.
     try:
         with open(path, "rb") as fh:
-            return pickle.load(fh, encoding="bytes")
-    except FileNotFoundError:
-        raise
+            data = _ArrayUnpickler(fh, encoding="bytes").load()
     except Exception as exc:
         raise DataError(f"{path}: not a readable CIFAR-10 python batch ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not a readable CIFAR-10 python batch (holds a {type(data).__name__}, not a dict)")
+    return data
 
 
 def load_cifar10_source(directory: str | Path) -> Pools:
@@ -209,6 +229,7 @@ def load_folder_source(directory: str | Path, image_size: int | None, channels: 
 
 
 def load_source(dataset: str, path: str | None, image_size: int | None, channels: int) -> Pools:
+    """The images of ``dataset`` (one of :data:`DATASETS`) read from ``path``."""
     if dataset == "digits":
         return load_digits_source()
     if path is None:
@@ -221,4 +242,4 @@ def load_source(dataset: str, path: str | None, image_size: int | None, channels
         return load_cifar10_source(path)
     if dataset == "folder":
         return load_folder_source(path, image_size, channels)
-    raise DataError(f"unknown dataset '{dataset}'")
+    raise DataError(f"unknown dataset '{dataset}'; allowed: {', '.join(DATASETS)}")

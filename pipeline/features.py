@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.errors import ConfigError, DataError
+from pipeline.config import Config, component_section, extractor_params
+from pipeline.errors import DataError
 from pipeline.io import SPLITS, load_split, save_npz, write_json
 
 FEATURE_DIR = Path("data/features")
@@ -24,19 +24,17 @@ def feature_path(name: str) -> Path:
 
 
 def build_extractor(cfg: Config, name: str):
-    """The configured extractor, with the stage-wide n_jobs/chunk_size and the global seed."""
-    from features import get_extractor_class, make_extractor
+    """The extractor ``name`` built from params.yaml ``features.<name>`` plus the stage-wide
+    n_jobs/chunk_size and the seed where it takes them (``config.extractor_params``).
 
-    if name not in cfg.features.params:
-        raise ConfigError(f"{cfg.source}: features.names: unknown feature {name!r}; "
-                          f"allowed: {', '.join(cfg.features.params)}")
-    params = dict(cfg.features.params[name])
-    accepted = get_extractor_class(name)().get_params()
-    defaults = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
-    for key, value in defaults.items():
-        if key in accepted:
-            params.setdefault(key, value)
-    return make_extractor(name, **params)
+    An unknown ``name`` raises ``features.errors.ParameterError`` listing the extractors; a
+    bad parameter in the section a ConfigError naming the params file and the section.
+    """
+    from features import make_extractor
+
+    params = extractor_params(cfg, name)
+    with component_section(cfg, f"features.{name}"):
+        return make_extractor(name, **params)
 
 
 def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.npz") -> dict:

@@ -11,7 +11,7 @@ import csv
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,25 +21,36 @@ import numpy as np
 from pipeline.errors import DataError
 
 SPLITS = ("train", "val", "test")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @contextlib.contextmanager
 def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` if the block succeeds."""
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` if the block succeeds.
+
+    The temporary file is created with mode 0o666, so the umask gives it the permissions
+    any new file gets (``tempfile.mkstemp`` would make it 0o600).
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix or dest.suffix or ".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_unique(dest.parent, f".{dest.name}.", suffix or dest.suffix or ".tmp")
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs normal permissions
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _create_unique(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file ``<prefix><random><suffix>`` in ``folder`` (never an existing one)."""
+    for _ in range(100):
+        path = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"{folder}: no free temporary name after 100 tries")
 
 
 def write_json(dest: str | Path, data: Any) -> None:
@@ -79,14 +90,6 @@ def write_csv(dest: str | Path, rows: list[dict], fieldnames: list[str]) -> None
 def save_npz(dest: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(dest, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

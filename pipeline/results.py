@@ -1,4 +1,4 @@
-"""What every model stage writes, classical or deep, so ``compare`` treats both alike.
+"""What every model stage writes, classical or deep, and how ``compare`` reads it back.
 
 Per model id (``hog-rbf_svm``, ``lenet5``):
 
@@ -7,22 +7,30 @@ Per model id (``hog-rbf_svm``, ``lenet5``):
 * ``metrics/<dir>/<id>.run.json``  what varies run to run: timings, device, MLflow run id
 * ``plots/confusion/<id>.csv|png`` long-form confusion rows for DVC's ``confusion`` template
 * ``plots/per_class/<id>.csv``     per-class precision/recall/F1/support
+* ``plots/history/<arch>.csv``     per-epoch training history (CNNs only)
 
 The union of the two metric dicts is what is logged to the MLflow run, so DVC and MLflow
-never drift apart.
+never drift apart. Every reader here fails with one line naming the file and the
+``dvc repro`` stage that writes it.
 """
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.errors import DataError
 from pipeline.io import atomic_path, read_json, write_csv, write_json
 
 METRICS_DIRS = {"classical": Path("metrics/classical"), "deep": Path("metrics/cnn")}
 CONFUSION_DIR = Path("plots/confusion")
 PER_CLASS_DIR = Path("plots/per_class")
+HISTORY_DIR = Path("plots/history")
+HISTORY_COLUMNS = ("epoch", "accuracy", "val_accuracy", "loss", "val_loss")  # the ones compare plots
+REQUIRED = ("test_accuracy", "macro_f1", "param_count")
 
 
 def scores_path(approach: str, model_id: str) -> Path:
@@ -33,19 +41,33 @@ def run_info_path(approach: str, model_id: str) -> Path:
     return METRICS_DIRS[approach] / f"{model_id}.run.json"
 
 
-def record_model(*, approach: str, model_id: str, y_true: np.ndarray, y_pred: np.ndarray,
+def history_path(arch: str) -> Path:
+    return HISTORY_DIR / f"{arch}.csv"
+
+
+def stage_for(approach: str, model_id: str) -> str:
+    """The DVC stage that writes a model's files (``train_classical@hog-rbf_svm``)."""
+    return f"train_classical@{model_id}" if approach == "classical" else f"train_cnn@{model_id}"
+
+
+# --- writing --------------------------------------------------------------------------------
+
+def record_model(*, run: Any, approach: str, model_id: str, y_true: np.ndarray, y_pred: np.ndarray,
                  class_names: list[str], param_count: int, model_path: Path,
                  run_info: Mapping[str, Any], extra_scores: Mapping[str, Any] | None = None) -> dict:
-    """Evaluate test predictions, write the model's metrics and plots, log them to the active run.
+    """Evaluate test predictions, write the model's metrics and plots, log them to ``run``.
 
-    ``run_info`` holds the run-dependent values (fit_seconds, predict_images_per_s, device,
-    identity tags ...); the active MLflow run's id is added to it here.
+    ``run`` is the MLflow run yielded by :func:`pipeline.tracking.stage_run`; everything is
+    logged to its id, whichever run happens to be active. ``run_info`` holds the
+    run-dependent values (fit_seconds, predict_images_per_s, device, identity tags ...);
+    the run's id and experiment id are added to it here.
     """
     import mlflow
 
     from models.evaluate import classification_metrics, confusion_long_rows, plot_confusion
     from pipeline.tracking import log_metrics
 
+    run_id = run.info.run_id
     metrics = classification_metrics(y_true, y_pred, class_names)
     scores = {
         "test_accuracy": metrics["test_accuracy"],
@@ -54,30 +76,133 @@ def record_model(*, approach: str, model_id: str, y_true: np.ndarray, y_pred: np
         "model_bytes": int(Path(model_path).stat().st_size),
         **(extra_scores or {}),
     }
-    run = mlflow.active_run()
     info = {**run_info, "model": model_id, "approach": approach,
-            "mlflow_run_id": run.info.run_id, "mlflow_experiment_id": run.info.experiment_id}
+            "mlflow_run_id": run_id, "mlflow_experiment_id": run.info.experiment_id}
 
-    write_csv(CONFUSION_DIR / f"{model_id}.csv", confusion_long_rows(y_true, y_pred, class_names),
-              ["actual", "predicted"])
+    confusion_csv, confusion_png = CONFUSION_DIR / f"{model_id}.csv", CONFUSION_DIR / f"{model_id}.png"
+    per_class_csv = PER_CLASS_DIR / f"{model_id}.csv"
+    write_csv(confusion_csv, confusion_long_rows(y_true, y_pred, class_names), ["actual", "predicted"])
     per_class = [{"class": name, **values} for name, values in metrics["per_class"].items()]
-    write_csv(PER_CLASS_DIR / f"{model_id}.csv", per_class, ["class", "precision", "recall", "f1", "support"])
+    write_csv(per_class_csv, per_class, ["class", "precision", "recall", "f1", "support"])
     figure = plot_confusion(metrics["confusion"], class_names,
                             f"{model_id}: test accuracy {scores['test_accuracy']:.4f}")
-    with atomic_path(CONFUSION_DIR / f"{model_id}.png") as tmp:
+    with atomic_path(confusion_png) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
 
-    log_metrics(scores)
-    log_metrics(info)
-    mlflow.log_artifact(str(CONFUSION_DIR / f"{model_id}.png"), artifact_path="plots")
-    mlflow.log_artifact(str(CONFUSION_DIR / f"{model_id}.csv"), artifact_path="plots")
-    mlflow.log_artifact(str(PER_CLASS_DIR / f"{model_id}.csv"), artifact_path="plots")
+    log_metrics(scores, run_id=run_id)
+    log_metrics(info, run_id=run_id)
+    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
+    # history CSV share the file name <id>.csv, and in one folder each would replace the other
+    for path in (confusion_png, confusion_csv, per_class_csv):
+        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
 
     write_json(scores_path(approach, model_id), scores)
     write_json(run_info_path(approach, model_id), info)
     return {**scores, **info}
 
 
-def read_model(approach: str, model_id: str) -> dict:
-    """One model's scores and run info merged (what ``compare`` reads)."""
-    return {**read_json(scores_path(approach, model_id)), **read_json(run_info_path(approach, model_id))}
+# --- reading --------------------------------------------------------------------------------
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: str, fix: str) -> dict:
+    """One leaderboard row from a model's merged scores + run info (files or an MLflow run).
+
+    ``where`` names the source and ``fix`` says what to do, for the one-line error about a
+    missing or non-numeric required value or a missing split hash.
+    """
+    bad = [key for key in REQUIRED if _number(data.get(key)) is None]
+    if bad:
+        raise DataError(f"{where}: missing or non-numeric {', '.join(bad)}; {fix}")
+    split = data.get("split_sha256")
+    if not isinstance(split, str) or not split:
+        raise DataError(f"{where}: no split_sha256 recorded; {fix}")
+    feature = classifier = arch = ""
+    if approach == "classical":
+        guess_feature, _, guess_classifier = model_id.partition("-")
+        feature = str(data.get("feature") or guess_feature)
+        classifier = str(data.get("classifier") or guess_classifier)
+    else:
+        arch = str(data.get("arch") or model_id)
+    model_bytes = _number(data.get("model_bytes"))
+    return {
+        "approach": approach,
+        "model": model_id,
+        "feature": feature,
+        "classifier": classifier,
+        "arch": arch,
+        "test_accuracy": float(data["test_accuracy"]),
+        "macro_f1": float(data["macro_f1"]),
+        "val_accuracy": _number(data.get("val_accuracy")),
+        "param_count": int(data["param_count"]),
+        "model_bytes": None if model_bytes is None else int(model_bytes),
+        "fit_seconds": _number(data.get("fit_seconds")),
+        "predict_images_per_s": _number(data.get("predict_images_per_s")),
+        "dataset": str(data.get("dataset") or ""),
+        "split_sha256": split,
+        "mlflow_run_id": str(data.get("mlflow_run_id") or ""),
+    }
+
+
+def read_rows(model_ids: Mapping[str, Sequence[str]]) -> list[dict]:
+    """Rows of the given models (``{approach: [model id, ...]}``, as ``Config.model_ids()``).
+
+    Files of other models are never read. Every missing file is reported at once, each
+    with the stage that writes it.
+    """
+    rows, missing = [], []
+    for approach, ids in model_ids.items():
+        for model_id in ids:
+            paths = (scores_path(approach, model_id), run_info_path(approach, model_id))
+            absent = [str(p) for p in paths if not p.is_file()]
+            stage = stage_for(approach, model_id)
+            if absent:
+                missing.append(f"{' and '.join(absent)} (run `dvc repro {stage}`)")
+                continue
+            data = {**read_json(paths[0]), **read_json(paths[1])}
+            rows.append(model_row(approach, model_id, data, where=f"{paths[0]} / {paths[1].name}",
+                                  fix=f"rerun `dvc repro {stage}`"))
+    if missing:
+        shown = "; ".join(missing[:4])
+        more = f"; and {len(missing) - 4} more (or run `dvc repro` for all)" if len(missing) > 4 else ""
+        raise DataError(f"missing metrics of {len(missing)} configured model(s): {shown}{more}")
+    return rows
+
+
+def _read_csv(path: Path, stage: str, columns: Sequence[str], empty: str) -> list[dict[str, str]]:
+    """The records of a CSV that must exist, have ``columns`` and at least one row."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run `dvc repro {stage}`)")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = list(reader.fieldnames or ())
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {','.join(header) or 'none'}); "
+                            f"rerun `dvc repro {stage}`")
+        records = list(reader)
+    if not records:
+        raise DataError(f"{path}: {empty}; rerun `dvc repro {stage}`")
+    return records
+
+
+def read_confusion(approach: str, model_id: str) -> tuple[list[str], list[str]]:
+    """(actual, predicted) class names of every test image, from ``plots/confusion/<id>.csv``."""
+    records = _read_csv(CONFUSION_DIR / f"{model_id}.csv", stage_for(approach, model_id),
+                        ("actual", "predicted"), "no rows")
+    return [r["actual"] for r in records], [r["predicted"] for r in records]
+
+
+def read_history(arch: str) -> dict[str, np.ndarray]:
+    """Epoch, accuracy, val_accuracy, loss, val_loss of a CNN; an empty cell reads as NaN."""
+    path, stage = history_path(arch), stage_for("deep", arch)
+    records = _read_csv(path, stage, HISTORY_COLUMNS, "no epochs recorded")
+    try:
+        return {c: np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in records])
+                for c in HISTORY_COLUMNS}
+    except ValueError as exc:
+        raise DataError(f"{path}: not numeric ({exc}); rerun `dvc repro {stage}`") from None

@@ -7,7 +7,10 @@
 * One run per stage invocation, opened by :func:`stage_run` with the shared tags
   (``stage``, ``dataset``, ``split_sha256``, ``git_commit``, ``pipeline_run``,
   ``dvc_exp_name``); it is marked FAILED if the stage raises.
-* Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics.
+* Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics,
+  to the run id they were given.
+* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`) and
+  ``cvd compare --from-mlflow`` finds the newest model runs (:func:`latest_finished_runs`).
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ import math
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
+from pipeline.errors import DataError
 from pipeline.io import find_repo_root
 
 
@@ -132,9 +136,68 @@ def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split
     mlflow.end_run(status="FINISHED")
 
 
-def log_metrics(data: Mapping[str, Any], step: int | None = None) -> None:
+def log_metrics(data: Mapping[str, Any], step: int | None = None, *, run_id: str | None = None) -> None:
+    """Log the finite numbers of ``data`` (flattened) to ``run_id``, else to the active run."""
     import mlflow
 
     metrics = flat_numeric(data)
     if metrics:
-        mlflow.log_metrics(metrics, step=step)
+        mlflow.log_metrics(metrics, step=step, run_id=run_id)
+
+
+def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
+    """Make ``parent_id`` the parent run of each ``{label: run id}`` in ``children``.
+
+    Returns the number linked and ``(label, first error line)`` of each run that could not
+    be tagged (deleted, or in a store that is gone): the caller decides whether that matters.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    linked, failed = 0, []
+    for label, run_id in children.items():
+        try:
+            client.set_tag(run_id, "mlflow.parentRunId", parent_id)
+            linked += 1
+        except MlflowException as exc:
+            failed.append((label, (str(exc).splitlines() or [type(exc).__name__])[0][:160]))
+    return linked, failed
+
+
+def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str | None) -> tuple[dict, str]:
+    """The newest FINISHED run per ``(approach tag, model tag)`` in ``experiment``, on one split.
+
+    ``split`` is the split hash the runs must carry; ``None`` (no prepared split here) takes
+    the split of the most recent run. Returns ``({(approach, model): Run}, split)``.
+
+    Raises:
+        DataError: the experiment does not exist (the existing ones are listed), or it has
+            no FINISHED run of ``approaches`` on the split.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        existing = sorted(e.name for e in mlflow.search_experiments())
+        raise DataError(f"MLflow experiment {experiment!r} not found at {uri}; existing: "
+                        f"{', '.join(existing) or 'none'}")
+    runs = []
+    for approach in approaches:
+        query = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
+        if split:
+            query += f" AND tags.split_sha256 = '{split}'"
+        runs += mlflow.search_runs(experiment_names=[experiment], filter_string=query,
+                                   order_by=["attributes.start_time DESC"], output_format="list")
+    if not runs:
+        where = f" on split {split[:12]} (data/prepared/manifest.json)" if split else ""
+        raise DataError(f"MLflow experiment {experiment!r} has no FINISHED {' or '.join(approaches)} runs{where}")
+    runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    if split is None:
+        split = runs[0].data.tags.get("split_sha256", "")
+        runs = [r for r in runs if r.data.tags.get("split_sha256", "") == split]
+    latest: dict[tuple[str, str], Any] = {}
+    for r in runs:
+        latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
+    return latest, split

@@ -26,13 +26,15 @@ def model_id(feature: str, classifier: str) -> str:
     return f"{feature}-{classifier}"
 
 
-def _check_names(cfg: Config, feature: str, classifier: str) -> None:
-    from pipeline.config import CLASSIFIERS, FEATURES
+def _check_names(feature: str, classifier: str) -> None:
+    """One line listing the allowed names for an unknown ``--feature`` / ``--classifier``."""
+    import features
+    from models import classifiers
 
-    if feature not in FEATURES:
-        raise ConfigError(f"--feature = {feature!r}: allowed: {', '.join(FEATURES)}")
-    if classifier not in CLASSIFIERS:
-        raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(CLASSIFIERS)}")
+    if feature not in features.extractor_names():
+        raise ConfigError(f"--feature = {feature!r}: allowed: {', '.join(features.extractor_names())}")
+    if classifier not in classifiers.names():
+        raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(classifiers.names())}")
 
 
 def fit_model(cfg: Config, classifier: str, data: dict):
@@ -92,11 +94,13 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
 
     from models.classical import param_count
     from models.evaluate import time_predict
+    from pipeline.config import validate_components
     from pipeline.features import load_features
     from pipeline.results import record_model
     from pipeline.tracking import stage_run
 
-    _check_names(cfg, feature, classifier)
+    _check_names(feature, classifier)
+    validate_components(cfg, classifiers=[classifier])
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
         raise DataError(f"data/features/{feature}.npz: rows and labels differ; rerun `cvd features --name {feature}`")
@@ -105,17 +109,18 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
               "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
     with stage_run("train_classical", experiment=cfg.experiment, run_name=f"classical-{mid}",
-                   dataset=data["dataset"], split_sha256=data["split_sha256"], tags=tags, params=params):
+                   dataset=data["dataset"], split_sha256=data["split_sha256"], tags=tags, params=params) as run:
         pipe, fit_seconds, best = fit_model(cfg, classifier, data)
         if best:
-            mlflow.log_params({f"best.{k.removeprefix('clf__')}": v for k, v in best.items()})
+            mlflow.log_params({f"best.{k.removeprefix('clf__')}": v for k, v in best.items()},
+                              run_id=run.info.run_id)
         val_accuracy = float(np.mean(pipe.predict(data["x_val"]) == data["y_val"]))
         y_pred, images_per_s = time_predict(pipe.predict, data["x_test"], repeats=3)
 
         dest = ARTIFACT_DIR / f"{mid}.skops"
         trusted = save_model(pipe, dest)
         result = record_model(
-            approach="classical", model_id=mid, y_true=data["y_test"], y_pred=y_pred,
+            run=run, approach="classical", model_id=mid, y_true=data["y_test"], y_pred=y_pred,
             class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
             extra_scores={"val_accuracy": round(val_accuracy, 6), "feature_dim": int(data["x_train"].shape[1])},
             run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],

@@ -5,7 +5,10 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO_ROOT
+from features import extractor_names
+from models import architectures, classifiers
+
+from helpers import REPO_ROOT
 
 CVD = [sys.executable, "-m", "pipeline.cli"]
 
@@ -57,3 +60,35 @@ def test_override_is_validated(tmp_path):
 def test_describe_rejects_bad_input_shape():
     out = run_cvd("describe", "lenet5", "--input-shape", "32,32")
     assert out.returncode == 2 and "--input-shape" in out.stderr
+
+
+def test_stage_choices_come_from_the_registries():
+    for args, names in ((("features", "--help"), extractor_names()),
+                        (("train-classical", "--help"), extractor_names() + classifiers.names()),
+                        (("train-cnn", "--help"), architectures.names())):
+        out = run_cvd(*args)
+        assert out.returncode == 0
+        assert all(name in out.stdout for name in names), (args, out.stdout)
+    out = run_cvd("train-cnn", "--arch", "vgg16")
+    assert out.returncode == 2 and "'vgg16' is not one of" in out.stderr
+
+
+def test_describe_passes_options_as_architecture_parameters():
+    out = run_cvd("describe", "lenet5", "--variant", "lecture")
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+    assert "variant" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_stage_checks_only_its_own_component(tmp_path):
+    params = tmp_path / "params.yaml"
+    text = (REPO_ROOT / "params.yaml").read_text().replace("orientations: 9", "orientations: 0")
+    params.write_text(text)
+    # train-classical reads the hog features, it does not run the extractor: it fails only for want of them
+    args = ("train-classical", "--params", str(params), "--feature", "hog", "--classifier", "logreg")
+    out = run_cvd(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "features.hog" not in out.stderr and "not found" in out.stderr
+    params.write_text(text.replace("  logreg:\n    C: 1.0", "  logreg:\n    C: -1.0"))
+    out = run_cvd(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: {params}: classical.logreg: ") and "'C'" in out.stderr

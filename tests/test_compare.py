@@ -14,17 +14,16 @@ import struct
 from pathlib import Path
 from types import SimpleNamespace
 
-import mlflow
 import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import compare
+from pipeline import compare, leaderboard, report_plots
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 EXPERIMENT = "cvd-compare-test"
 SPLIT = "a" * 64
@@ -281,8 +280,9 @@ def test_different_splits_are_refused(workdir):
 
 def test_missing_model_runs_warn_but_do_not_fail(workdir, compared, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", compared.uri)  # an existing store: no migration wait
-    for name in compare.PLOT_NAMES:  # the plots are checked above; keep this test quick
-        monkeypatch.setattr(compare, f"plot_{name}", lambda *args: compare._figure(2, 2))
+    # the plots are checked above; keep this test quick
+    monkeypatch.setattr(compare, "_figures",
+                        lambda *args: {name: report_plots.figure(2, 2) for name in compare.PLOT_NAMES})
     for i, mid in enumerate(FAKE):  # run ids the store does not know (e.g. a deleted mlflow.db)
         write_model(mid, seed=i, run_id=f"{i:032x}" if mid != "raw-knn" else "")
     df, out, err = _run_quietly(compare.run, make_config(experiment="cvd-compare-test-missing"))
@@ -304,20 +304,20 @@ def test_verdict_tie_and_classical_win():
     def summary(c_acc, d_acc):
         best_c = {"model": "hog-rbf_svm", "test_accuracy": c_acc, "param_count": 123_456, "fit_seconds": 0.4}
         best_d = {"model": "lenet5", "test_accuracy": d_acc, "param_count": 61_706, "fit_seconds": 12.34}
-        rows = compare.rank_rows([
+        rows = leaderboard.rank_rows([
             {"approach": "classical", "model": "hog-rbf_svm", "macro_f1": c_acc, "split_sha256": SPLIT,
              "dataset": "digits", **best_c},
             {"approach": "deep", "model": "lenet5", "macro_f1": d_acc, "split_sha256": SPLIT,
              "dataset": "digits", **best_d},
         ])
-        return compare.build_summary(rows)
+        return leaderboard.build_summary(rows)
 
     tie = summary(0.974, 0.974)
     assert tie["winner"] == "tie" and tie["accuracy_difference"] == 0
-    assert compare.verdict(tie).startswith("tie at 97.4 %: lenet5 vs hog-rbf_svm")
+    assert leaderboard.verdict(tie).startswith("tie at 97.4 %: lenet5 vs hog-rbf_svm")
     classical = summary(0.9745, 0.9741)
     assert classical["winner"] == "classical"
-    assert compare.verdict(classical) == ("classical wins by 0.04 points: hog-rbf_svm 97.45 % vs lenet5 97.41 %, "
+    assert leaderboard.verdict(classical) == ("classical wins by 0.04 points: hog-rbf_svm 97.45 % vs lenet5 97.41 %, "
                                           "with 123,456 vs 61,706 parameters and 0.4 s vs 12.3 s fit")
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import correlate2d
 
 from features.conv import conv_output_size, convolve2d, pool2d
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
 
 VERTICAL_EDGE = np.array([[1, 0, -1]] * 3)
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
@@ -33,8 +33,7 @@ def test_sobel_and_average_on_step_edge():
     image = np.array([[100, 100, 200, 200]] * 4)
     np.testing.assert_array_equal(convolve2d(image, SOBEL_X), np.full((2, 2), 400.0))
     average = convolve2d(image, np.full((3, 3), 1 / 9))
-    np.testing.assert_allclose(average, [[400 / 3, 500 / 3]] * 2)
-    np.testing.assert_array_equal(np.round(average, 1), [[133.3, 166.7]] * 2)
+    np.testing.assert_allclose(average, [[400 / 3, 500 / 3]] * 2)  # the lecture's 133.3 and 166.7
 
 
 def test_vertical_edge_detector():
@@ -88,24 +87,53 @@ def test_conv_output_size(n, f, p, s, expected):
 
 
 def test_conv_output_size_errors():
-    with pytest.raises(ConfigError, match=r"\(8 - 3 \+ 2\*0\)/2 \+ 1 = 3.5 is not an integer"):
+    with pytest.raises(ParameterError, match=r"\(8 - 3 \+ 2\*0\)/2 \+ 1 = 3.5 is not an integer"):
         conv_output_size(8, 3, 0, 2)
-    with pytest.raises(ConfigError, match=r"F=7 is larger than the padded input W_I \+ 2P = 4 \+ 2\*1 = 6"):
+    with pytest.raises(ParameterError, match=r"F=7 is larger than the padded input W_I \+ 2P = 4 \+ 2\*1 = 6"):
         conv_output_size(4, 7, 1, 1)
-    with pytest.raises(ConfigError, match=r"S=0"):
+    with pytest.raises(ParameterError, match=r"S=0"):
         conv_output_size(5, 3, 0, 0)
 
 
+@pytest.mark.parametrize(
+    ("n", "f", "p", "s", "expected"),
+    [
+        (8, 3, 0, 2, 3),  # floor(5 / 2) + 1: the last column is never reached
+        (224, 11, 0, 4, 54),  # AlexNet conv1 on a 224x224 input, as Keras builds it ("valid")
+        (13, 3, 0, 2, 6),  # overlapping 3x3/2 max pooling of 13x13
+        (5, 2, 0, 2, 2),  # 2x2 pooling of an odd size drops the last row
+    ],
+)
+def test_conv_output_size_floor(n, f, p, s, expected):
+    assert conv_output_size(n, f, p, s, exact=False) == expected
+
+
+def test_conv_output_size_floor_counts_the_window_positions():
+    for n in range(1, 12):
+        for p in range(3):
+            for f in range(1, n + 2 * p + 1):
+                for s in range(1, 5):
+                    positions = len(range(0, n + 2 * p - f + 1, s))  # top-left corners that fit
+                    assert conv_output_size(n, f, p, s, exact=False) == positions
+                    if (n + 2 * p - f) % s == 0:
+                        assert conv_output_size(n, f, p, s) == positions
+
+
+def test_conv_output_size_floor_still_rejects_a_filter_larger_than_the_input():
+    with pytest.raises(ParameterError, match=r"F=7 is larger than the padded input W_I \+ 2P = 4 \+ 2\*1 = 6"):
+        conv_output_size(4, 7, 1, 1, exact=False)
+
+
 def test_convolve2d_errors():
-    with pytest.raises(ConfigError, match="not an integer"):
+    with pytest.raises(ParameterError, match="not an integer"):
         convolve2d(np.zeros((8, 8)), np.ones((3, 3)), stride=2)
-    with pytest.raises(ConfigError, match="larger than the padded input"):
+    with pytest.raises(ParameterError, match="larger than the padded input"):
         convolve2d(np.zeros((2, 2)), np.ones((3, 3)))
-    with pytest.raises(ConfigError, match="padding=-1"):
+    with pytest.raises(ParameterError, match="padding=-1"):
         convolve2d(np.zeros((5, 5)), np.ones((3, 3)), padding=-1)
-    with pytest.raises(DataError, match=r"kernel must be a non-empty 2-D array, got shape \(3,\)"):
+    with pytest.raises(ImageError, match=r"kernel must be a non-empty 2-D array, got shape \(3,\)"):
         convolve2d(np.zeros((5, 5)), np.ones(3))
-    with pytest.raises(ConfigError, match="mode='median'"):
+    with pytest.raises(ParameterError, match="mode='median'"):
         pool2d(np.zeros((4, 4)), mode="median")
 
 

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
-import struct
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -14,21 +11,7 @@ from pipeline.datasets import (FASHION_CLASSES, load_cifar10_source, load_digits
                                load_idx_source, read_idx, resize_batch)
 from pipeline.errors import DataError
 
-
-def write_idx(path: Path, array: np.ndarray, *, truncate: int = 0) -> None:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    with gzip.open(path, "wb") as fh:
-        fh.write(payload[: len(payload) - truncate] if truncate else payload)
-
-
-def make_idx_dir(root: Path, n_train=40, n_test=20, rng=None) -> Path:
-    rng = rng or np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
-    return root
+from helpers import make_folder, make_idx_dir, write_idx
 
 
 def test_digits_source_is_bundled_and_scaled():
@@ -84,16 +67,6 @@ def test_real_idx_files(shared_datasets):
                                                        if dataset == "mnist" else [1000] * 10)
 
 
-def make_folder(root: Path, classes=("cat", "dog"), per_class=4, size=(20, 24)) -> Path:
-    rng = np.random.default_rng(1)
-    for name in classes:
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            ext = ".png" if i % 2 == 0 else ".jpg"
-            cv2.imwrite(str(root / name / f"{i}{ext}"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
-    return root
-
-
 def test_folder_source_reads_resizes_and_counts_skipped(tmp_path):
     root = make_folder(tmp_path / "imgs")
     (root / "cat" / "notes.txt").write_text("not an image")
@@ -122,12 +95,16 @@ def test_folder_empty_class_and_too_few_classes(tmp_path):
         load_folder_source(single, 16, 1)
 
 
-def test_cifar10_batches(tmp_path):
-    rng = np.random.default_rng(2)
+def write_cifar_batches(folder, rng) -> None:
+    """Batches as the official python version holds them: a dict of a uint8 array and a label list."""
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": list(range(10))}
-        (tmp_path / name).write_bytes(pickle.dumps(batch))
-    (tmp_path / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+
+
+def test_cifar10_batches(tmp_path):
+    write_cifar_batches(tmp_path, np.random.default_rng(2))
     pools = load_cifar10_source(tmp_path)
     assert pools.x_train.shape == (50, 32, 32, 3) and pools.x_test.shape == (10, 32, 32, 3)
     assert pools.class_names[3] == "c3"
@@ -138,6 +115,31 @@ def test_cifar10_batches(tmp_path):
         load_cifar10_source(tmp_path)
 
 
+class _RunsCode:
+    """Unpickling this calls ``function(argument)``: what a crafted batch file would do."""
+
+    def __init__(self, function, argument):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return self.function, (self.argument,)
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.eval"])
+def test_cifar10_crafted_pickle_runs_no_code(tmp_path, attack):
+    import builtins
+    import os
+
+    write_cifar_batches(tmp_path, np.random.default_rng(2))
+    marker = tmp_path / "pwned"
+    payload = (_RunsCode(os.system, f"touch {marker}") if attack == "os.system"
+               else _RunsCode(builtins.eval, f"open({str(marker)!r}, 'w')"))
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps({b"data": payload, b"labels": [0]}))
+    with pytest.raises(DataError) as err:
+        load_cifar10_source(tmp_path)
+    message = str(err.value)
+    assert "data_batch_1: not a readable CIFAR-10 python batch" in message and "\n" not in message
+    assert not marker.exists()
 def test_resize_batch_channels_and_size():
     images = np.random.default_rng(3).integers(0, 256, (5, 8, 8), dtype=np.uint8)
     out = resize_batch(images, 32, 3)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from models import cnn
+from models import architectures, cnn
 from models.describe import TableMismatchError, describe, layer_table
-from pipeline.errors import ConfigError
+from models.errors import ParameterError
 
 pytest.importorskip("keras")
 
@@ -34,6 +34,15 @@ def test_lenet5_table_matches_the_lecture():
 
 def test_lenet5_describe_text():
     text = describe("lenet5")
+    assert text.startswith("lenet5 (LeCun et al. 1998): input_shape=(32, 32, 1), num_classes=10, ")
+    lines = text.splitlines()
+    header = lines[2]
+    assert header.split() == ["Layer", "Kind", "Output", "F", "S", "P", "Weights", "Biases", "Params", "Total",
+                              "Dense", "equiv."]
+    conv1 = next(line for line in lines if line.startswith("conv1 "))
+    assert conv1.split() == ["conv1", "conv", "28×28×6", "5", "1", "0", "150", "6", "156", "156", "4,816,896"]
+    # numbers are right-aligned under their header: the row's total ends where "Total" ends
+    assert conv1.index("156 ", conv1.index("156") + 1) + 3 == header.index("Total") + len("Total")
     for figure in ("150", "2,400", "48,120", "10,164", "850", "61,706", "4,816,896", "1,881,600"):
         assert figure in text
     assert "28×28×6" in text and "5×5×16" in text
@@ -69,6 +78,12 @@ def test_alexnet_lecture_describe_text():
     assert "matches Keras count_params() = 28,823,912" in text
 
 
+def test_alexnet_title_shows_the_effective_image_size():
+    assert describe("alexnet", variant="original").splitlines()[0] == (
+        "alexnet (Krizhevsky et al. 2012): input_shape=(224, 224, 3), num_classes=1000, variant='original', "
+        "image_size=224, dropout=0.5")
+
+
 def test_alexnet_original_table():
     rows = layer_table("alexnet", variant="original")
     assert sizes(rows) == [55, 27, 27, 13, 13, 13, 13, 6]
@@ -99,7 +114,7 @@ def test_alexnet_table_shows_resize_and_channel_replication():
 )
 def test_running_total_equals_keras_count_params(arch, kwargs):
     rows = layer_table(arch, **kwargs)
-    model = cnn.BUILDERS[arch](**kwargs)
+    model = architectures.get(arch).build(**kwargs)
     assert rows[-1]["total"] == model.count_params()
     for row in rows:
         assert tuple(model.get_layer(row["name"]).output.shape[1:]) == row["output_shape"]
@@ -111,7 +126,10 @@ def test_describe_accepts_cli_style_none_arguments():
 
 
 def test_describe_raises_when_keras_disagrees(monkeypatch):
-    monkeypatch.setitem(cnn.BUILDERS, "lenet5", lambda **kwargs: cnn.lenet5(num_classes=11))
+    def eleven_classes(self, *args, **kwargs):
+        return cnn.build(self.layers(num_classes=11), self.name)
+
+    monkeypatch.setattr(cnn.Architecture, "build", eleven_classes)
     with pytest.raises(TableMismatchError, match="fc3"):
         describe("lenet5")
 
@@ -119,11 +137,11 @@ def test_describe_raises_when_keras_disagrees(monkeypatch):
 @pytest.mark.parametrize(
     ("arch", "kwargs", "message"),
     [
-        ("vgg16", {}, "allowed: lenet5, alexnet"),
+        ("vgg16", {}, "allowed: alexnet, lenet5"),
         ("lenet5", {"variant": "original"}, "lenet5 takes no variant"),
         ("alexnet", {"image_size": 194}, "195"),
     ],
 )
-def test_bad_arguments_raise_config_error(arch, kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_arguments_raise_parameter_error(arch, kwargs, message):
+    with pytest.raises(ParameterError, match=message):
         layer_table(arch, **kwargs)

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import copy_repo, venv_env
+from helpers import copy_repo, venv_env
 
 pytestmark = pytest.mark.integration
 

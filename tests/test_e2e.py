@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, venv_env
+from import_graph import stages_importing
+
+from helpers import copy_repo, venv_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,7 +72,10 @@ def test_every_stage_output_exists(repo):
     for mid in model_ids():
         sub = "cnn" if mid in ARCHS else "classical"
         scores = json.loads((repo / f"metrics/{sub}/{mid}.json").read_text())
-        assert 0.0 <= scores["test_accuracy"] <= 1.0 and scores["param_count"] > 0
+        # 10 classes (chance 0.1); 40 digits per class are plenty for the classical models, while one epoch
+        # of a CNN on ~270 images only has to beat chance clearly
+        assert scores["test_accuracy"] >= (0.25 if mid in ARCHS else 0.8), (mid, scores["test_accuracy"])
+        assert scores["param_count"] > 0
         assert (repo / f"plots/confusion/{mid}.csv").is_file()
     for arch in ARCHS:
         assert (repo / f"artifacts/cnn/{arch}.keras").is_file()
@@ -114,7 +119,8 @@ def test_dvc_metrics_and_plots_show(repo, tmp_path):
     assert files["reports/summary.json"]["data"]["best_classical"]["model"] in model_ids()
     for mid in model_ids():
         sub = "cnn" if mid in ARCHS else "classical"
-        assert 0.0 <= files[f"metrics/{sub}/{mid}.json"]["data"]["test_accuracy"] <= 1.0
+        shown = files[f"metrics/{sub}/{mid}.json"]["data"]
+        assert shown == json.loads((repo / f"metrics/{sub}/{mid}.json").read_text())
 
     out = tmp_path / "dvc_plots"
     dvc(repo, "plots", "show", "-o", str(out))
@@ -131,6 +137,23 @@ def test_second_repro_reruns_nothing(repo):
     out = dvc(repo, "repro")
     assert stages_run(out) == set()
     assert "up to date" in out.lower()
+
+
+@pytest.mark.parametrize("module", ["features/extractors/hog.py", "models/evaluate.py", "pipeline/results.py",
+                                    "models/architectures/lenet5.py", "features/conv.py"])
+def test_editing_a_module_outdates_exactly_the_stages_that_import_it(repo, module):
+    stages = dvc(repo, "stage", "list", "--name-only").split()
+    expected = stages_importing(module, stages, root=repo)
+    assert expected or module == "features/conv.py"  # conv.py serves tests and `cvd describe`, no stage
+    path = repo / module
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"\n# an edit\n")
+        status = json.loads(dvc(repo, "status", "--json"))
+    finally:
+        path.write_bytes(original)
+    assert set(status) == expected
+    assert json.loads(dvc(repo, "status", "--json")) == {}
 
 
 def test_exp_run_reruns_only_dependent_stages(repo):

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 import models.evaluate as evaluate
 from models.evaluate import classification_metrics, confusion_long_rows, plot_confusion, time_predict
-from pipeline.errors import ConfigError, DataError
+from models.errors import InputError, ParameterError
 
 NAMES = ["a", "b", "c"]
 Y_TRUE = [0, 0, 1, 1, 2, 2]
@@ -54,10 +54,10 @@ def test_absent_class_keeps_its_row_and_counts_in_macro_f1():
 @pytest.mark.parametrize(
     ("y_true", "y_pred"), [([0, 1], [0]), ([], []), ([0, 3], [0, 1]), ([0, 1], [0, -1]), ([0.0, 1.0], [0, 1])]
 )
-def test_bad_labels_are_a_data_error(y_true, y_pred):
-    with pytest.raises(DataError):
+def test_bad_labels_are_an_input_error(y_true, y_pred):
+    with pytest.raises(InputError):
         classification_metrics(y_true, y_pred, NAMES)
-    with pytest.raises(DataError):
+    with pytest.raises(InputError):
         confusion_long_rows(y_true, y_pred, NAMES)
 
 
@@ -83,8 +83,28 @@ def test_plot_confusion_figure():
     assert buffer.getvalue().startswith(b"\x89PNG")
 
 
+def test_plot_confusion_draws_into_a_given_panel():
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    returned = plot_confusion([[3, 1], [0, 4]], ["cat", "dog"], "panel", ax=right)
+    assert returned is fig and len(fig.axes) == 2
+    assert not left.images and right.get_title() == "panel"
+    assert [t.get_text() for t in right.texts] == ["3", "1", "0", "4"]
+    np.testing.assert_allclose(right.images[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])
+    assert [t.get_rotation() for t in right.get_xticklabels()] == [45.0, 45.0]  # names longer than 2 characters
+
+
+def test_plot_confusion_writes_counts_up_to_15_classes_only():
+    names = [str(i) for i in range(16)]
+    many = plot_confusion(np.eye(16, dtype=int) * 5, names, "16 classes")
+    assert not many.axes[0].texts
+    assert [t.get_rotation() for t in many.axes[0].get_xticklabels()] == [0.0] * 16  # short names stay upright
+    fifteen = plot_confusion(np.eye(15, dtype=int) * 5, names[:15], "15 classes")
+    assert len(fifteen.axes[0].texts) == 15 * 15
+
+
 def test_plot_confusion_shape_mismatch():
-    with pytest.raises(DataError, match="3x3"):
+    with pytest.raises(InputError, match="3x3"):
         plot_confusion([[1, 0], [0, 1]], NAMES, "t")
 
 
@@ -105,7 +125,7 @@ def test_time_predict_uses_fastest_run(monkeypatch):
 
 @pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
 def test_time_predict_bad_repeats(repeats):
-    with pytest.raises(ConfigError, match="repeats"):
+    with pytest.raises(ParameterError, match="repeats"):
         time_predict(lambda X: X, np.zeros(3), repeats=repeats)
 
 

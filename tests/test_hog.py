@@ -1,4 +1,4 @@
-"""features.hog must equal skimage.feature.hog (the reference) to 1e-5."""
+"""features.extractors.hog must equal skimage.feature.hog (the reference) to 1e-5."""
 from __future__ import annotations
 
 import time
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from skimage.feature import hog
 
-from features.hog import HOGFeatures
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
+from features.extractors.hog import HOGFeatures
 
 PARAMETER_SETS = [
     {"orientations": 9, "pixels_per_cell": (4, 4), "cells_per_block": (2, 2), "block_norm": "L2-Hys"},
@@ -57,7 +57,7 @@ def test_default_layout_on_28x28(rng):
 
 
 def test_image_smaller_than_one_block():
-    with pytest.raises(DataError, match=r"images are 7x9, smaller than the 8x8 minimum for "
+    with pytest.raises(ImageError, match=r"images are 7x9, smaller than the 8x8 minimum for "
                                         r"pixels_per_cell=\[4, 4\] and cells_per_block=\[2, 2\]"):
         HOGFeatures(pixels_per_cell=[4, 4], cells_per_block=[2, 2]).fit(np.zeros((2, 7, 9), np.uint8))
 
@@ -79,7 +79,7 @@ def test_exactly_one_block(rng):
     ],
 )
 def test_invalid_parameters(params, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ParameterError, match=message):
         HOGFeatures(**params).fit(np.zeros((1, 28, 28), np.uint8))
 
 

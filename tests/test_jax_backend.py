@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, venv_env
+from helpers import REPO_ROOT, venv_env
 
 pytest.importorskip("jax")
 
@@ -29,14 +29,14 @@ def run_with_jax(code: str, cwd: Path, extra_env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_builders_give_the_lecture_counts_without_tensorflow(tmp_path):
+def test_architectures_give_the_lecture_counts_without_tensorflow(tmp_path):
     result = run_with_jax("""
         import json, sys
         import keras
-        from models.cnn import alexnet, lenet5
-        lenet = lenet5(input_shape=(28, 28, 1), num_classes=10)
-        lecture = alexnet(input_shape=(227, 227, 3), num_classes=1000, variant="lecture")
-        small = alexnet(input_shape=(32, 32, 1), num_classes=10, variant="original", image_size=63)
+        from models.architectures import get
+        lenet = get("lenet5").build(input_shape=(28, 28, 1), num_classes=10)
+        lecture = get("alexnet").build(input_shape=(227, 227, 3), num_classes=1000, variant="lecture")
+        small = get("alexnet").build(input_shape=(32, 32, 1), num_classes=10, variant="original", image_size=63)
         print(json.dumps({"backend": keras.backend.backend(), "tf": "tensorflow" in sys.modules,
                           "lenet": lenet.count_params(), "lecture": lecture.count_params(),
                           "small_out": list(small.output_shape)}))
@@ -69,7 +69,8 @@ def test_train_cnn_stage_runs_on_jax(tmp_path):
         {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CVD_PIPELINE_RUN": "test-jax"})
 
     assert result["param_count"] == 61_706 - 84 * 10 - 10 + 84 * 3 + 3  # 3 classes instead of 10
-    assert 0.0 <= result["test_accuracy"] <= 1.0 and result["device"] == "cpu"
+    # the bands of make_split are separable after one epoch; chance is 1/3
+    assert result["test_accuracy"] >= 0.9 and result["device"] == "cpu"
     assert (tmp_path / "artifacts/cnn/lenet5.keras").is_file()
     scores = json.loads((tmp_path / "metrics/cnn/lenet5.json").read_text())
     assert scores["test_accuracy"] == result["test_accuracy"]

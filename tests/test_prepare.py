@@ -13,8 +13,7 @@ from pipeline.config import parse_config
 from pipeline.errors import DataError
 from pipeline.io import load_split
 
-from conftest import REPO_ROOT
-from test_datasets import make_folder, make_idx_dir
+from helpers import REPO_ROOT, make_folder, make_idx_dir
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""features.sift: dense grid, bag of visual words, no leakage from test images, determinism."""
+"""features.extractors.sift: dense grid, bag of visual words, no leakage from test images, determinism."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from features.sift import SIFTFeatures, dense_grid, extract_descriptors
-from pipeline.errors import DataError
+from features.errors import ImageError
+from features.extractors.sift import SIFTFeatures, dense_grid, extract_descriptors
 
 
 @pytest.fixture
@@ -96,12 +96,12 @@ def test_spatial_pyramid_levels(train_test):
 
 def test_fewer_descriptors_than_words(train_test):
     train, _ = train_test
-    with pytest.raises(DataError, match=r"gave 36 descriptors but n_words=64 needs at least 64"):
+    with pytest.raises(ImageError, match=r"gave 36 descriptors but n_words=64 needs at least 64"):
         SIFTFeatures(n_words=64).fit(train[:1])
 
 
 def test_image_smaller_than_keypoint():
-    with pytest.raises(DataError, match=r"images are 6x28, smaller than the 8x8 minimum for mode='dense' with size=8"):
+    with pytest.raises(ImageError, match=r"images are 6x28, smaller than the 8x8 minimum for mode='dense' with size=8"):
         SIFTFeatures().fit(np.zeros((2, 6, 28), np.uint8))
 
 

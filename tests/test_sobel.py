@@ -1,14 +1,13 @@
-"""features.sobel: the lecture's gradient example and the Sobel cell features."""
+"""features.extractors.sobel: the lecture's gradient example and the Sobel cell features."""
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 import pytest
 
-from features.sobel import SobelFeatures, central_gradient
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
+from features.extractors.sobel import SobelFeatures, central_gradient
 
 # The lecture's HOG worked example; the centre pixel is 85 at (2, 2).
 LECTURE_IMAGE = np.array(
@@ -24,17 +23,37 @@ LECTURE_IMAGE = np.array(
 
 
 def test_central_gradient_lecture_example():
-    gx, gy, magnitude, angle = central_gradient(LECTURE_IMAGE, 2, 2)
-    assert gx == 89 - 78 == 11
     # The lecture writes "Gy = 68 - 56 = 8" and then magnitude sqrt(11^2 + 8^2) = 13.6 and
     # angle atan(8/11) = 36 degrees. 68 - 56 is 12, so the correct figures are
-    # magnitude sqrt(265) = 16.28 and angle atan2(12, 11) = 47.49 degrees.
-    assert gy == 68 - 56 == 12
-    assert magnitude == pytest.approx(math.sqrt(265)) == pytest.approx(16.2788, abs=1e-4)
+    # magnitude sqrt(265) = 16.28 and angle atan2(12, 11) = 47.49 degrees (README errata).
+    gx, gy, magnitude, angle = central_gradient(LECTURE_IMAGE, 2, 2)
+    assert (gx, gy) == (89 - 78, 68 - 56) == (11, 12)
+    assert magnitude == pytest.approx(16.2788, abs=1e-4)
     assert angle == pytest.approx(47.4896, abs=1e-4)
-    # The lecture's arithmetic, for the record: with Gy = 8 its own numbers follow.
-    assert math.hypot(11, 8) == pytest.approx(13.601, abs=1e-3)
-    assert math.degrees(math.atan2(8, 11)) == pytest.approx(36.03, abs=1e-2)
+    assert magnitude != pytest.approx(13.6, abs=0.1) and angle != pytest.approx(36.0, abs=0.5)
+
+
+def test_central_gradient_uses_only_the_four_neighbours():
+    changed = LECTURE_IMAGE.copy()
+    changed[2, 2] = 0  # the centre
+    changed[[1, 1, 3, 3], [1, 3, 1, 3]] = 255  # the diagonal neighbours
+    changed[0, :] = changed[4, :] = 7  # rows two pixels away
+    assert central_gradient(changed, 2, 2) == central_gradient(LECTURE_IMAGE, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("bright", "angle"),
+    [((slice(None), slice(2, None)), 0.0),  # brighter to the right: points right
+     ((slice(0, 1), slice(None)), 90.0),  # brighter above: points up, as on paper
+     ((slice(None), slice(0, 1)), 180.0),
+     ((slice(2, None), slice(None)), -90.0)],
+)
+def test_central_gradient_direction_convention(bright, angle):
+    image = np.zeros((3, 3), np.uint8)
+    image[bright] = 100
+    gx, gy, magnitude, result = central_gradient(image, 1, 1)
+    assert result == pytest.approx(angle)
+    assert magnitude == 100 and math.hypot(gx, gy) == magnitude
 
 
 def test_central_gradient_does_not_wrap_uint8():
@@ -43,18 +62,10 @@ def test_central_gradient_does_not_wrap_uint8():
     assert central_gradient(image, 1, 1)[0] == -200
 
 
-def test_cv2_sobel_ksize1_is_the_central_difference():
-    image = LECTURE_IMAGE.astype(np.float32)
-    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=1)
-    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=1)
-    assert gx[2, 2] == 11
-    assert gy[2, 2] == -12  # image rows grow downwards: down - up
-    assert abs(gy[2, 2]) == 12
-
-
-def test_central_gradient_rejects_border_pixel():
-    with pytest.raises(ConfigError, match=r"row=0, col=2 .* 5x5 image"):
-        central_gradient(LECTURE_IMAGE, 0, 2)
+@pytest.mark.parametrize(("row", "col"), [(0, 2), (4, 2), (2, 0), (2, 4)])
+def test_central_gradient_rejects_border_pixel(row, col):
+    with pytest.raises(ParameterError, match=rf"row={row}, col={col} is not an interior pixel of the 5x5 image"):
+        central_gradient(LECTURE_IMAGE, row, col)
 
 
 @pytest.mark.parametrize("ksize", [1, 3, 5, 7])
@@ -73,22 +84,42 @@ def test_feature_layout_and_normalisation(rng):
     assert features.shape == (5, 49 * 8 + 49) and features.dtype == np.float32
     hist = features[:, : 49 * 8].reshape(5, 49, 8)
     np.testing.assert_allclose(hist.sum(axis=2), 1, atol=1e-5)  # every cell has gradients
-    # The magnitude map is the cell mean of the Sobel magnitude of the image / 255.
-    image = images[2].astype(np.float32) / 255
-    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3)
-    expected = np.hypot(gx, gy).reshape(7, 4, 7, 4).mean(axis=(1, 3)).ravel()
-    np.testing.assert_allclose(features[2, 49 * 8 :], expected, rtol=1e-4)
     without_map = SobelFeatures(magnitude_map=False).fit_transform(images)
     np.testing.assert_array_equal(without_map, features[:, : 49 * 8])
+
+
+def vertical_step(low: int = 0, high: int = 255) -> np.ndarray:
+    """A batch of one 8x8 image: columns 0-3 at ``low``, 4-7 at ``high``."""
+    image = np.full((1, 8, 8), low, np.uint8)
+    image[:, :, 4:] = high
+    return image
+
+
+@pytest.mark.parametrize(("ksize", "peak"), [(1, 1.0), (3, 4.0)])
+def test_magnitude_map_of_a_step_edge(ksize, peak):
+    # Only columns 3 and 4 see the step (of 1.0 after /255); the [-1, 0, 1] difference gives
+    # 1 there, the 3x3 Sobel (1, 2, 1)-smoothed difference 4 on rows of constant value.
+    # The 8x8 cell's mean magnitude is 2 columns * 8 rows * peak / 64.
+    features = SobelFeatures(ksize=ksize, cell_size=8, orientations=4).fit_transform(vertical_step())
+    assert features[0, 4] == pytest.approx(2 * 8 * peak / 64, rel=1e-6)
+
+
+def test_histogram_is_contrast_invariant_and_magnitude_map_scales(rng):
+    low = rng.integers(0, 128, (6, 16, 16), dtype=np.uint8)
+    high = low * np.uint8(2)  # exactly twice the contrast
+    extractor = SobelFeatures(cell_size=4, orientations=6)
+    a, b = extractor.fit_transform(low), extractor.fit_transform(high)
+    n_hist = 16 * 6
+    np.testing.assert_allclose(b[:, :n_hist], a[:, :n_hist], atol=1e-5)
+    np.testing.assert_allclose(b[:, n_hist:], 2 * a[:, n_hist:], rtol=1e-5)
+    assert a[:, n_hist:].min() > 0  # random cells: every cell has an edge to scale
 
 
 def test_unsigned_orientation_bins():
     # A vertical edge (gradient along x) votes in bin 0 whichever side is bright;
     # a horizontal edge (gradient along y, 90 degrees) votes in bin 2 of 4 (90-135).
-    dark_to_bright = np.zeros((1, 8, 8), np.uint8)
-    dark_to_bright[:, :, 4:] = 255
-    bright_to_dark = 255 - dark_to_bright
+    dark_to_bright = vertical_step()
+    bright_to_dark = vertical_step(255, 0)
     horizontal = dark_to_bright.transpose(0, 2, 1).copy()
     extractor = SobelFeatures(cell_size=8, orientations=4, magnitude_map=False)
     for image, expected_bin in ((dark_to_bright, 0), (bright_to_dark, 0), (horizontal, 2)):
@@ -101,10 +132,10 @@ def test_blank_image_gives_zero_features():
 
 
 def test_cell_size_larger_than_image_is_rejected():
-    with pytest.raises(DataError, match=r"images are 6x6, smaller than the 8x8 minimum for cell_size=8"):
+    with pytest.raises(ImageError, match=r"images are 6x6, smaller than the 8x8 minimum for cell_size=8"):
         SobelFeatures(cell_size=8).fit(np.zeros((1, 6, 6), np.uint8))
 
 
 def test_invalid_ksize():
-    with pytest.raises(ConfigError, match=r"ksize=4 is invalid"):
+    with pytest.raises(ParameterError, match=r"ksize=4 is invalid"):
         SobelFeatures(ksize=4).fit(np.zeros((1, 8, 8), np.uint8))

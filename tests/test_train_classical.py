@@ -11,7 +11,7 @@ import pytest
 import skops.io as sio
 import yaml
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from pipeline import features, train_classical
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
@@ -96,10 +96,21 @@ def test_grid_search_logs_best_params(workdir):
 
 def test_bad_names_and_missing_features(workdir):
     cfg = make_config()
-    with pytest.raises(ConfigError, match="--classifier = 'svm': allowed: linear_svm"):
+    with pytest.raises(ConfigError) as bad_classifier:
         train_classical.run(cfg, "hog", "svm")
-    with pytest.raises(ConfigError, match="--feature = 'surf'"):
+    assert str(bad_classifier.value) == (
+        "--classifier = 'svm': allowed: knn, linear_svm, logreg, random_forest, rbf_svm")
+    with pytest.raises(ConfigError) as bad_feature:
         train_classical.run(cfg, "surf", "knn")
+    assert str(bad_feature.value) == "--feature = 'surf': allowed: hog, raw, sift, sobel"
     with pytest.raises(DataError, match=r"data/features/raw.npz: not found"):
         train_classical.run(cfg, "raw", "knn")
     assert not (workdir / "metrics/classical").exists()
+
+
+def test_only_the_trained_classifier_is_validated(workdir):
+    cfg = make_config(rbf_svm={"C": 10.0, "gamma": "scale", "bogus": 1})
+    assert train_classical.run(cfg, "hog", "logreg")["test_accuracy"] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match=r"^params\.yaml: .*rbf_svm.*unknown hyperparameter 'bogus'"):
+        train_classical.run(cfg, "hog", "rbf_svm")
+    assert not (workdir / "metrics/classical/hog-rbf_svm.json").exists()

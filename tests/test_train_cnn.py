@@ -1,4 +1,4 @@
-"""pipeline.train_cnn: the real stage (TensorFlow + MLflow on a temporary sqlite store)."""
+"""pipeline.train_cnn (the real stage, TensorFlow + MLflow on a temporary sqlite store) and models.training."""
 from __future__ import annotations
 
 import csv
@@ -36,12 +36,14 @@ def make_split(seed: int = 0) -> Split:
     return Split(x, y, names, "synthetic", split_digest(x, y, names))
 
 
-def make_config(**cnn):
+def make_config(seed: int = 42, alexnet: dict | None = None, **cnn):
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["seed"] = seed
     raw["mlflow"]["experiment"] = "test-train-cnn"
     raw["cnn"].update({"epochs": 1, "batch_size": 16, "patience": 2, "mixed_precision": "off",
                        "deterministic": True, **cnn})
     raw["cnn"]["alexnet"]["image_size"] = 63  # smallest size for the "original" variant
+    raw["cnn"]["alexnet"].update(alexnet or {})
     return parse_config(raw)
 
 
@@ -65,6 +67,7 @@ def lenet_run(tmp_path_factory):
     return workdir, result
 
 
+@pytest.mark.slow
 def test_stage_writes_model_metrics_and_plots(lenet_run):
     import keras
 
@@ -74,11 +77,11 @@ def test_stage_writes_model_metrics_and_plots(lenet_run):
     model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
     assert model.output_shape == (None, N_CLASSES)
     scores = json.loads((workdir / "metrics/cnn/lenet5.json").read_text())
-    assert 0.0 <= scores["test_accuracy"] <= 1.0
-    assert scores["param_count"] == count_params(model)["total"] == model.count_params()
+    # the bands are separable after one epoch (1.0 on this CPU for seeds 1, 2, 3, 7, 42); chance is 1/3
+    assert scores["test_accuracy"] >= 0.9 and scores["val_accuracy"] >= 0.9
+    assert scores["param_count"] == count_params(model)["total"] == 61_706 - 7 * 85  # fc3: 3 classes, not 10
     assert scores["trainable_params"] == scores["param_count"]
     assert scores["epochs_run"] == scores["best_epoch"] == 1
-    assert 0.0 <= scores["val_accuracy"] <= 1.0
     info = json.loads((workdir / "metrics/cnn/lenet5.run.json").read_text())
     assert info["device"] == "cpu" and info["gpu_count"] == 0 and info["mixed_precision"] is False
     assert info["backend"] == keras.backend.backend()
@@ -101,10 +104,11 @@ def test_stage_writes_model_metrics_and_plots(lenet_run):
     assert not list((workdir / "artifacts/cnn").glob(".*")), "temporary file left behind"
 
 
+@pytest.mark.slow
 def test_saved_model_reproduces_the_test_predictions(lenet_run):
     import keras
 
-    from pipeline.train_cnn import scale_images
+    from models.training import scale_images
 
     workdir, result = lenet_run
     model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
@@ -114,6 +118,7 @@ def test_saved_model_reproduces_the_test_predictions(lenet_run):
     assert np.mean(y_pred == split.y["test"]) == pytest.approx(result["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_mlflow_run_has_tags_metrics_step_history_and_model(lenet_run):
     import mlflow
 
@@ -147,7 +152,7 @@ def test_unknown_arch_is_a_config_error(tmp_path, monkeypatch):
     from pipeline import train_cnn
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"^--arch = 'vgg16': allowed: lenet5, alexnet$"):
+    with pytest.raises(ConfigError, match=r"^--arch = 'vgg16': allowed: alexnet, lenet5$"):
         train_cnn.run(make_config(), "vgg16")
 
 
@@ -155,34 +160,35 @@ def test_bad_architecture_parameter_names_the_params_key(tmp_path, monkeypatch):
     from pipeline import train_cnn
 
     in_workdir(monkeypatch, tmp_path)
-    cfg = make_config()
-    cfg.cnn.arch_params["alexnet"]["image_size"] = 32
     with pytest.raises(ConfigError, match=r"^params.yaml: cnn.alexnet: .*image_size >= 63"):
-        train_cnn.run(cfg, "alexnet")
+        train_cnn.run(make_config(alexnet={"image_size": 32}), "alexnet")
     assert not (tmp_path / "mlflow.db").exists(), "no MLflow run for a configuration error"
 
+
+# --- models.training --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("setting", "gpus", "policy"), [
     ("auto", 0, "float32"), ("auto", 1, "mixed_float16"), ("auto", 8, "mixed_float16"),
     ("on", 0, "mixed_float16"), ("on", 2, "mixed_float16"), ("off", 0, "float32"), ("off", 4, "float32"),
 ])
 def test_choose_precision(setting, gpus, policy):
-    from pipeline.train_cnn import choose_precision
+    from models.training import choose_precision
 
     assert choose_precision(setting, gpus) == policy
 
 
 def test_choose_precision_rejects_unknown_setting():
-    from pipeline.train_cnn import choose_precision
+    from models.errors import ParameterError
+    from models.training import choose_precision
 
-    with pytest.raises(ConfigError, match="allowed: auto, on, off"):
+    with pytest.raises(ParameterError, match="allowed: auto, on, off"):
         choose_precision("fp16", 1)
 
 
 def test_device_detection_reports_cpu_here():
     import tensorflow as tf
 
-    from pipeline.train_cnn import Devices, detect_devices
+    from models.training import Devices, detect_devices
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
@@ -195,13 +201,14 @@ def test_device_detection_reports_cpu_here():
 def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
     import keras
 
+    from models import architectures
     from models.cnn import count_params
-    from pipeline.train_cnn import Devices, build_model, runtime
+    from models.training import Devices, compile_model, runtime
 
-    cfg = make_config(mixed_precision="on")
-    with runtime(cfg, Devices("tensorflow")) as rt:
+    with runtime(Devices("tensorflow"), seed=0, precision="on") as rt:
         assert rt.mixed_precision and keras.mixed_precision.global_policy().name == "mixed_float16"
-        model = build_model(cfg, "lenet5", (28, 28, 1), 10, steps_per_epoch=1, rt=rt)
+        with rt.scope():
+            model = compile_model(architectures.get("lenet5").build((28, 28, 1), 10), learning_rate=0.001)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert model.get_layer("conv1").compute_dtype == "float16"
     assert model.get_layer("fc3").compute_dtype == "float32"
@@ -212,8 +219,12 @@ def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
 
 
 def _train_and_predict(cfg, split: Split) -> tuple[np.ndarray, list[dict]]:
-    from pipeline.train_cnn import Devices, build_model, fit_model, runtime, scale_images
+    """LeNet-5 through the stage's config glue (runtime, build_model, fit_model)."""
+    from models.training import Devices, scale_images
+    from pipeline.config import for_arch
+    from pipeline.train_cnn import build_model, fit_model, runtime
 
+    cfg = for_arch(cfg, "lenet5")
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
         fit = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
@@ -221,18 +232,17 @@ def _train_and_predict(cfg, split: Split) -> tuple[np.ndarray, list[dict]]:
         return model.predict(scale_images(split.x["test"]), verbose=0), fit.history
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_predictions_after_one_epoch():
     split = make_split()
     first, _ = _train_and_predict(make_config(), split)
     second, _ = _train_and_predict(make_config(), split)
     np.testing.assert_array_equal(first, second)  # bitwise: CPU + op determinism
-    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
-    raw["seed"] = 7
-    raw["cnn"].update({"epochs": 1, "batch_size": 16, "mixed_precision": "off"})
-    other, _ = _train_and_predict(parse_config(raw), split)
+    other, _ = _train_and_predict(make_config(seed=7), split)
     assert not np.array_equal(first, other)
 
 
+@pytest.mark.slow
 def test_cosine_schedule_lowers_the_learning_rate_each_epoch():
     _, history = _train_and_predict(make_config(epochs=3, patience=5, lr_schedule="cosine"), make_split())
     rates = [row["learning_rate"] for row in history]
@@ -243,9 +253,11 @@ def test_cosine_schedule_lowers_the_learning_rate_each_epoch():
 
 def test_alexnet_builds_at_its_minimum_size():
     from models.cnn import count_params
-    from pipeline.train_cnn import Devices, build_model, runtime
+    from models.training import Devices
+    from pipeline.config import for_arch
+    from pipeline.train_cnn import build_model, runtime
 
-    cfg = make_config()
+    cfg = for_arch(make_config(), "alexnet")
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "alexnet", (SIZE, SIZE, 1), N_CLASSES, steps_per_epoch=1, rt=rt)
     assert model.get_layer("resize").output.shape[1:3] == (63, 63)
@@ -253,24 +265,27 @@ def test_alexnet_builds_at_its_minimum_size():
     assert model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0).shape == (1, N_CLASSES)
 
 
+@pytest.mark.slow
 def test_multi_gpu_path_trains_under_mirrored_strategy():
     """The >1-GPU branch on this CPU: MirroredStrategy (over the devices TensorFlow has) wraps
     the build, ``auto`` switches to mixed float16, and one epoch trains to a finite loss."""
     import keras
     import tensorflow as tf
 
-    from pipeline.train_cnn import Devices, build_model, fit_model, runtime, scale_images
+    from models import architectures
+    from models.training import Devices, compile_model, fit, runtime, scale_images
 
     split = make_split()
-    cfg = make_config(mixed_precision="auto")
-    with runtime(cfg, Devices("tensorflow", ("simulated", "simulated"))) as rt:
+    with runtime(Devices("tensorflow", ("simulated", "simulated")), seed=42, precision="auto") as rt:
         assert isinstance(rt.strategy, tf.distribute.MirroredStrategy)
         assert rt.precision == "mixed_float16"
-        model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
+        with rt.scope():
+            model = compile_model(architectures.get("lenet5").build(split.image_shape, split.num_classes),
+                                  learning_rate=0.001)
         assert isinstance(model.get_layer("conv1").kernel.value, tf.distribute.DistributedValues)
-        fit = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
-                        scale_images(split.x["val"]), split.y["val"], verbose=0)
+        result = fit(model, scale_images(split.x["train"]), split.y["train"], scale_images(split.x["val"]),
+                     split.y["val"], epochs=1, batch_size=16, patience=2, verbose=0)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored on exit
-    assert fit.epochs_run == 1 and math.isfinite(fit.history[0]["loss"])
+    assert result.epochs_run == 1 and math.isfinite(result.history[0]["loss"])
     out = model.predict(scale_images(split.x["test"][:4]), verbose=0)
     assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)

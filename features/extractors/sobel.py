@@ -18,7 +18,7 @@ the last whole cell are ignored) and each cell gives:
   magnitude map would just be the sum of each histogram).
 
 Output: the histograms (cell row, cell col, bin), then the magnitude map (cell row, cell
-col), as float32. Unlike HOG (``features.hog``) there are no overlapping blocks.
+col), as float32. Unlike HOG (``features.extractors.hog``) there are no overlapping blocks.
 
 Reference: I. Sobel and G. Feldman, "A 3x3 isotropic gradient operator for image
 processing" (1968); N. Dalal and B. Triggs, CVPR 2005, doi:10.1109/CVPR.2005.177.
@@ -31,8 +31,9 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from features import Extractor
 from features._batch import ImageFeatureExtractor, check_bool, check_int
-from pipeline.errors import ConfigError
+from features.errors import ParameterError
 
 KSIZES = (1, 3, 5, 7)
 _EPS = 1e-6
@@ -51,7 +52,7 @@ def central_gradient(image: np.ndarray, row: int, col: int) -> tuple[float, floa
     img = np.asarray(image)
     h, w = img.shape
     if not (1 <= row <= h - 2 and 1 <= col <= w - 2):
-        raise ConfigError(
+        raise ParameterError(
             f"row={row!r}, col={col!r} is not an interior pixel of the {h}x{w} image "
             f"(need 1 <= row <= {h - 2} and 1 <= col <= {w - 2})"
         )
@@ -107,7 +108,7 @@ class SobelFeatures(ImageFeatureExtractor):
         super()._check_params()
         owner = type(self).__name__
         if isinstance(self.ksize, bool) or not isinstance(self.ksize, Integral) or self.ksize not in KSIZES:
-            raise ConfigError(f"{owner}: ksize={self.ksize!r} is invalid; allowed: 1, 3, 5, 7")
+            raise ParameterError(f"{owner}: ksize={self.ksize!r} is invalid; allowed: 1, 3, 5, 7")
         check_int(owner, "cell_size", self.cell_size, 1)
         check_int(owner, "orientations", self.orientations, 1)
         check_bool(owner, "magnitude_map", self.magnitude_map)
@@ -132,3 +133,13 @@ class SobelFeatures(ImageFeatureExtractor):
         if self.magnitude_map:
             parts.append(total.reshape(n, -1) / (c * c))
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+EXTRACTOR = Extractor(
+    transformer=SobelFeatures,
+    citation=(
+        'I. Sobel and G. Feldman, "A 3x3 isotropic gradient operator for image processing", 1968; '
+        "N. Dalal and B. Triggs, CVPR 2005, doi:10.1109/CVPR.2005.177 (unsigned orientation histograms)"
+    ),
+    summary="per-cell histograms of unsigned Sobel gradient orientation, plus a cell-mean magnitude map",
+)

@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from features import Extractor
 from features._batch import ImageFeatureExtractor, check_bool, check_choice, check_int, check_pair
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
@@ -204,3 +205,13 @@ class HOGFeatures(ImageFeatureExtractor):
             block_norm=self.block_norm,
             transform_sqrt=bool(self.transform_sqrt),
         )
+
+
+EXTRACTOR = Extractor(
+    transformer=HOGFeatures,
+    citation=(
+        'N. Dalal and B. Triggs, "Histograms of Oriented Gradients for Human Detection", CVPR 2005, '
+        "doi:10.1109/CVPR.2005.177"
+    ),
+    summary="Histogram of Oriented Gradients, equal to skimage.feature.hog, computed a batch at a time",
+)

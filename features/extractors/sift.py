@@ -43,8 +43,9 @@ import cv2
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
+from features import Extractor
 from features._batch import ImageFeatureExtractor, check_bool, check_choice, check_int
-from pipeline.errors import ConfigError, DataError
+from features.errors import ImageError, ParameterError
 
 MODES = ("dense", "keypoints")
 NORMS = ("l1", "l2")
@@ -180,7 +181,9 @@ class SIFTFeatures(ImageFeatureExtractor):
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral) or not (
             0 <= self.random_state < 2**32
         ):
-            raise ConfigError(f"{owner}: random_state={self.random_state!r} is invalid; expected an integer in [0, 2**32)")
+            raise ParameterError(
+                f"{owner}: random_state={self.random_state!r} is invalid; expected an integer in [0, 2**32)"
+            )
         check_int(owner, "batch_size", self.batch_size, 1)
         check_int(owner, "max_descriptors", self.max_descriptors, 1)
 
@@ -207,7 +210,7 @@ class SIFTFeatures(ImageFeatureExtractor):
                 keep = np.argpartition(keys, limit - 1)[:limit]
                 sample, keys, index = sample[keep], keys[keep], index[keep]
         if len(sample) < self.n_words:
-            raise DataError(
+            raise ImageError(
                 f"{type(self).__name__}: the training images gave {total} descriptors "
                 f"but n_words={self.n_words} needs at least {self.n_words}"
             )
@@ -238,3 +241,14 @@ class SIFTFeatures(ImageFeatureExtractor):
         else:
             length = np.sqrt(np.einsum("ij,ij->i", hist, hist))[:, None]
         return np.divide(hist, length, out=np.zeros_like(hist), where=length > 0).astype(np.float32)
+
+
+EXTRACTOR = Extractor(
+    transformer=SIFTFeatures,
+    citation=(
+        'D. G. Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 60(2), 2004, '
+        'doi:10.1023/B:VISI.0000029664.99615.94; G. Csurka et al., "Visual categorization with bags of '
+        'keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004'
+    ),
+    summary="bag of visual words over dense (or detected) SIFT descriptors; codebook fitted on training images",
+)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from features import Extractor
 from features._batch import ImageFeatureExtractor, check_bool
 
 
@@ -30,3 +31,13 @@ class RawPixels(ImageFeatureExtractor):
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
         flat = images.reshape(len(images), -1).astype(np.float32)
         return flat / np.float32(255) if self.scale else flat
+
+
+EXTRACTOR = Extractor(
+    transformer=RawPixels,
+    citation=(
+        'Y. LeCun, L. Bottou, Y. Bengio and P. Haffner, "Gradient-based learning applied to document '
+        'recognition", Proc. IEEE 86(11), 1998, doi:10.1109/5.726791 (classifiers on raw pixels as baselines)'
+    ),
+    summary="raw pixels / 255, flattened: the baseline every handcrafted feature has to beat",
+)

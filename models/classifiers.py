@@ -1,0 +1,73 @@
+"""The classifier registry: the scikit-learn estimators the classical side may train.
+
+Importing this module does not import scikit-learn: an entry names its class by dotted
+path and :meth:`Classifier.load` imports it on demand. Adding a classifier is one entry
+here plus its params.yaml sections (``classical.<name>``, optionally ``classical.grid.<name>``);
+:mod:`models.classical` builds, searches and sizes it.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from models.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """One registered estimator.
+
+    Attributes:
+        class_path: dotted path of the scikit-learn class (``sklearn.svm.SVC``).
+        citation: the method's paper, short form.
+        summary: one line on what the classifier does.
+        fixed: constructor arguments it always gets (not settable from params.yaml).
+    """
+
+    class_path: str
+    citation: str
+    summary: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type:
+        """Import and return the estimator class."""
+        module_name, _, class_name = self.class_path.rpartition(".")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+CLASSIFIERS: dict[str, Classifier] = {
+    "knn": Classifier(
+        "sklearn.neighbors.KNeighborsClassifier", "Cover & Hart 1967",
+        "k nearest neighbours: majority vote of the closest training samples"),
+    "linear_svm": Classifier(
+        "sklearn.svm.LinearSVC", "Cortes & Vapnik 1995; Fan et al. 2008 (LIBLINEAR)",
+        "linear support vector machine, one-vs-rest"),
+    "logreg": Classifier(
+        "sklearn.linear_model.LogisticRegression", "Cox 1958",
+        "multinomial logistic regression (softmax over linear scores)"),
+    "random_forest": Classifier(
+        "sklearn.ensemble.RandomForestClassifier", "Breiman 2001",
+        "random forest: bagged decision trees on random feature subsets"),
+    "rbf_svm": Classifier(
+        "sklearn.svm.SVC", "Cortes & Vapnik 1995; Chang & Lin 2011 (LIBSVM)",
+        "kernel support vector machine with a Gaussian (RBF) kernel, one-vs-one",
+        fixed={"kernel": "rbf"}),
+}
+
+
+def names() -> tuple[str, ...]:
+    """The registered classifiers, sorted."""
+    return tuple(sorted(CLASSIFIERS))
+
+
+def get(name: str) -> Classifier:
+    """The registry entry ``name``.
+
+    Raises:
+        ParameterError: an unknown name; the message lists the registered ones.
+    """
+    try:
+        return CLASSIFIERS[name]
+    except (KeyError, TypeError):
+        raise ParameterError(f"unknown classifier {name!r}; allowed: {', '.join(names())}") from None

@@ -1,0 +1,310 @@
+"""Training runtime of the CNNs: devices, precision, seeding, distribution, compile, fit.
+
+Pure: every function takes its settings as arguments (the ``train_cnn`` stage passes
+params.yaml's ``cnn`` values) and writes nothing. Keras and the backends are imported
+inside the functions, so importing this module is cheap.
+
+Devices: the GPUs the Keras backend sees are detected (TensorFlow, JAX or PyTorch,
+:func:`detect_devices`). Precision ``auto`` trains in ``mixed_float16`` only when a GPU is
+present (``on`` forces it, ``off`` never, :func:`choose_precision`); the output layer is kept
+in float32 either way (:func:`float32_output`). With several GPUs, TensorFlow trains under
+``tf.distribute.MirroredStrategy`` and JAX under ``keras.distribution.DataParallel``
+(:func:`runtime`); the batch size is then the global batch.
+
+Reproducibility: ``keras.utils.set_random_seed(seed)`` seeds Python, NumPy and the backend,
+so the initial weights, dropout masks and the per-epoch shuffling follow from ``seed``.
+With ``deterministic=True`` and the TensorFlow backend,
+``tf.config.experimental.enable_op_determinism()`` is also switched on, so the same seed,
+data, software versions and hardware give the same weights, predictions and metrics
+(checked on CPU by ``tests/test_train_cnn.py``); ops without a deterministic GPU kernel
+then raise instead of silently varying. Not deterministic: anything timed (fit_seconds,
+epoch_seconds, images/s), results across different CPUs/GPUs, thread counts or library
+versions, float16 vs float32 runs, multi-GPU reduction order, and the JAX/PyTorch
+backends, for which only the seeds are set (JAX on GPU would need
+``XLA_FLAGS=--xla_gpu_deterministic_ops=true``, PyTorch
+``torch.use_deterministic_algorithms(True)``). Op determinism is process-wide and cannot
+be switched off again in TensorFlow.
+
+Training (:func:`fit`): Adam and sparse categorical cross-entropy (:func:`compile_model`),
+validation every epoch, early stopping on ``val_loss`` with the best weights restored,
+and an optional learning-rate schedule (``plateau``: ReduceLROnPlateau, ``cosine``:
+CosineDecay over all planned steps, ``constant``).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from models.errors import InputError, ParameterError
+
+PRECISION_SETTINGS = ("auto", "on", "off")
+LR_SCHEDULES = ("plateau", "cosine", "constant")
+MIXED = "mixed_float16"
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"]
+
+
+def choose_precision(setting: str, gpu_count: int) -> str:
+    """The Keras dtype policy for a precision setting: "mixed_float16" or "float32".
+
+    ``auto`` uses float16 compute only on a GPU (on a CPU it is slower, not faster);
+    ``on`` forces it, ``off`` never uses it.
+
+    Raises:
+        ParameterError: a setting other than auto, on, off.
+    """
+    if setting not in PRECISION_SETTINGS:
+        raise ParameterError(f"mixed_precision = {setting!r}: allowed: {', '.join(PRECISION_SETTINGS)}")
+    if setting == "on" or (setting == "auto" and gpu_count > 0):
+        return MIXED
+    return "float32"
+
+
+def scale_images(x: Any) -> Any:
+    """uint8 images -> float32 in [0, 1] (the models' input)."""
+    import numpy as np
+
+    out = np.asarray(x).astype(np.float32)
+    out /= np.float32(255.0)
+    return out
+
+
+# --- devices -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Devices:
+    """The accelerators the Keras backend will use."""
+
+    backend: str
+    gpu_names: tuple[str, ...] = ()
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.gpu_names)
+
+    @property
+    def label(self) -> str:
+        """``cpu``, ``gpu:NVIDIA H100 80GB HBM3 x1`` or ``gpu:A x1+B x1``."""
+        if not self.gpu_names:
+            return "cpu"
+        counts: dict[str, int] = {}
+        for name in self.gpu_names:
+            counts[name] = counts.get(name, 0) + 1
+        return "gpu:" + "+".join(f"{name} x{n}" for name, n in counts.items())
+
+
+def detect_devices(backend: str | None = None) -> Devices:
+    """GPUs visible to the Keras backend (TensorFlow, JAX or PyTorch); none means CPU."""
+    import keras
+
+    backend = backend or keras.backend.backend()
+    names: list[str] = []
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                details = tf.config.experimental.get_device_details(gpu)
+            except Exception:  # details are best effort; the device itself counts
+                details = {}
+            names.append(str(details.get("device_name") or gpu.name))
+    elif backend == "jax":
+        import jax
+
+        names = [str(getattr(d, "device_kind", d)) for d in jax.devices() if d.platform == "gpu"]
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return Devices(backend, tuple(names))
+
+
+# --- runtime: seed, determinism, precision, distribution -----------------------------------
+
+@dataclass
+class Runtime:
+    devices: Devices
+    precision: str
+    strategy: Any = None  # tf.distribute strategy with several GPUs on TensorFlow
+
+    @property
+    def mixed_precision(self) -> bool:
+        return self.precision == MIXED
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Where models must be built and compiled (the distribution strategy's scope, if any)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def runtime(devices: Devices, *, seed: int, precision: str = "auto", deterministic: bool = True) -> Iterator[Runtime]:
+    """Seed, determinism, dtype policy and multi-GPU distribution for one training.
+
+    ``precision`` is a setting of :data:`PRECISION_SETTINGS` (see :func:`choose_precision`).
+    The global dtype policy and Keras distribution are restored on exit (models built
+    inside keep theirs); TensorFlow's op determinism stays on for the process.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if deterministic and devices.backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    policy = choose_precision(precision, devices.gpu_count)
+    previous_policy = keras.mixed_precision.global_policy()
+    previous_distribution = keras.distribution.distribution()
+    strategy = None
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        if devices.gpu_count > 1 and devices.backend == "tensorflow":
+            import tensorflow as tf
+
+            strategy = tf.distribute.MirroredStrategy()
+        elif devices.gpu_count > 1 and devices.backend == "jax":
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+        yield Runtime(devices, policy, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if devices.gpu_count > 1 and devices.backend == "jax":
+            keras.distribution.set_distribution(previous_distribution)
+
+
+# --- model ---------------------------------------------------------------------------------
+
+def float32_output(model: Any) -> Any:
+    """The model with its output layer computing in float32 (a no-op under a float32 policy).
+
+    Under ``mixed_float16`` the final Dense+softmax would compute in float16; softmax and
+    the loss need float32 for numerical stability. A final Dense layer is re-created with
+    ``dtype="float32"`` (same name, same parameters); any other output layer gets a
+    parameter-free float32 ``Activation("linear")`` appended.
+    """
+    import keras
+
+    if keras.backend.standardize_dtype(model.output.dtype) == "float32":
+        return model
+    last = model.layers[-1]
+    if isinstance(last, keras.layers.Dense):
+        def clone(layer):
+            config = layer.get_config()
+            if layer is last:
+                config["dtype"] = "float32"
+            return layer.__class__.from_config(config)
+
+        return keras.models.clone_model(model, clone_function=clone)
+    outputs = keras.layers.Activation("linear", dtype="float32", name="output_float32")(model.output)
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def compile_model(model: Any, *, learning_rate: float, lr_schedule: str = "plateau", epochs: int = 1,
+                  steps_per_epoch: int = 1) -> Any:
+    """``model`` with a float32 output, compiled with Adam and sparse categorical cross-entropy.
+
+    ``lr_schedule="cosine"`` decays the learning rate over ``epochs * steps_per_epoch``
+    steps; ``plateau`` and ``constant`` start from ``learning_rate`` (plateau's reduction is
+    a callback of :func:`fit`). Call it inside :meth:`Runtime.scope`.
+
+    Raises:
+        ParameterError: an unknown schedule.
+    """
+    import keras
+
+    if lr_schedule not in LR_SCHEDULES:
+        raise ParameterError(f"lr_schedule = {lr_schedule!r}: allowed: {', '.join(LR_SCHEDULES)}")
+    model = float32_output(model)
+    rate: Any = learning_rate
+    if lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps_per_epoch))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def inference_model(model: Any) -> Any:
+    """The same layers and weights as an uncompiled model (saves without optimizer state)."""
+    import keras
+
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+# --- training ------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]  # one row per epoch, keys HISTORY_COLUMNS
+    fit_seconds: float
+    best_epoch: int  # 1-based epoch whose weights were restored
+    epochs_run: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.epochs_run = len(self.history)
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return float(self.history[self.best_epoch - 1]["val_accuracy"])
+
+    @property
+    def epoch_seconds(self) -> list[float]:
+        return [row["epoch_seconds"] for row in self.history]
+
+
+def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = None) -> Any:
+    """A Keras callback appending one :data:`HISTORY_COLUMNS` row per epoch to ``rows``."""
+    import keras
+    import numpy as np
+
+    class EpochRecorder(keras.callbacks.Callback):
+        """One history row per epoch (learning rate at the epoch's start, wall seconds)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self._start
+            logs = logs or {}
+            row = {"epoch": epoch + 1}
+            for key in HISTORY_COLUMNS[1:5]:
+                value = logs.get(key)
+                row[key] = round(float(value), 6) if value is not None else float("nan")
+            row["learning_rate"] = float(str(np.float32(self._lr)))  # 0.001, not 0.0010000000474974513
+            row["epoch_seconds"] = round(seconds, 4)
+            rows.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
+
+    return EpochRecorder()
+
+
+def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epochs: int, batch_size: int,
+        patience: int, lr_schedule: str = "plateau", on_epoch: Callable[[dict], None] | None = None,
+        verbose: int = 2) -> FitResult:
+    """Train with early stopping on val_loss (best weights restored) and the schedule's callback.
+
+    ``x_*`` are the scaled float32 images (:func:`scale_images`); ``on_epoch`` receives each
+    history row as soon as the epoch ends. Keras prints one line per epoch (``verbose=2``).
+    With ``lr_schedule="plateau"`` the rate halves after ``max(1, patience // 2)`` epochs
+    without a lower val_loss.
+
+    Raises:
+        InputError: no epoch ran.
+    """
+    import keras
+
+    rows: list[dict] = []
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                            restore_best_weights=True, verbose=1 if verbose else 0)
+    callbacks = [epoch_recorder(rows, on_epoch), stopper]
+    if lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
+    start = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
+              shuffle=True, callbacks=callbacks, verbose=verbose)
+    fit_seconds = time.perf_counter() - start
+    if not rows:
+        raise InputError("training ran no epoch")
+    return FitResult(rows, fit_seconds, best_epoch=int(stopper.best_epoch) + 1)

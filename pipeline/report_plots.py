@@ -1,0 +1,205 @@
+"""The comparison plots: ranked leaderboard rows (and read data) in, matplotlib Figures out.
+
+Every figure sits on its own Agg canvas (no pyplot state, nothing written here); the
+``compare`` stage turns them into PNG bytes with :func:`png_bytes`.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from pipeline.leaderboard import APPROACHES
+
+COLOURS = {"classical": "#1f77b4", "deep": "#d62728"}
+MARKERS = {"classical": "o", "deep": "s"}
+CURVE_COLOURS = ("#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+MARKER_PT = 8.0  # marker size of the accuracy-vs-parameters scatter, in points
+DPI = 120
+
+
+def figure(width: float, height: float):
+    """An empty constrained-layout Figure (inches) on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _present(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [a for a in APPROACHES if any(r["approach"] == a for r in rows)]
+
+
+def _legend(fig, approaches: Iterable[str], kind: str = "marker") -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    approaches = list(approaches)
+    if kind == "patch":
+        handles = [Patch(color=COLOURS[a], label=a) for a in approaches]
+    else:
+        handles = [Line2D([], [], ls="", marker=MARKERS[a], color=COLOURS[a], markersize=MARKER_PT, label=a)
+                   for a in approaches]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(approaches), frameon=False)
+
+
+def plot_accuracy_vs_params(rows: Sequence[Mapping[str, Any]], subtitle: str):
+    """Test accuracy against parameter count (log scale), one labelled marker per model.
+
+    Labels are placed by adjustText (repulsion from each other and from the markers, with
+    a leader line when a label moved away). The layout is frozen before that, so the pixel
+    positions it optimises are the ones saved.
+    """
+    from adjustText import adjust_text
+
+    fig = figure(10, 6.5)
+    ax = fig.add_subplot()
+    params = np.array([max(r["param_count"], 1) for r in rows], dtype=float)
+    acc = np.array([100 * r["test_accuracy"] for r in rows])
+    for approach in APPROACHES:
+        mask = np.array([r["approach"] == approach for r in rows], dtype=bool)
+        if mask.any():
+            ax.scatter(params[mask], acc[mask], s=MARKER_PT ** 2, marker=MARKERS[approach], c=COLOURS[approach],
+                       edgecolors="white", linewidths=0.6, zorder=3)
+    ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.15)
+    ax.grid(True, which="major", alpha=0.35)
+    ax.grid(True, which="minor", axis="x", alpha=0.12)
+    ax.set_xlabel("number of parameters (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Test accuracy vs. model size\n{subtitle}")
+    _legend(fig, _present(rows))
+
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    texts = [ax.text(x, y, r["model"], fontsize=8, color=COLOURS[r["approach"]], ha="center", va="center",
+                     zorder=4) for x, y, r in zip(params, acc, rows)]
+    # a fixed number of iterations (not adjustText's default 1 s budget): the same picture on any machine
+    adjust_text(texts, x=params, y=acc, objects=_marker_boxes(ax, params, acc), ax=ax, iter_lim=1000,
+                expand=(1.15, 1.5), force_text=(0.3, 0.5), force_static=(0.3, 0.5), ensure_inside_axes=True,
+                arrowprops=dict(arrowstyle="-", color="0.55", lw=0.6))
+    return fig
+
+
+def _marker_boxes(ax, xs: np.ndarray, ys: np.ndarray) -> list:
+    """The markers' squares as Bboxes in data coordinates (what adjustText's ``objects`` takes)."""
+    from matplotlib.transforms import Bbox
+
+    radius = (MARKER_PT / 2 + 3) * ax.figure.dpi / 72  # 3 pt of clearance around the marker
+    centres = ax.transData.transform(np.column_stack([xs, ys]))
+    to_data = ax.transData.inverted()
+    return [Bbox(to_data.transform([(x - radius, y - radius), (x + radius, y + radius)])) for x, y in centres]
+
+
+def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
+    """Horizontal bars of test accuracy, best on top, the axis starting below the worst."""
+    n = len(rows)
+    fig = figure(9, max(3.2, 0.34 * n + 1.8))
+    ax = fig.add_subplot()
+    acc = np.array([100 * r["test_accuracy"] for r in rows])
+    lo = max(0.0, math.floor((acc.min() - 5) / 5) * 5)
+    hi = acc.max() + 0.14 * (acc.max() - lo)
+    y = np.arange(n)[::-1]
+    ax.barh(y, acc - lo, left=lo, color=[COLOURS[r["approach"]] for r in rows], height=0.7)
+    for yi, a in zip(y, acc):
+        ax.text(a + 0.01 * (hi - lo), yi, f"{a:.2f} %", va="center", ha="left", fontsize=8)
+    ax.set_yticks(y, labels=[r["model"] for r in rows], fontsize=9)
+    ax.set_xlim(lo, hi)
+    ax.set_xticks([t for t in ax.get_xticks() if lo <= t <= 100])
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.grid(True, axis="x", alpha=0.35)
+    ax.set_axisbelow(True)
+    ax.set_xlabel("test accuracy (%)" + (f" (axis starts at {lo:g} %)" if lo > 0 else ""))
+    ax.set_title(f"Test accuracy by model\n{subtitle}")
+    _legend(fig, _present(rows), "patch")
+    return fig
+
+
+# --- confusion matrices of the best models --------------------------------------------------
+
+def confusion_models(rows: Sequence[Mapping[str, Any]], count: int = 4) -> list[Mapping[str, Any]]:
+    """Best classical and best deep model, then the next best overall, up to ``count``, by rank."""
+    chosen = [next(r for r in rows if r["approach"] == a) for a in _present(rows)]
+    chosen += [r for r in rows if r not in chosen][:max(0, count - len(chosen))]
+    return sorted(chosen, key=lambda r: rows.index(r))
+
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def class_order(seen: Iterable[str], known: Sequence[str] = ()) -> list[str]:
+    """``known`` (the prepared split's class order) when it covers ``seen``, else ``seen`` sorted
+    naturally (``2`` before ``10``)."""
+    seen = set(seen)
+    if known and seen <= set(known):
+        return list(known)
+    return sorted(seen, key=_natural_key)
+
+
+def confusion_counts(actual: Sequence[str], predicted: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Counts, rows actual and columns predicted, in the order of ``classes``."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(list(actual), list(predicted), labels=list(classes))
+
+
+def plot_confusion_best(panels: Sequence[tuple[Mapping[str, Any], np.ndarray]], classes: Sequence[str],
+                        subtitle: str):
+    """One confusion heat map (:func:`models.evaluate.plot_confusion`) per ``(row, counts)``,
+    titled with rank and accuracy in the approach's colour, and one shared colour bar."""
+    from models.evaluate import plot_confusion
+
+    k = len(classes)
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = math.ceil(len(panels) / ncols)
+    panel = max(3.6, 0.36 * k + 1.4)
+    fig = figure(panel * ncols + 1.0, panel * nrows + 0.9)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, (row, counts) in zip(axes.flat, panels):
+        plot_confusion(counts, classes, f"#{row['rank']} {row['model']} ({row['approach']})\n"
+                                        f"test accuracy {100 * row['test_accuracy']:.2f} %", ax=ax)
+        ax.title.set_color(COLOURS[row["approach"]])
+        ax.title.set_fontsize(10)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if panels:
+        fig.colorbar(axes.flat[0].images[0], ax=axes, shrink=0.6, label="fraction of the actual class")
+    fig.suptitle(f"Confusion matrices of the best models (test split)\n{subtitle}")
+    return fig
+
+
+# --- CNN training curves --------------------------------------------------------------------
+
+def plot_training_curves(histories: Mapping[str, Mapping[str, np.ndarray]], subtitle: str):
+    """Accuracy and loss per epoch of each CNN (``{arch: history}``), train solid, validation dashed."""
+    fig = figure(12, 4.8)
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    for i, (arch, h) in enumerate(histories.items()):
+        colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
+        for ax, key, scale in ((ax_acc, "accuracy", 100), (ax_loss, "loss", 1)):
+            ax.plot(h["epoch"], scale * h[key], color=colour, lw=1.8, label=f"{arch} train")
+            ax.plot(h["epoch"], scale * h[f"val_{key}"], color=colour, lw=1.8, ls="--", label=f"{arch} validation")
+    for ax, what in ((ax_acc, "accuracy (%)"), (ax_loss, "loss (cross-entropy)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(True, alpha=0.35)
+        if histories:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no CNN architectures configured", ha="center", va="center", transform=ax.transAxes)
+    ax_acc.set_title("accuracy per epoch")
+    ax_loss.set_title("loss per epoch")
+    fig.suptitle(f"CNN training curves (solid: train, dashed: validation)\n{subtitle}")
+    return fig

@@ -1,0 +1,66 @@
+"""Plain helpers shared by the test modules (fixtures live in conftest.py).
+
+Test modules import these from here, never from one another or from conftest.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from worktree import copy_repo  # noqa: F401  (re-exported for the tests)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = Path(os.environ.get("CVD_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+
+def venv_env(extra: dict | None = None) -> dict:
+    """Environment whose PATH finds this interpreter's `cvd` and `dvc` first."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.invalid")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update(extra or {})
+    return env
+
+
+def write_idx(path: Path, array, *, truncate: int = 0) -> None:
+    """Write ``array`` as a gzipped unsigned-byte IDX file, optionally cut short by ``truncate`` bytes."""
+    import gzip
+    import struct
+
+    import numpy as np
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    payload = header + np.asarray(array).astype(np.uint8).tobytes()
+    with gzip.open(path, "wb") as fh:
+        fh.write(payload[: len(payload) - truncate] if truncate else payload)
+
+
+def make_idx_dir(root: Path, n_train: int = 40, n_test: int = 20, rng=None) -> Path:
+    """The four MNIST-style IDX files of random 28x28 images with labels 0..9 cycling."""
+    import numpy as np
+
+    rng = rng or np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return root
+
+
+def make_folder(root: Path, classes=("cat", "dog"), per_class: int = 4, size=(20, 24)) -> Path:
+    """One sub-folder of random colour images (PNG and JPEG alternating) per class."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            ext = ".png" if i % 2 == 0 else ".jpg"
+            cv2.imwrite(str(root / name / f"{i}{ext}"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    return root

@@ -1,0 +1,142 @@
+"""The project's import graph, read from the source with ``ast`` (nothing is imported).
+
+Every ``import`` counts, at module level or inside a function: a stage that may call a
+function may run its imports. Importing ``a.b.c`` runs ``a/__init__.py`` and
+``a/b/__init__.py`` first, so those count too.
+
+A DVC stage runs ``cvd <command>``; ``pipeline/cli.py`` only parses options and hands over
+to the stage module of the same name (stage ``train_cnn`` -> ``pipeline/train_cnn.py``), so
+a stage's code is that module plus everything it imports, transitively. The registries
+import the component a stage item names by name (``importlib``), which ``ast`` cannot
+see: ``features@hog`` also runs ``features/extractors/hog.py``, ``train_cnn@lenet5``
+``models/architectures/lenet5.py``.
+
+``python tests/import_graph.py`` prints each stage's code dependencies as dvc.yaml lists
+them, for a maintainer updating dvc.yaml after adding an import.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline", "features", "models")
+ENTRY_POINT = "pipeline/cli.py"
+# stage -> (folder of the component its item names, or None)
+STAGE_COMPONENTS = {
+    "prepare": None,
+    "features": "features/extractors",
+    "train_classical": None,
+    "train_cnn": "models/architectures",
+    "compare": None,
+}
+
+
+def module_file(module: str, root: Path = REPO_ROOT) -> str | None:
+    """The project file that defines ``module`` (repo-relative), or None if it is not ours."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py").relative_to(root).as_posix()
+    if (base / "__init__.py").is_file():
+        return (base / "__init__.py").relative_to(root).as_posix()
+    return None
+
+
+def _with_parents(module: str, root: Path) -> set[str]:
+    """The files Python runs to import ``module``: every parent package's __init__ and the module."""
+    parts = module.split(".")
+    files = {module_file(".".join(parts[: i + 1]), root) for i in range(len(parts))}
+    return {f for f in files if f}
+
+
+def _package_of(path: str) -> str:
+    rel = Path(path).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    else:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def direct_imports(path: str, root: Path = REPO_ROOT) -> set[str]:
+    """Project files that the source of ``path`` imports anywhere in it."""
+    tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found |= _with_parents(alias.name, root)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = _package_of(path).split(".")
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found |= _with_parents(module, root)
+            for alias in node.names:  # `from pipeline import compare` imports a submodule
+                sub = module_file(f"{module}.{alias.name}", root)
+                if sub and sub != module_file(module, root):
+                    found |= _with_parents(f"{module}.{alias.name}", root)
+    found.discard(path)
+    return found
+
+
+def closure(starts: set[str], root: Path = REPO_ROOT) -> set[str]:
+    """``starts`` and every project file they import, transitively."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(direct_imports(path, root) - seen)
+    return seen
+
+
+@lru_cache(maxsize=None)
+def _stage_closure(stage: str, item: str | None, root: Path) -> frozenset[str]:
+    starts = {f"pipeline/{stage}.py"}
+    folder = STAGE_COMPONENTS.get(stage)
+    if folder and item:
+        starts.add(f"{folder}/{item}.py")
+    starts |= _with_parents(f"pipeline.{stage}", root)
+    return frozenset(closure(starts, root))
+
+
+def stage_code(address: str, root: Path = REPO_ROOT) -> set[str]:
+    """The project files the stage at ``address`` (``prepare``, ``features@hog``,
+    ``train_classical@hog-logreg``) runs."""
+    stage, _, item = address.partition("@")
+    if stage not in STAGE_COMPONENTS:
+        raise KeyError(f"unknown stage {stage!r}; known: {', '.join(STAGE_COMPONENTS)}")
+    return set(_stage_closure(stage, item or None, root))
+
+
+def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) -> set[str]:
+    """The stages (of ``addresses``) whose code includes ``path``."""
+    return {a for a in addresses if path in stage_code(a, root)}
+
+
+def main() -> None:
+    import yaml
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    example = {"features": params["features"]["names"][0], "train_cnn": params["cnn"]["architectures"][0]}
+    for stage, folder in STAGE_COMPONENTS.items():
+        item = example.get(stage)
+        files = stage_code(f"{stage}@{item}" if item else stage)
+        if item:  # dvc.yaml names the item's own module through the foreach variable
+            files = (files - {f"{folder}/{item}.py"}) | {f"{folder}/${{item}}.py"}
+        print(f"{stage}:")
+        for f in sorted(files):
+            print(f"  - {f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""pipeline.report_plots: each plot is a Figure with the expected axes, labels and contents.
+
+The label placement of accuracy-vs-parameters is checked on the rendered figure: no two
+model labels overlap, and no label covers a marker.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from pipeline import leaderboard, report_plots
+
+# the default params.yaml leaderboard (README, digits): model, approach, test accuracy, parameters
+DEFAULT_TEN = [
+    ("hog-logreg", "classical", 0.9972, 21_178), ("sobel-logreg", "classical", 0.9944, 6_922),
+    ("hog-rbf_svm", "classical", 0.9917, 1_553_175), ("sift-logreg", "classical", 0.9861, 15_370),
+    ("sobel-rbf_svm", "classical", 0.9833, 519_507), ("raw-rbf_svm", "classical", 0.9806, 638_421),
+    ("sift-rbf_svm", "classical", 0.9722, 580_077), ("lenet5", "deep", 0.9722, 61_706),
+    ("raw-logreg", "classical", 0.9444, 12_298), ("alexnet", "deep", 0.9278, 21_622_154),
+]
+
+
+def ranked(entries) -> list[dict]:
+    return leaderboard.rank_rows({"model": m, "approach": a, "test_accuracy": acc, "macro_f1": acc,
+                                  "param_count": p} for m, a, acc, p in entries)
+
+
+def crowded(n: int = 20, seed: int = 0) -> list[dict]:
+    """``n`` models packed into one decade of parameters and two points of accuracy."""
+    rng = np.random.default_rng(seed)
+    names = [f"{f}-{c}" for f, c in itertools.product(("raw", "sobel", "hog", "sift"),
+                                                       ("logreg", "rbf_svm", "knn", "random_forest"))]
+    entries = [(names[i % len(names)] + ("" if i < len(names) else f"{i}"), "classical" if i % 4 else "deep",
+                float(rng.uniform(0.96, 0.98)), int(rng.uniform(1e5, 1e6))) for i in range(n)]
+    return ranked(entries)
+
+
+def _label_and_marker_boxes(fig):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    radius = report_plots.MARKER_PT / 2 * fig.dpi / 72
+    centres = np.vstack([c.get_offsets() for c in ax.collections])
+    markers = [(x - radius, y - radius, x + radius, y + radius) for x, y in ax.transData.transform(centres)]
+    return labels, boxes, markers
+
+
+def _overlap(a, b) -> bool:
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
+
+
+@pytest.mark.parametrize("rows, markers_free", [(ranked(DEFAULT_TEN), True), (crowded(), False)],
+                         ids=["default-10", "crowded-20"])
+def test_accuracy_vs_params_labels_overlap_nothing(rows, markers_free):
+    """No two labels overlap and every label stays inside the axes; on the default leaderboard
+    no label covers a marker either (20 models in one decade leave some a corner)."""
+    fig = report_plots.plot_accuracy_vs_params(rows, "digits, test")
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "number of parameters (log scale)" and ax.get_ylabel() == "test accuracy (%)"
+    assert ax.get_title().endswith("\ndigits, test")
+    labels, boxes, markers = _label_and_marker_boxes(fig)
+    assert sorted(t.get_text() for t in labels) == sorted(r["model"] for r in rows)
+    for (i, a), (j, b) in itertools.combinations(enumerate(boxes), 2):
+        assert not _overlap(a.extents, b.extents), (labels[i].get_text(), labels[j].get_text())
+    frame = ax.get_window_extent().padded(1)  # a label may touch the frame
+    for label, box in zip(labels, boxes):
+        assert frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1), label.get_text()
+        if markers_free:
+            assert not any(_overlap(box.extents, m) for m in markers), label.get_text()
+
+
+def test_accuracy_bars_best_on_top_with_values():
+    rows = ranked(DEFAULT_TEN)
+    fig = report_plots.plot_accuracy_bars(rows, "digits, test")
+    ax = fig.axes[0]
+    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
+    assert [name for _, name in ticks] == [r["model"] for r in rows]
+    assert len(ax.patches) == len(rows)
+    assert "99.72 %" in {t.get_text() for t in ax.texts}
+    assert ax.get_xlim()[0] == 85 and ax.get_xlabel() == "test accuracy (%) (axis starts at 85 %)"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["classical", "deep"]
+
+
+def test_confusion_models_are_the_best_of_each_approach_then_the_next_best():
+    rows = ranked(DEFAULT_TEN)
+    assert [r["model"] for r in report_plots.confusion_models(rows)] == [
+        "hog-logreg", "sobel-logreg", "hog-rbf_svm", "lenet5"]
+    assert [r["model"] for r in report_plots.confusion_models(rows[:2], count=4)] == ["hog-logreg", "sobel-logreg"]
+
+
+def test_class_order_and_counts():
+    assert report_plots.class_order({"10", "2", "1"}) == ["1", "2", "10"]
+    assert report_plots.class_order({"cat"}, ["dog", "cat"]) == ["dog", "cat"]
+    assert report_plots.class_order({"cat", "emu"}, ["dog", "cat"]) == ["cat", "emu"]
+    counts = report_plots.confusion_counts(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["b", "a"])
+    assert counts.tolist() == [[2, 0], [1, 1]]
+
+
+def test_confusion_best_has_one_titled_panel_per_model_and_one_colour_bar():
+    rows = ranked(DEFAULT_TEN[:3] + DEFAULT_TEN[7:8])
+    classes = ["0", "1", "2"]
+    panels = [(r, np.diag([5, 5, 5]) + i) for i, r in enumerate(rows)]
+    fig = report_plots.plot_confusion_best(panels[:3], classes, "digits, test")
+    panels_shown = [ax for ax in fig.axes if ax.get_visible() and ax.images]
+    assert len(panels_shown) == 3
+    assert panels_shown[0].get_title().splitlines() == ["#1 hog-logreg (classical)", "test accuracy 99.72 %"]
+    assert [t.get_text() for t in panels_shown[0].get_xticklabels()] == classes
+    assert sum(1 for ax in fig.axes if ax.get_label() == "<colorbar>") == 1
+    assert fig.get_suptitle().endswith("digits, test")
+
+
+def test_training_curves_draw_train_and_validation_per_arch():
+    epochs = np.arange(1, 6, dtype=float)
+    history = {"epoch": epochs, "accuracy": 1 - 0.5 / epochs, "val_accuracy": 0.9 - 0.5 / epochs,
+               "loss": 1 / epochs, "val_loss": 1.2 / epochs}
+    fig = report_plots.plot_training_curves({"lenet5": history, "alexnet": history}, "digits, test")
+    ax_acc, ax_loss = fig.axes
+    assert [line.get_label() for line in ax_acc.get_lines()] == [
+        "lenet5 train", "lenet5 validation", "alexnet train", "alexnet validation"]
+    assert ax_acc.get_lines()[0].get_ydata()[-1] == pytest.approx(90.0)  # accuracy in percent
+    assert ax_loss.get_lines()[1].get_ydata()[0] == pytest.approx(1.2)
+    assert ax_acc.get_ylabel() == "accuracy (%)" and ax_loss.get_xlabel() == "epoch"
+    empty = report_plots.plot_training_curves({}, "digits, test")
+    assert "no CNN architectures configured" in {t.get_text() for t in empty.axes[0].texts}
