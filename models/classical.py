@@ -59,7 +59,7 @@ def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any
     for key in hyperparams:
         if key not in allowed:
             raise ParameterError(
-                f"classical.{name}: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}"
+                f"{spec.load().__name__}: unknown hyperparameter {key!r}; allowed: {_allowed(allowed)}"
             )
     params = {"random_state": random_state} if "random_state" in allowed else {}
     params.update(hyperparams)
@@ -71,7 +71,7 @@ def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any
             validate()
         except InvalidParameterError as exc:
             message = " ".join(str(exc).split())
-            raise ParameterError(f"classical.{name}: {message}") from None
+            raise ParameterError(message) from None
     return estimator
 
 

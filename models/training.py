@@ -199,6 +199,12 @@ def float32_output(model: Any) -> Any:
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
+def check_lr_schedule(lr_schedule: str) -> None:
+    """ParameterError unless ``lr_schedule`` is one of :data:`LR_SCHEDULES`."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ParameterError(f"lr_schedule = {lr_schedule!r}: allowed: {', '.join(LR_SCHEDULES)}")
+
+
 def compile_model(model: Any, *, learning_rate: float, lr_schedule: str = "plateau", epochs: int = 1,
                   steps_per_epoch: int = 1) -> Any:
     """``model`` with a float32 output, compiled with Adam and sparse categorical cross-entropy.
@@ -212,8 +218,7 @@ def compile_model(model: Any, *, learning_rate: float, lr_schedule: str = "plate
     """
     import keras
 
-    if lr_schedule not in LR_SCHEDULES:
-        raise ParameterError(f"lr_schedule = {lr_schedule!r}: allowed: {', '.join(LR_SCHEDULES)}")
+    check_lr_schedule(lr_schedule)
     model = float32_output(model)
     rate: Any = learning_rate
     if lr_schedule == "cosine":

@@ -6,24 +6,25 @@ what is allowed, e.g. ``params.yaml: data.image_size = 4: must be an integer >= 
 Loading checks the pipeline's own settings and the names lists against the registries
 (``features.extractor_names()``, ``models.classifiers.names()``,
 ``models.architectures.names()``), which list modules without importing them. A
-component's own section (``features.hog``, ``classical.rbf_svm``, ``cnn.alexnet``) is
-checked by the component itself, through :func:`validate_components`, which each stage
-calls for the components it runs.
+component's own section (``features.hog``, ``classical.rbf_svm``, ``cnn.alexnet``) and the
+training vocabulary (``cnn.mixed_precision``, ``cnn.lr_schedule``) are checked by the
+component itself when the stage that runs it builds it, inside :func:`component_section`.
+This module imports no component code, so editing a component reruns only its stages.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable, Iterator, Literal
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 from typing_extensions import TypedDict
 
-from models.training import LR_SCHEDULES, PRECISION_SETTINGS  # the trainer's vocabulary (no Keras import)
-from pipeline.datasets import DATASETS
 from pipeline.errors import ConfigError
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")  # pipeline/datasets.py loads each
 
 
 def _extractor_names() -> tuple[str, ...]:
@@ -131,8 +132,8 @@ class CnnConfig(_Strict):
     batch_size: BatchSize
     learning_rate: LearningRate
     patience: Annotated[int, Field(ge=0)] = 5
-    lr_schedule: Literal[LR_SCHEDULES] = "plateau"
-    mixed_precision: Literal[PRECISION_SETTINGS] = "auto"
+    lr_schedule: str = "plateau"  # checked by models.training, which defines the schedules
+    mixed_precision: str = "auto"  # likewise
     deterministic: bool = True
     arch_params: dict[Annotated[str, _registered(_architecture_names)],
                       Annotated[TrainingOverrides, BeforeValidator(_none_is_empty)]] = {}
@@ -295,16 +296,6 @@ def for_arch(cfg: Config, arch: str) -> Config:
     return cfg.model_copy(update={"cnn": cnn})
 
 
-def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
-    """``features.<name>`` plus the stage-wide n_jobs/chunk_size and the seed, where the
-    extractor takes them (its own section wins)."""
-    from features import get_extractor
-
-    accepted = get_extractor(name).parameters()
-    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
-    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
-
-
 @contextlib.contextmanager
 def component_section(cfg: Config, section: str) -> Iterator[None]:
     """Re-raise a component's ParameterError as ``<params file>: <section>: <message>``."""
@@ -315,39 +306,3 @@ def component_section(cfg: Config, section: str) -> Iterator[None]:
         yield
     except (FeatureParameterError, ModelParameterError) as exc:
         raise ConfigError(f"{cfg.source}: {section}: {' '.join(str(exc).split())}") from None
-
-
-def validate_components(cfg: Config, *, features: Iterable[str] = (), classifiers: Iterable[str] = (),
-                        architectures: Iterable[str] = ()) -> None:
-    """Check the params.yaml sections of the named components by building them (no data).
-
-    Extractors are made with their parameters; classifiers with pca/seed/hyperparameters
-    (and their search grid, if any); an architecture's keys are checked against its
-    parameters plus the training overrides, and its layers are laid out with them.
-    """
-    for name in features:
-        from features import make_extractor
-
-        with component_section(cfg, f"features.{name}"):
-            make_extractor(name, **extractor_params(cfg, name))
-    for name in classifiers:
-        from models.classical import make_classifier, make_search
-
-        with component_section(cfg, f"classical.{name}"):
-            pipeline = make_classifier(name, pca=cfg.classical.pca, random_state=cfg.seed,
-                                       **cfg.classical.hyperparams.get(name, {}))
-        if name in cfg.classical.grid:
-            with component_section(cfg, f"classical.grid.{name}"):
-                make_search(pipeline, cfg.classical.grid[name])
-    for name in architectures:
-        from models.architectures import get
-
-        with component_section(cfg, f"cnn.{name}"):
-            architecture = get(name)
-            params = for_arch(cfg, name).cnn.arch_params.get(name, {})
-            allowed = (*architecture.parameters(), *TRAINING_OVERRIDES)
-            unknown = sorted(set(params) - set(allowed))
-            if unknown:
-                raise ConfigError(f"{cfg.source}: unknown key 'cnn.{name}.{unknown[0]}'; allowed: "
-                                  f"{', '.join(allowed)}")
-            architecture.layers(**params)

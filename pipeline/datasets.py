@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import DATASETS
 from pipeline.errors import DataError
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")  # what data.dataset may name
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",

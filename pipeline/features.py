@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config, component_section, extractor_params
+from pipeline.config import Config, component_section
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, load_split, save_npz, write_json
 
@@ -23,9 +24,19 @@ def feature_path(name: str) -> Path:
     return FEATURE_DIR / f"{name}.npz"
 
 
+def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
+    """``features.<name>`` plus the stage-wide n_jobs/chunk_size and the seed, where the
+    extractor takes them (its own section wins)."""
+    from features import get_extractor
+
+    accepted = get_extractor(name).parameters()
+    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
+    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
+
+
 def build_extractor(cfg: Config, name: str):
     """The extractor ``name`` built from params.yaml ``features.<name>`` plus the stage-wide
-    n_jobs/chunk_size and the seed where it takes them (``config.extractor_params``).
+    n_jobs/chunk_size and the seed where it takes them (:func:`extractor_params`).
 
     An unknown ``name`` raises ``features.errors.ParameterError`` listing the extractors; a
     bad parameter in the section a ConfigError naming the params file and the section.
@@ -38,8 +49,8 @@ def build_extractor(cfg: Config, name: str):
 
 
 def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.npz") -> dict:
+    extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
     split = load_split(split_path)
-    extractor = build_extractor(cfg, name)
 
     start = time.perf_counter()
     extractor.fit(split.x["train"], split.y["train"])

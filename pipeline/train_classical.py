@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.config import Config, component_section
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path
 
@@ -37,15 +37,28 @@ def _check_names(feature: str, classifier: str) -> None:
         raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(classifiers.names())}")
 
 
-def fit_model(cfg: Config, classifier: str, data: dict):
-    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
+def build_classifier(cfg: Config, classifier: str):
+    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.pca``), and
+    its search grid when ``classical.search`` is on; a bad value is one ConfigError line."""
     from models.classical import make_classifier, make_search, predefined_split
 
-    pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed,
-                           **cfg.classical.hyperparams[classifier])
+    with component_section(cfg, f"classical.{classifier}"):
+        pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed,
+                               **cfg.classical.hyperparams.get(classifier, {}))
     grid = cfg.classical.grid.get(classifier)
+    if grid:  # checked even when search is off, so a typo does not wait for the day it is used
+        with component_section(cfg, f"classical.grid.{classifier}"):
+            make_search(pipe, grid, cv=predefined_split(1, 1))
+    return pipe, (grid if cfg.classical.search else None)
+
+
+def fit_model(cfg: Config, classifier: str, data: dict):
+    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
+    from models.classical import make_search, predefined_split
+
+    pipe, grid = build_classifier(cfg, classifier)
     start = time.perf_counter()
-    if cfg.classical.search and grid:
+    if grid:
         x = np.concatenate([data["x_train"], data["x_val"]])
         y = np.concatenate([data["y_train"], data["y_val"]])
         search = make_search(pipe, grid, cv=predefined_split(len(data["y_train"]), len(data["y_val"])))
@@ -94,13 +107,12 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
 
     from models.classical import param_count
     from models.evaluate import time_predict
-    from pipeline.config import validate_components
     from pipeline.features import load_features
     from pipeline.results import record_model
     from pipeline.tracking import stage_run
 
     _check_names(feature, classifier)
-    validate_components(cfg, classifiers=[classifier])
+    build_classifier(cfg, classifier)  # a bad classical.<classifier> is reported before any data is read
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
         raise DataError(f"data/features/{feature}.npz: rows and labels differ; rerun `cvd features --name {feature}`")

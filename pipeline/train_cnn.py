@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from models import architectures, training
-from pipeline.config import Config, component_section, for_arch, validate_components
+from pipeline.config import TRAINING_OVERRIDES, Config, component_section, for_arch
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import Split, atomic_path, write_csv
 
@@ -49,6 +49,20 @@ def build_model(cfg: Config, arch: str, input_shape: tuple[int, ...], num_classe
             model = architectures.get(arch).build(tuple(input_shape), num_classes, **cfg.cnn.arch_params[arch])
         return training.compile_model(model, learning_rate=cfg.cnn.learning_rate, lr_schedule=cfg.cnn.lr_schedule,
                                       epochs=cfg.cnn.epochs, steps_per_epoch=steps_per_epoch)
+
+
+def check_settings(cfg: Config, arch: str) -> None:
+    """params.yaml ``cnn.<arch>`` and the training vocabulary, checked before any data is read."""
+    architecture = architectures.get(arch)
+    allowed = (*architecture.parameters(), *TRAINING_OVERRIDES)
+    unknown = sorted(set(cfg.cnn.arch_params.get(arch, {})) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{cfg.source}: unknown key 'cnn.{arch}.{unknown[0]}'; allowed: {', '.join(allowed)}")
+    with component_section(cfg, f"cnn.{arch}"):
+        architecture.layers(**for_arch(cfg, arch).cnn.arch_params[arch])
+    with component_section(cfg, "cnn"):
+        training.choose_precision(cfg.cnn.mixed_precision, gpu_count=0)
+        training.check_lr_schedule(cfg.cnn.lr_schedule)
 
 
 def fit_model(cfg: Config, model: Any, x_train, y_train, x_val, y_val, **kwargs: Any) -> training.FitResult:
@@ -102,7 +116,7 @@ def run(cfg: Config, arch: str) -> dict:
 
     if arch not in architectures.names():
         raise ConfigError(f"--arch = {arch!r}: allowed: {', '.join(architectures.names())}")
-    validate_components(cfg, architectures=[arch])
+    check_settings(cfg, arch)
     cfg = for_arch(cfg, arch)
     split = load_split()
     _check_split(split)

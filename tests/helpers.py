@@ -64,3 +64,30 @@ def make_folder(root: Path, classes=("cat", "dog"), per_class: int = 4, size=(20
             ext = ".png" if i % 2 == 0 else ".jpg"
             cv2.imwrite(str(root / name / f"{i}{ext}"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
     return root
+
+
+# --- a prepared split a small CNN separates in one epoch (tests of train_cnn and its backends) ---
+
+N_CLASSES, SIZE = 3, 32
+COUNTS = {"train": 20, "val": 8, "test": 10}  # images per class
+
+
+def make_split(seed: int = 0):
+    """3 classes of 32x32x1 images a small CNN separates in one epoch: bright band at top/middle/bottom."""
+    import numpy as np
+
+    from pipeline.io import Split, split_digest
+
+    rng = np.random.default_rng(seed)
+    x, y = {}, {}
+    for part, per_class in COUNTS.items():
+        images, labels = [], []
+        for c in range(N_CLASSES):
+            img = rng.integers(0, 60, size=(per_class, SIZE, SIZE, 1))
+            rows = slice(c * 10 + 2, c * 10 + 10)
+            img[:, rows] += 150
+            images.append(img.astype(np.uint8))
+            labels.append(np.full(per_class, c, dtype=np.int64))
+        x[part], y[part] = np.concatenate(images), np.concatenate(labels)
+    names = ["top", "middle", "bottom"]
+    return Split(x, y, names, "synthetic", split_digest(x, y, names))

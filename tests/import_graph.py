@@ -1,7 +1,7 @@
 """The project's import graph, read from the source with ``ast`` (nothing is imported).
 
-Every ``import`` counts, at module level or inside a function: a stage that may call a
-function may run its imports. Importing ``a.b.c`` runs ``a/__init__.py`` and
+Every ``import`` counts, at module level or inside a function (a stage that may call a
+function may run its imports), except under ``if TYPE_CHECKING:``, which never runs. Importing ``a.b.c`` runs ``a/__init__.py`` and
 ``a/b/__init__.py`` first, so those count too.
 
 A DVC stage runs ``cvd <command>``; ``pipeline/cli.py`` only parses options and hands over
@@ -62,11 +62,26 @@ def _package_of(path: str) -> str:
     return ".".join(parts)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``, which never runs."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if test is not None and ast.unparse(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                todo.extend(child.orelse)
+                continue
+            todo.append(child)
+
+
 def direct_imports(path: str, root: Path = REPO_ROOT) -> set[str]:
-    """Project files that the source of ``path`` imports anywhere in it."""
+    """Project files that the source of ``path`` imports anywhere in it (``if TYPE_CHECKING:``
+    blocks excepted)."""
     tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found |= _with_parents(alias.name, root)

@@ -8,8 +8,7 @@ import yaml
 
 from features import extractor_names
 from models import architectures, classifiers
-from pipeline.config import (Config, component_section, for_arch, load_config, parse_config,
-                             validate_components)
+from pipeline.config import Config, component_section, for_arch, load_config, parse_config
 from pipeline.errors import ConfigError
 
 from helpers import REPO_ROOT
@@ -64,7 +63,6 @@ def test_default_params_load(raw):
         ("classical.search", "yes", "params.yaml: classical.search = 'yes': must be true or false"),
         ("cnn.epochs", 0, "params.yaml: cnn.epochs = 0: must be an integer >= 1"),
         ("cnn.learning_rate", 0, "params.yaml: cnn.learning_rate = 0: must be a number > 0.0"),
-        ("cnn.mixed_precision", "maybe", "params.yaml: cnn.mixed_precision = 'maybe': allowed: auto, on, off"),
         ("cnn.alexnet.epochs", 0, "params.yaml: cnn.alexnet.epochs = 0: must be an integer >= 1"),
         ("features.hog", [1], "params.yaml: features.hog = [1]: must be a mapping of key: value"),
         ("mlflow.experiment", "", "params.yaml: mlflow.experiment = '': must be a non-empty string"),
@@ -157,20 +155,33 @@ def test_architecture_training_overrides(raw):
     assert lenet.source == cfg.source
 
 
-# --- validate_components: each component checks its own section --------------------------
+# --- each component's section is checked by the stage that builds it ---------------------
+
+def validate(cfg: Config, *, features=(), classifiers=(), architectures=()) -> None:
+    """What the stages do before reading any data, for the named components."""
+    from pipeline.features import build_extractor
+    from pipeline.train_classical import build_classifier
+    from pipeline.train_cnn import check_settings
+
+    for name in features:
+        build_extractor(cfg, name)
+    for name in classifiers:
+        build_classifier(cfg, name)
+    for name in architectures:
+        check_settings(cfg, name)
+
 
 def components_error(raw: dict, dotted: str, value, **names) -> str:
     cfg = parse_config(with_change(raw, dotted, value))  # loading does not look inside the section
     with pytest.raises(ConfigError) as err:
-        validate_components(cfg, **names)
+        validate(cfg, **names)
     assert "\n" not in str(err.value)
     return str(err.value)
 
 
 def test_default_components_validate(raw):
     cfg = parse_config(raw)
-    validate_components(cfg, features=extractor_names(), classifiers=classifiers.names(),
-                        architectures=architectures.names())
+    validate(cfg, features=extractor_names(), classifiers=classifiers.names(), architectures=architectures.names())
 
 
 @pytest.mark.parametrize(
@@ -190,13 +201,13 @@ def test_extractor_sections(raw, dotted, value, expected):
 
 def test_only_the_named_components_are_checked(raw):
     cfg = parse_config(with_change(raw, "features.hog.orientation", 12))
-    validate_components(cfg, features=["raw"], classifiers=["logreg"], architectures=["lenet5"])
+    validate(cfg, features=["raw"], classifiers=["logreg"], architectures=["lenet5"])
 
 
 @pytest.mark.parametrize(
     "dotted, value, expected",
     [
-        ("classical.rbf_svm.gama", 0.1, "params.yaml: classical.rbf_svm: "),
+        ("classical.rbf_svm.gama", 0.1, "params.yaml: classical.rbf_svm: SVC: unknown hyperparameter 'gama'"),
         ("classical.rbf_svm.C", -1.0, "params.yaml: classical.rbf_svm: "),
         ("classical.pca", 1.5, "params.yaml: classical.rbf_svm: "),
         ("classical.grid.rbf_svm.C", [], "params.yaml: classical.grid.rbf_svm: "),
@@ -206,6 +217,7 @@ def test_only_the_named_components_are_checked(raw):
 def test_classifier_sections(raw, dotted, value, expected):
     message = components_error(raw, dotted, value, classifiers=["rbf_svm"])
     assert message.startswith(expected)
+    assert message.count("classical.") == 1  # the section once, not echoed by the component
     assert dotted.rsplit(".", 1)[1] in message
 
 
@@ -215,6 +227,14 @@ def test_architecture_sections(raw):
     assert message == f"params.yaml: unknown key 'cnn.lenet5.kernel'; allowed: {', '.join(allowed)}"
     message = components_error(raw, "cnn.alexnet.variant", "huge", architectures=["alexnet"])
     assert message.startswith("params.yaml: cnn.alexnet: ") and "'huge'" in message
+
+
+@pytest.mark.parametrize(
+    "key, value", [("mixed_precision", "maybe"), ("lr_schedule", "step")],
+)
+def test_training_vocabulary_is_checked_by_the_cnn_stage(raw, key, value):
+    message = components_error(raw, f"cnn.{key}", value, architectures=["lenet5"])
+    assert message.startswith(f"params.yaml: cnn: {key} = {value!r}: allowed: ")
 
 
 def test_component_section_prefixes_component_errors(raw):

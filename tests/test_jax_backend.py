@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, venv_env
+from helpers import REPO_ROOT, make_split, venv_env
 
 pytest.importorskip("jax")
 
@@ -51,7 +51,6 @@ def test_architectures_give_the_lecture_counts_without_tensorflow(tmp_path):
 @pytest.mark.slow
 def test_train_cnn_stage_runs_on_jax(tmp_path):
     """The real stage (1 epoch, tiny split) on JAX: model, metrics and an MLflow run tagged backend=jax."""
-    from test_train_cnn import make_split
 
     from pipeline.io import save_split
 

@@ -12,29 +12,9 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError
-from pipeline.io import Split, save_split, split_digest
+from pipeline.io import save_split
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-N_CLASSES, SIZE = 3, 32
-COUNTS = {"train": 20, "val": 8, "test": 10}  # images per class
-
-
-def make_split(seed: int = 0) -> Split:
-    """3 classes of 32x32x1 images a small CNN separates in one epoch: bright band at top/middle/bottom."""
-    rng = np.random.default_rng(seed)
-    x, y = {}, {}
-    for part, per_class in COUNTS.items():
-        images, labels = [], []
-        for c in range(N_CLASSES):
-            img = rng.integers(0, 60, size=(per_class, SIZE, SIZE, 1))
-            rows = slice(c * 10 + 2, c * 10 + 10)
-            img[:, rows] += 150
-            images.append(img.astype(np.uint8))
-            labels.append(np.full(per_class, c, dtype=np.int64))
-        x[part], y[part] = np.concatenate(images), np.concatenate(labels)
-    names = ["top", "middle", "bottom"]
-    return Split(x, y, names, "synthetic", split_digest(x, y, names))
-
+from helpers import COUNTS, N_CLASSES, REPO_ROOT, SIZE, make_split
 
 def make_config(seed: int = 42, alexnet: dict | None = None, **cnn):
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))

@@ -23,9 +23,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
-from models.cnn import Architecture
 from models.errors import ParameterError
+
+if TYPE_CHECKING:  # models.cnn is the architectures' code, not the registry's
+    from models.cnn import Architecture
 
 
 def names() -> tuple[str, ...]:
