@@ -133,6 +133,19 @@ def stage_code(address: str, root: Path = REPO_ROOT) -> set[str]:
     return set(_stage_closure(stage, item or None, root))
 
 
+def resolved_stages(root: Path = REPO_ROOT) -> dict[str, list[str]]:
+    """Every stage of ``root``'s dvc.yaml as DVC expands foreach/matrix with params.yaml: address -> deps."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {stage.name: [dep.def_path for dep in stage.deps] for stage in repo.index.stages}
+
+
+def code_deps(deps: list[str]) -> set[str]:
+    """The deps of a stage that are project code (files or folders of the packages)."""
+    return {d for d in deps if d.split("/")[0] in PACKAGES}
+
+
 def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) -> set[str]:
     """The stages (of ``addresses``) whose code includes ``path``."""
     return {a for a in addresses if path in stage_code(a, root)}

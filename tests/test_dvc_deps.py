@@ -10,19 +10,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
-from import_graph import PACKAGES, closure, direct_imports, stage_code
+from import_graph import PACKAGES, closure, code_deps, direct_imports, resolved_stages, stage_code
 
 from helpers import REPO_ROOT
-
-CODE_PREFIXES = tuple(f"{p}/" for p in PACKAGES)
-
-
-def resolved_stages(root: Path) -> dict[str, list[str]]:
-    """Every stage of dvc.yaml after DVC expands foreach/matrix with params.yaml: address -> deps."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        return {stage.addressing: [dep.def_path for dep in stage.deps] for stage in repo.index.stages}
 
 
 def project_files(*packages: str) -> list[str]:
@@ -34,7 +24,7 @@ def test_each_stage_depends_on_exactly_the_code_it_imports():
     assert {a.partition("@")[0] for a in stages} == {"prepare", "features", "train_classical", "train_cnn", "compare"}
     problems = []
     for address, deps in stages.items():
-        code = {d for d in deps if d.startswith(CODE_PREFIXES) or d in PACKAGES}
+        code = code_deps(deps)
         folders = sorted(d for d in code if (REPO_ROOT / d).is_dir())
         if folders:
             problems.append(f"{address}: depends on folder(s) {folders}; list the files it imports instead")
@@ -61,7 +51,8 @@ def test_import_graph_follows_lazy_relative_and_submodule_imports(tmp_path):
     files = {
         "pipeline/__init__.py": "",
         "pipeline/stage.py": "from pipeline import helper\n\ndef run():\n    from features import thing\n",
-        "pipeline/helper.py": "from .errors import E\n",
+        "pipeline/helper.py": "from typing import TYPE_CHECKING\nfrom .errors import E\n"
+                              "if TYPE_CHECKING:\n    from pipeline import unused\n",
         "pipeline/errors.py": "",
         "pipeline/unused.py": "",
         "features/__init__.py": "",

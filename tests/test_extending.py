@@ -1,0 +1,129 @@
+"""README "Extending", followed literally in a temporary copy of the repository: a new
+extractor and a new CNN architecture are each ONE new module plus a params.yaml section;
+nothing else is edited, and real `dvc repro` runs their stages through to the leaderboard."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from import_graph import code_deps, resolved_stages, stage_code
+
+from helpers import copy_repo, venv_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXTRACTOR_MODULE = '''
+"""Mean of each cell x cell block of pixels: a toy extractor."""
+import numpy as np
+
+from features import Extractor
+from features._batch import ImageFeatureExtractor, check_int
+
+
+class CellMeans(ImageFeatureExtractor):
+    def __init__(self, cell=4, n_jobs=1, chunk_size=2048):
+        self.cell = cell
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _check_params(self):
+        super()._check_params()
+        check_int(type(self).__name__, "cell", self.cell, 1)
+
+    def _min_image_size(self):
+        return (self.cell, self.cell), f"cell={self.cell}"
+
+    def _transform_chunk(self, images):
+        n, h, w = images.shape
+        c = self.cell
+        blocks = images[:, : h // c * c, : w // c * c].reshape(n, h // c, c, w // c, c)
+        return blocks.mean(axis=(2, 4), dtype=np.float32).reshape(n, -1) / np.float32(255)
+
+
+EXTRACTOR = Extractor(transformer=CellMeans, citation="a toy", summary="mean of each cell x cell block")
+'''
+
+ARCHITECTURE_MODULE = '''
+"""One 3x3 convolution, one pooling, softmax: a toy CNN."""
+from models.cnn import FC, Architecture, Conv, Flatten, Input, Pool, Resize, check_input_shape, check_num_classes
+
+
+def spec(input_shape=(32, 32, 1), num_classes=10, filters=4):
+    shape = check_input_shape(input_shape)
+    check_num_classes(num_classes)
+    adapt = () if shape[:2] == (32, 32) else (Resize("resize", 32, 32),)
+    return (Input("input", shape), *adapt, Conv("conv1", filters, 3), Pool("pool1", 2, 2),
+            Flatten("flatten"), FC("fc1", num_classes, "softmax"))
+
+
+ARCHITECTURE = Architecture(spec=spec, citation="a toy", summary="conv 3x3, pool 2, softmax")
+'''
+
+
+def run(repo: Path, *cmd: str) -> str:
+    """``cmd`` in the copy, importing the copy's packages (not the installed checkout's)."""
+    env = venv_env({"PYTHONPATH": str(repo)})
+    out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("extend") / "repo")
+    # README "Extending": step 1, the extractor module; step 2, the architecture module ...
+    (repo / "features/extractors/cell_means.py").write_text(EXTRACTOR_MODULE.lstrip())
+    (repo / "models/architectures/tiny_cnn.py").write_text(ARCHITECTURE_MODULE.lstrip())
+    # ... step 3, their params.yaml sections (and a small run: fewer images and models)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["limit_per_class"] = 30
+    params["features"]["names"] = ["cell_means"]
+    params["features"]["cell_means"] = {"cell": 4}
+    params["classical"]["classifiers"] = ["logreg"]
+    params["cnn"]["architectures"] = ["tiny_cnn"]
+    params["cnn"]["tiny_cnn"] = {"filters": 8, "epochs": 5}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
+
+
+def test_the_new_components_are_two_new_files_and_params(extended):
+    changed = run(extended, "git", "status", "--porcelain").splitlines()
+    assert sorted(changed) == [" M params.yaml", "?? features/extractors/cell_means.py",
+                               "?? models/architectures/tiny_cnn.py"]
+
+
+def test_the_cli_and_describe_know_them(extended):
+    assert "cell_means" in run(extended, "cvd", "features", "--help")
+    assert "tiny_cnn" in run(extended, "cvd", "train-cnn", "--help")
+    table = run(extended, "cvd", "describe", "tiny_cnn")
+    # conv1: 3*3*1*4 + 4 = 40; fc1: 15*15*4*10 + 10 = 9,010 (defaults: 32x32x1, 10 classes, 4 filters)
+    assert "9,050 parameters" in table and "a toy" in table
+
+
+def test_dvc_yaml_deps_cover_their_modules(extended):
+    stages = resolved_stages(extended)
+    for address in ("features@cell_means", "train_cnn@tiny_cnn"):
+        assert code_deps(stages[address]) == stage_code(address, extended)
+
+
+def test_dvc_repro_runs_their_stages_to_the_leaderboard(extended):
+    out = run(extended, "dvc", "repro")
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"prepare", "features@cell_means", "train_classical@cell_means-logreg", "train_cnn@tiny_cnn",
+                   "compare"}
+    with open(extended / "reports/leaderboard.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"cell_means-logreg", "tiny_cnn"}
+    # 8x8 block means of digits (64 values) separate the 10 classes well; chance is 0.1
+    assert float(rows["cell_means-logreg"]["test_accuracy"]) >= 0.8
+    assert float(rows["tiny_cnn"]["test_accuracy"]) >= 0.5
+    assert int(rows["tiny_cnn"]["param_count"]) == 8 * 9 + 8 + 15 * 15 * 8 * 10 + 10
+    dimension = json.loads((extended / "metrics/features/cell_means.json").read_text())["dimension"]
+    assert dimension == (32 // 4) ** 2
+    assert textwrap.dedent(run(extended, "dvc", "status")).strip().endswith("up to date.")
