@@ -7,7 +7,6 @@ import re
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
-from pathlib import Path
 
 import pytest
 from import_graph import PACKAGES, closure, code_deps, direct_imports, resolved_stages, stage_code

@@ -198,7 +198,7 @@ def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
     assert out.dtype == np.float32 and out.shape == (2, 10)
 
 
-def _train_and_predict(cfg, split: Split) -> tuple[np.ndarray, list[dict]]:
+def _train_and_predict(cfg, split) -> tuple[np.ndarray, list[dict]]:
     """LeNet-5 through the stage's config glue (runtime, build_model, fit_model)."""
     from models.training import Devices, scale_images
     from pipeline.config import for_arch
