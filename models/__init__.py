@@ -1,0 +1,1 @@
+"""Classifiers, CNN architectures, training, evaluation: pure code that never imports `pipeline`."""
