@@ -176,6 +176,32 @@ def describe(arch: str, input_shape: str | None, num_classes: int | None, varian
     click.echo(render(arch, input_shape=shape, num_classes=num_classes, **params))
 
 
+def component_rows() -> list[dict[str, str]]:
+    """Every registered extractor, classifier and architecture: kind, name, summary, reference."""
+    import features
+    from models import architectures, classifiers
+
+    rows = []
+    for kind, names, get in (("extractor", features.extractor_names(), features.get_extractor),
+                             ("classifier", classifiers.names(), classifiers.get),
+                             ("architecture", architectures.names(), architectures.get)):
+        for name in names:
+            entry = get(name)
+            rows.append({"kind": kind, "name": f"`{name}`", "summary": entry.summary,
+                         "reference": " ".join(entry.citation.split())})
+    return rows
+
+
+@cli.command()
+@click.option("--markdown", is_flag=True, help="A markdown table (the README's) instead of plain text.")
+def components(markdown: bool) -> None:
+    """List the registered extractors, classifiers and CNN architectures (see README "Extending")."""
+    import pandas as pd
+
+    table = pd.DataFrame(component_rows())
+    click.echo(table.to_markdown(index=False, tablefmt="pipe" if markdown else "simple"))
+
+
 def main() -> None:
     for name, value in QUIET_LIBRARY_LOGS.items():
         os.environ.setdefault(name, value)

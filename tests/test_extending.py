@@ -101,6 +101,8 @@ def test_the_new_components_are_two_new_files_and_params(extended):
 def test_the_cli_and_describe_know_them(extended):
     assert "cell_means" in run(extended, "cvd", "features", "--help")
     assert "tiny_cnn" in run(extended, "cvd", "train-cnn", "--help")
+    listed = run(extended, "cvd", "components")
+    assert "mean of each cell x cell block" in listed and "conv 3x3, pool 2, softmax" in listed
     table = run(extended, "cvd", "describe", "tiny_cnn")
     # conv1: 3*3*1*4 + 4 = 40; fc1: 15*15*4*10 + 10 = 9,010 (defaults: 32x32x1, 10 classes, 4 filters)
     assert "9,050 parameters" in table and "a toy" in table
