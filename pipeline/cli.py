@@ -140,12 +140,24 @@ def train_cnn(params: str, arch: str, epochs: int | None) -> None:
 @params_option
 @click.option("--from-mlflow", is_flag=True, help="Rebuild the leaderboard from MLflow runs instead of metrics/.")
 @click.option("--experiment", help="MLflow experiment to read with --from-mlflow (default: params' experiment).")
+@click.option("--pair", nargs=2, metavar="A B", help="Compare two configured models on the same test images "
+              "(paired interval, McNemar's test); prints the result, writes nothing.")
 @user_errors
-def compare(params: str, from_mlflow: bool, experiment: str | None) -> None:
-    """Build the leaderboard and plots of every configured model, classical and deep."""
+def compare(params: str, from_mlflow: bool, experiment: str | None, pair: tuple[str, str] | None) -> None:
+    """Build the leaderboard and plots of every configured model, classical and deep.
+
+    The best model of each approach is chosen on validation accuracy; the verdict compares
+    the two on the same test images.
+    """
     from pipeline import compare as stage
+    from pipeline.errors import ConfigError
 
     cfg = _load(params)
+    if pair:
+        if from_mlflow or experiment:
+            raise ConfigError("--pair: compares the models' prediction files; not with --from-mlflow/--experiment")
+        stage.run_pair(cfg, *pair)
+        return
     stage.run(cfg, from_mlflow=from_mlflow, experiment=experiment)
 
 

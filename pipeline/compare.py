@@ -5,16 +5,21 @@ params.yaml configures (``Config.model_ids()``; files of removed models are igno
 refuses models trained on different splits, and writes
 
 * ``reports/leaderboard.csv`` / ``reports/leaderboard.md``  ranked by test accuracy
-* ``reports/summary.json``     DVC metrics: best of each approach, difference, winner
-* ``reports/plots/*.png``      accuracy vs parameters, accuracy bars, confusion matrices of
-                                the best models, CNN training curves
+* ``reports/summary.json``     DVC metrics: best of each approach (chosen on validation
+                                accuracy), their paired comparison on test (the verdict)
+* ``reports/plots/*.png``      accuracy vs parameters and accuracy bars (with intervals),
+                                confusion matrices of the best models, CNN training curves,
+                                McNemar p-values between the top models
 
 The stage only wires the parts together: read (:mod:`pipeline.results`) -> compute
-(:mod:`pipeline.leaderboard`) -> render in memory (:mod:`pipeline.report_plots`) -> write
-every file atomically, only when all of it succeeded -> log. An MLflow run ``comparison``
-gets the files as artifacts, the summary as metrics, and becomes the parent of the model
-runs it read (their ids are in the ``.run.json`` files, so a stage DVC skipped keeps its
-earlier run).
+(:mod:`pipeline.verdict`, :mod:`pipeline.leaderboard`) -> render in memory
+(:mod:`pipeline.report_plots`) -> write every file atomically, only when all of it
+succeeded -> log. An MLflow run ``comparison`` gets the files as artifacts, the summary and
+the verdict's numbers as metrics, and becomes the parent of the model runs it read (their
+ids are in the ``.run.json`` files, so a stage DVC skipped keeps its earlier run).
+
+``cvd compare --pair A B`` compares two configured models on the same test images and
+prints the verdict-style line for them, writing nothing.
 
 ``cvd compare --from-mlflow`` rebuilds the leaderboard from the MLflow runs instead
 (latest FINISHED run per configured model, on the current split) and writes
@@ -27,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipeline import leaderboard, report_plots, results
+from pipeline import leaderboard, report_plots, results, verdict
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path
@@ -35,7 +40,8 @@ from pipeline.io import atomic_path
 REPORTS_DIR = Path("reports")
 PLOTS_DIR = REPORTS_DIR / "plots"
 MANIFEST = Path("data/prepared/manifest.json")
-PLOT_NAMES = ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves")
+PLOT_NAMES = ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves", "pairwise_pvalues")
+PAIRWISE_MODELS = 8  # the p-value heat map shows the top models by test accuracy
 
 
 def _warn(message: str) -> None:
@@ -51,19 +57,25 @@ def _manifest() -> dict:
     return manifest if isinstance(manifest, dict) else {}
 
 
-def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], subtitle: str, class_names: Sequence[str]) -> dict:
-    """The four plots by name; reads the confusion rows and histories they need."""
-    chosen = report_plots.confusion_models(rows)
+def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
+             images: verdict.TestImages, class_names: Sequence[str]) -> dict:
+    """The plots by name; reads the confusion rows and histories they need."""
+    subtitle = leaderboard.subtitle(summary)
+    best = [b["model"] for b in (summary["best_classical"], summary["best_deep"]) if b]
+    chosen = report_plots.confusion_models(rows, best=best)
     confusions = {r["model"]: results.read_confusion(r["approach"], r["model"]) for r in chosen}
     classes = report_plots.class_order({c for pair in confusions.values() for names in pair for c in names},
                                        class_names)
     panels = [(r, report_plots.confusion_counts(*confusions[r["model"]], classes)) for r in chosen]
     histories = {arch: results.read_history(arch) for arch in cfg.model_ids()["deep"]}
+    top = list(rows[:PAIRWISE_MODELS])
     return {
         "accuracy_vs_params": report_plots.plot_accuracy_vs_params(rows, subtitle),
         "accuracy_bars": report_plots.plot_accuracy_bars(rows, subtitle),
         "confusion_best": report_plots.plot_confusion_best(panels, classes, subtitle),
         "training_curves": report_plots.plot_training_curves(histories, subtitle),
+        "pairwise_pvalues": report_plots.plot_pairwise_pvalues(
+            top, verdict.pairwise_pvalues([r["model"] for r in top], images), subtitle, cfg.evaluation.alpha),
     }
 
 
@@ -86,17 +98,21 @@ def _log_comparison(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Map
     if without_id:
         warnings.append(f"no mlflow_run_id in the .run.json of {leaderboard.name_list(without_id)}; "
                         f"not linked to the comparison run")
-    tags = {"approach": "comparison", "model_runs": ",".join(children.values()), "winner": str(summary["winner"])}
+    tags = {"approach": "comparison", "model_runs": ",".join(children.values()), "winner": str(summary["winner"]),
+            "selection": summary["selection"]}
     params = {"features.names": list(cfg.features.names), "classical.classifiers": list(cfg.classical.classifiers),
               "cnn.architectures": list(cfg.cnn.architectures)}
     with stage_run("compare", experiment=cfg.experiment, run_name="comparison", dataset=summary["dataset"],
                    split_sha256=summary["split_sha256"], tags=tags, params=params) as run:
         parent = run.info.run_id
         best_c, best_d = summary["best_classical"] or {}, summary["best_deep"] or {}
+        numbers = {key: value for key, value in (summary["verdict"] or {}).items() if key != "winner"}
+        if numbers:
+            numbers["significant"] = int(numbers["significant"])  # a bool is not a metric
         log_metrics({"best_classical_accuracy": best_c.get("test_accuracy"),
                      "best_deep_accuracy": best_d.get("test_accuracy"),
                      "accuracy_difference": summary["accuracy_difference"],
-                     "n_models": summary["n_models"]}, run_id=parent)
+                     "n_models": summary["n_models"], "verdict": numbers}, run_id=parent)
         for path in files:
             mlflow.log_artifact(str(path), artifact_path="plots" if path.parent == PLOTS_DIR else None,
                                 run_id=parent)
@@ -130,6 +146,20 @@ def _rows_from_mlflow(cfg: Config, experiment: str) -> tuple[list[dict], str]:
     return rows, split
 
 
+def _evaluate(cfg: Config, rows: Sequence[Mapping[str, Any]]):
+    """Ranked rows with their statistics, the summary with the verdict, its line, the test images."""
+    settings = verdict.Settings.from_config(cfg)
+    rows = leaderboard.rank_rows(rows)
+    images = verdict.read_test_images(rows)
+    rows = verdict.with_statistics(rows, images, settings)
+    best = leaderboard.select_best(rows)
+    comparison = None
+    if best["classical"] and best["deep"]:  # a = deep, b = classical: difference = deep - classical
+        comparison = settings.compare(images.correct(best["deep"]["model"]), images.correct(best["classical"]["model"]))
+    summary = leaderboard.build_summary(rows, verdict.verdict_fields(comparison))
+    return rows, summary, verdict.verdict_line(summary, settings.level), images, settings.level
+
+
 def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     """Build, write and print the leaderboard; returns it as a pandas DataFrame."""
     if from_mlflow:
@@ -145,24 +175,23 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     if current and current != split:
         _warn(f"the models were trained on split {split[:12]} but {MANIFEST} is split {str(current)[:12]}; "
               f"run `dvc repro` to retrain them on the current split")
-    rows = leaderboard.rank_rows(rows)
-    summary = leaderboard.build_summary(rows)
-    line = leaderboard.verdict(summary)
+    rows, summary, line, images, level = _evaluate(cfg, rows)
     subtitle = leaderboard.subtitle(summary)
     class_names = [str(c) for c in manifest.get("class_names") or ()]
 
     # everything is rendered in memory first: a failure here writes nothing
-    figures = _figures(cfg, rows, subtitle, class_names)
+    figures = _figures(cfg, rows, summary, images, class_names)
     outputs: dict[Path, bytes] = {
         REPORTS_DIR / "leaderboard.csv": leaderboard.csv_text(rows).encode("utf-8"),
-        REPORTS_DIR / "leaderboard.md": leaderboard.markdown_table(rows, f"Leaderboard: {subtitle}", line)
+        REPORTS_DIR / "leaderboard.md": leaderboard.markdown_table(rows, f"Leaderboard: {subtitle}", line, level)
         .encode("utf-8"),
         **{PLOTS_DIR / f"{name}.png": report_plots.png_bytes(fig) for name, fig in figures.items()},
         REPORTS_DIR / "summary.json": (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8"),
     }
     _write(outputs)
 
-    print(leaderboard.text_table(rows))
+    print(leaderboard.text_table(rows, level))
+    print(leaderboard.legend(rows, level))
     print()
     run_id, n_linked, warnings = _log_comparison(cfg, rows, summary, list(outputs))
     for message in warnings:
@@ -176,17 +205,43 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
 
 def _run_from_mlflow(cfg: Config, experiment: str):
     rows, split = _rows_from_mlflow(cfg, experiment)
-    rows = leaderboard.rank_rows(rows)
-    summary = leaderboard.build_summary(rows)
-    line = leaderboard.verdict(summary)
+    rows, summary, line, _, level = _evaluate(cfg, rows)
     title = f"Leaderboard from MLflow experiment {experiment!r}: {leaderboard.subtitle(summary)}"
     _write({
         REPORTS_DIR / "leaderboard_mlflow.csv": leaderboard.csv_text(rows).encode("utf-8"),
-        REPORTS_DIR / "leaderboard_mlflow.md": leaderboard.markdown_table(rows, title, line).encode("utf-8"),
+        REPORTS_DIR / "leaderboard_mlflow.md": leaderboard.markdown_table(rows, title, line, level).encode("utf-8"),
     })
     print(f"from MLflow experiment {experiment!r}: latest FINISHED run of {len(rows)} models on split {split[:12]}")
-    print(leaderboard.text_table(rows))
+    print(leaderboard.text_table(rows, level))
+    print(leaderboard.legend(rows, level))
     print()
     print(f"wrote {REPORTS_DIR}/leaderboard_mlflow.csv and leaderboard_mlflow.md")
     print(line)
     return leaderboard.dataframe(rows)
+
+
+def run_pair(cfg: Config, model_a: str, model_b: str) -> str:
+    """``cvd compare --pair A B``: two configured models on the same test images; prints their
+    accuracies and the comparison line (returned); nothing is written."""
+    ids = cfg.model_ids()
+    approach = {m: a for a, models in ids.items() for m in models}
+    unknown = [m for m in (model_a, model_b) if m not in approach]
+    if unknown:
+        raise ConfigError(f"--pair: {', '.join(repr(m) for m in unknown)} not a configured model; configured: "
+                          f"{leaderboard.name_list([m for models in ids.values() for m in models], 12)}")
+    if model_a == model_b:
+        raise ConfigError(f"--pair: needs two different models; got {model_a!r} twice")
+    wanted: dict[str, list[str]] = {}
+    for m in (model_a, model_b):
+        wanted.setdefault(approach[m], []).append(m)
+    rows = {r["model"]: r for r in results.read_rows(wanted)}
+    leaderboard.check_same_split(list(rows.values()))
+    a, b = rows[model_a], rows[model_b]
+    images = verdict.read_test_images([a, b])
+    settings = verdict.Settings.from_config(cfg)
+    line = verdict.pair_line(a, b, settings.compare(images.correct(model_a), images.correct(model_b)),
+                             settings.level)
+    print(f"{model_a} {100 * a['test_accuracy']:.2f} % vs {model_b} {100 * b['test_accuracy']:.2f} % test accuracy "
+          f"on the same {images.n:,} test images")
+    print(line)
+    return line

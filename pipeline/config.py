@@ -139,9 +139,19 @@ class CnnConfig(_Strict):
                       Annotated[TrainingOverrides, BeforeValidator(_none_is_empty)]] = {}
 
 
+class EvaluationConfig(_Strict):
+    """How sure the verdict is: every interval's confidence, the bootstrap's resamples (seeded
+    with ``seed``) and the level of McNemar's test (issue 11; models/statistics.py)."""
+
+    confidence: Fraction = 0.95
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
+    alpha: Fraction = 0.05
+
+
 class Config(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)]
     mlflow: MlflowConfig = MlflowConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     data: DataConfig
     features: FeaturesConfig
     classical: ClassicalConfig
@@ -169,6 +179,7 @@ class Config(_Strict):
 _SECTIONS: dict[str, tuple[type[BaseModel] | None, str | None, Callable[[], tuple[str, ...]] | None]] = {
     "": (Config, None, None),
     "mlflow": (MlflowConfig, None, None),
+    "evaluation": (EvaluationConfig, None, None),
     "data": (DataConfig, None, None),
     "features": (FeaturesConfig, "params", _extractor_names),
     "classical": (ClassicalConfig, "hyperparams", _classifier_names),

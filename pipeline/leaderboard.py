@@ -1,8 +1,11 @@
-"""The leaderboard as data: ranking, the summary DVC tracks, the verdict line and the tables.
+"""The leaderboard as data: ranking, selection, the summary DVC tracks and the tables.
 
-Pure functions over rows (dicts as :func:`pipeline.results.model_row` builds them): no
-files, no MLflow. The printed and markdown tables are one renderer (pandas ``to_markdown``,
-i.e. tabulate) in two formats; the CSV is pandas ``to_csv``.
+Pure functions over rows (dicts as :func:`pipeline.results.model_row` builds them, plus the
+statistics of :func:`pipeline.verdict.with_statistics`): no files, no MLflow. The table is
+ranked by test accuracy -- a report; the best model of each approach, the one the verdict
+compares, is selected on validation accuracy (:func:`select_best`). The printed and markdown
+tables are one renderer (pandas ``to_markdown``, i.e. tabulate) in two formats; the CSV is
+pandas ``to_csv``.
 """
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ from pipeline.errors import DataError
 
 APPROACHES = ("classical", "deep")
 CSV_COLUMNS = [
-    "rank", "approach", "model", "feature", "classifier", "arch", "test_accuracy", "macro_f1",
-    "val_accuracy", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
+    "rank", "approach", "model", "feature", "classifier", "arch", "test_accuracy", "test_accuracy_ci_low",
+    "test_accuracy_ci_high", "near_top", "p_value_vs_top", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
+    "val_accuracy", "n_test", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
     "dataset", "split_sha256", "mlflow_run_id",
 ]
+SELECTION = "validation accuracy"
 
 
 def name_list(names: Sequence[str], limit: int = 6) -> str:
@@ -50,24 +55,52 @@ def rank_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
     return ordered
 
 
-def build_summary(rows: Sequence[Mapping[str, Any]]) -> dict:
-    """Best model of each approach (rows must be ranked), the difference and the winner."""
+def select_best(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict | None]:
+    """The best model of each approach: highest validation accuracy, then fewer parameters,
+    then model id. Test accuracy plays no part (the verdict is measured on test).
+
+    Raises:
+        DataError: a model has no validation accuracy recorded.
+    """
+    rows = list(rows)
+    missing = [r["model"] for r in rows if r.get("val_accuracy") is None]
+    if missing:
+        raise DataError(f"no val_accuracy recorded for {name_list(missing)}: the best model of each approach is "
+                        f"chosen on validation accuracy; rerun their train stages (`dvc repro`)")
     best: dict[str, dict | None] = {}
     for approach in APPROACHES:
-        top = next((r for r in rows if r["approach"] == approach), None)
-        best[approach] = None if top is None else {
-            "model": top["model"], "test_accuracy": top["test_accuracy"],
-            "param_count": top["param_count"], "fit_seconds": top["fit_seconds"],
-        }
-    difference = winner = None
+        mine = [r for r in rows if r["approach"] == approach]
+        best[approach] = dict(min(mine, key=lambda r: (-r["val_accuracy"], r["param_count"], r["model"]))) \
+            if mine else None
+    return best
+
+
+def _entry(row: Mapping[str, Any] | None) -> dict | None:
+    if row is None:
+        return None
+    keys = ("model", "val_accuracy", "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
+            "param_count", "fit_seconds")
+    return {key: row.get(key) for key in keys}
+
+
+def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] | None = None) -> dict:
+    """Best model of each approach (on validation), their test difference and the verdict.
+
+    ``verdict`` is :func:`pipeline.verdict.verdict_fields` of the paired comparison of the
+    two selected models (None when one approach has no model); its ``winner`` -- "deep",
+    "classical" or "no significant difference" -- is the summary's.
+    """
+    best = select_best(rows)
+    difference = None
     if best["classical"] and best["deep"]:
         difference = round(best["deep"]["test_accuracy"] - best["classical"]["test_accuracy"], 6)
-        winner = "tie" if difference == 0 else ("deep" if difference > 0 else "classical")
     return {
-        "best_classical": best["classical"],
-        "best_deep": best["deep"],
+        "best_classical": _entry(best["classical"]),
+        "best_deep": _entry(best["deep"]),
+        "selection": SELECTION,
         "accuracy_difference": difference,
-        "winner": winner,
+        "verdict": dict(verdict) if verdict else None,
+        "winner": verdict["winner"] if verdict else None,
         "n_models": len(rows),
         "dataset": rows[0]["dataset"] if rows else "",
         "split_sha256": rows[0]["split_sha256"] if rows else "",
@@ -78,37 +111,6 @@ def subtitle(summary: Mapping[str, Any]) -> str:
     """``digits, 10 models, split 0123456789ab``: the second line of every title."""
     return (f"{summary['dataset'] or 'dataset ?'}, {summary['n_models']} models, "
             f"split {summary['split_sha256'][:12]}")
-
-
-def _fmt_fit(s: float | None) -> str:
-    if s is None:
-        return "?"
-    if s >= 100:
-        return f"{s:,.0f}"
-    return f"{s:.1f}" if s >= 0.1 else f"{s:.2g}"
-
-
-def verdict(summary: Mapping[str, Any]) -> str:
-    """One line: who wins, by how much, at what cost in parameters and fit time."""
-    c, d = summary["best_classical"], summary["best_deep"]
-    if not (c and d):
-        only = c or d
-        approach = "classical" if c else "deep"
-        return f"only {approach} models to compare: best {only['model']} {100 * only['test_accuracy']:.2f} %"
-    points = abs(summary["accuracy_difference"]) * 100
-    digits = 1  # enough decimals that a non-zero difference does not print as 0.0
-    while points and round(points, digits) == 0 and digits < 4:
-        digits += 1
-    if summary["winner"] == "tie":
-        first, second = d, c
-        head = f"tie at {100 * d['test_accuracy']:.{digits}f} %: {d['model']} vs {c['model']}"
-    else:
-        first, second = (d, c) if summary["winner"] == "deep" else (c, d)
-        head = (f"{summary['winner']} wins by {points:.{digits}f} points: "
-                f"{first['model']} {100 * first['test_accuracy']:.{digits}f} % vs "
-                f"{second['model']} {100 * second['test_accuracy']:.{digits}f} %")
-    return (f"{head}, with {first['param_count']:,} vs {second['param_count']:,} parameters and "
-            f"{_fmt_fit(first['fit_seconds'])} s vs {_fmt_fit(second['fit_seconds'])} s fit")
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -135,43 +137,72 @@ def _fmt_rate(r: float | None) -> str:
     return "-" if r is None else f"{r:,.0f}"
 
 
-# (header, alignment, cell) of the printed and markdown tables
-DISPLAY: tuple[tuple[str, str, Callable[[Mapping[str, Any]], str]], ...] = (
-    ("#", "right", lambda r: str(r["rank"])),
-    ("approach", "left", lambda r: r["approach"]),
-    ("model", "left", lambda r: r["model"]),
-    ("feature / arch", "left", lambda r: r["feature"] or r["arch"]),
-    ("classifier", "left", lambda r: r["classifier"] or "-"),
-    ("test acc %", "right", lambda r: f"{100 * r['test_accuracy']:.2f}"),
-    ("macro-F1", "right", lambda r: f"{r['macro_f1']:.4f}"),
-    ("params", "right", lambda r: f"{r['param_count']:,}"),
-    ("fit s", "right", lambda r: _fmt_seconds(r["fit_seconds"])),
-    ("predict img/s", "right", lambda r: _fmt_rate(r["predict_images_per_s"])),
-    ("size", "right", lambda r: _fmt_bytes(r["model_bytes"])),
-)
+def _percent(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}"
 
 
-def _render(rows: Sequence[Mapping[str, Any]], tablefmt: str, cell_text: Callable[[str, str], str]) -> str:
+def _interval(row: Mapping[str, Any]) -> str:
+    low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+    return "-" if low is None or high is None else f"[{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def columns(level: str = "95 %") -> tuple[tuple[str, str, Callable[[Mapping[str, Any]], str]], ...]:
+    """(header, alignment, cell) of the printed and markdown tables; ``level`` names the interval."""
+    return (
+        ("#", "right", lambda r: str(r["rank"])),
+        ("approach", "left", lambda r: r["approach"]),
+        ("model", "left", lambda r: r["model"]),
+        ("feature / arch", "left", lambda r: r["feature"] or r["arch"]),
+        ("classifier", "left", lambda r: r["classifier"] or "-"),
+        ("test acc %", "right", lambda r: _percent(r["test_accuracy"])),
+        (f"{level} CI", "right", _interval),
+        ("≈ top", "left", lambda r: r.get("near_top") or ""),
+        ("val acc %", "right", lambda r: _percent(r.get("val_accuracy"))),
+        ("macro-F1", "right", lambda r: f"{r['macro_f1']:.4f}"),
+        ("params", "right", lambda r: f"{r['param_count']:,}"),
+        ("fit s", "right", lambda r: _fmt_seconds(r["fit_seconds"])),
+        ("predict img/s", "right", lambda r: _fmt_rate(r["predict_images_per_s"])),
+        ("size", "right", lambda r: _fmt_bytes(r["model_bytes"])),
+    )
+
+
+DISPLAY = columns()
+
+
+def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = False) -> str:
+    """What the interval and ≈ top columns mean, and how the verdict's models were chosen."""
+    n = rows[0].get("n_test") if rows else None
+    top = f"`{rows[0]['model']}`" if code and rows else (rows[0]["model"] if rows else "?")
+    images = f" on {n:,} test images" if n else ""
+    return (f"{level} CI: Wilson interval of the test accuracy{images}. ≈ top: yes = not significantly worse "
+            f"than #1 {top} (the {level} paired-bootstrap interval of the accuracy difference contains 0). "
+            f"Ranked by test accuracy; the verdict compares the best model of each approach by {SELECTION}.")
+
+
+def _render(rows: Sequence[Mapping[str, Any]], tablefmt: str, cell_text: Callable[[str, str], str],
+            level: str) -> str:
     import pandas as pd
 
-    cells = [[cell_text(header, cell(r)) for header, _, cell in DISPLAY] for r in rows]
-    frame = pd.DataFrame(cells, columns=[header for header, _, _ in DISPLAY])
+    display = columns(level)
+    cells = [[cell_text(header, cell(r)) for header, _, cell in display] for r in rows]
+    frame = pd.DataFrame(cells, columns=[header for header, _, _ in display])
     # disable_numparse: the cells are already formatted; tabulate must not reformat "97.40" as 97.4
-    return frame.to_markdown(index=False, tablefmt=tablefmt, colalign=[align for _, align, _ in DISPLAY],
+    return frame.to_markdown(index=False, tablefmt=tablefmt, colalign=[align for _, align, _ in display],
                              disable_numparse=True)
 
 
-def text_table(rows: Sequence[Mapping[str, Any]]) -> str:
+def text_table(rows: Sequence[Mapping[str, Any]], level: str = "95 %") -> str:
     """The leaderboard as printed: a header, a rule and one aligned line per model."""
-    return "\n".join(line.rstrip() for line in _render(rows, "simple", lambda _, text: text).splitlines())
+    return "\n".join(line.rstrip() for line in _render(rows, "simple", lambda _, text: text, level).splitlines())
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], title: str, verdict_line: str) -> str:
-    """``leaderboard.md``: the title, the table (model ids as code) and the verdict."""
+def markdown_table(rows: Sequence[Mapping[str, Any]], title: str, verdict_line: str, level: str = "95 %") -> str:
+    """``leaderboard.md``: the title, the table (model ids as code), the legend and the verdict."""
     def cell_text(header: str, text: str) -> str:
         return f"`{text}`" if header == "model" else text.replace("|", "\\|")
 
-    return "\n".join([f"# {title}", "", _render(rows, "pipe", cell_text), "", verdict_line, ""])
+    return "\n".join([f"# {title}", "", _render(rows, "pipe", cell_text, level), "",
+                      legend(rows, level, code=True), "", verdict_line, ""])
 
 
 def dataframe(rows: Sequence[Mapping[str, Any]], *, exact: bool = False):

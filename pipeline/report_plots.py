@@ -1,5 +1,8 @@
 """The comparison plots: ranked leaderboard rows (and read data) in, matplotlib Figures out.
 
+Accuracies carry their intervals as error bars where the rows have them
+(``test_accuracy_ci_low``/``_high``, see :mod:`pipeline.verdict`).
+
 Every figure sits on its own Agg canvas (no pyplot state, nothing written here); the
 ``compare`` stage turns them into PNG bytes with :func:`png_bytes`.
 """
@@ -54,8 +57,18 @@ def _legend(fig, approaches: Iterable[str], kind: str = "marker") -> None:
     fig.legend(handles=handles, loc="outside lower center", ncols=len(approaches), frameon=False)
 
 
+def _intervals(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of each row's test accuracy in percent; NaN where a row has none."""
+    def pct(value: Any) -> float:
+        return np.nan if value is None else 100 * float(value)
+
+    return (np.array([pct(r.get("test_accuracy_ci_low")) for r in rows], dtype=float),
+            np.array([pct(r.get("test_accuracy_ci_high")) for r in rows], dtype=float))
+
+
 def plot_accuracy_vs_params(rows: Sequence[Mapping[str, Any]], subtitle: str):
-    """Test accuracy against parameter count (log scale), one labelled marker per model.
+    """Test accuracy against parameter count (log scale), one labelled marker per model with
+    the accuracy's interval as a vertical error bar.
 
     Labels are placed by adjustText (repulsion from each other and from the markers, with
     a leader line when a label moved away). The layout is frozen before that, so the pixel
@@ -67,8 +80,13 @@ def plot_accuracy_vs_params(rows: Sequence[Mapping[str, Any]], subtitle: str):
     ax = fig.add_subplot()
     params = np.array([max(r["param_count"], 1) for r in rows], dtype=float)
     acc = np.array([100 * r["test_accuracy"] for r in rows])
+    low, high = _intervals(rows)
     for approach in APPROACHES:
         mask = np.array([r["approach"] == approach for r in rows], dtype=bool)
+        bars = mask & ~np.isnan(low) & ~np.isnan(high)
+        if bars.any():
+            ax.errorbar(params[bars], acc[bars], yerr=[acc[bars] - low[bars], high[bars] - acc[bars]], fmt="none",
+                        ecolor=COLOURS[approach], elinewidth=1.0, capsize=3, alpha=0.55, zorder=2)
         if mask.any():
             ax.scatter(params[mask], acc[mask], s=MARKER_PT ** 2, marker=MARKERS[approach], c=COLOURS[approach],
                        edgecolors="white", linewidths=0.6, zorder=3)
@@ -78,7 +96,7 @@ def plot_accuracy_vs_params(rows: Sequence[Mapping[str, Any]], subtitle: str):
     ax.grid(True, which="minor", axis="x", alpha=0.12)
     ax.set_xlabel("number of parameters (log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Test accuracy vs. model size\n{subtitle}")
+    ax.set_title(f"Test accuracy vs. model size (bars: confidence interval)\n{subtitle}")
     _legend(fig, _present(rows))
 
     fig.canvas.draw()
@@ -103,17 +121,24 @@ def _marker_boxes(ax, xs: np.ndarray, ys: np.ndarray) -> list:
 
 
 def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
-    """Horizontal bars of test accuracy, best on top, the axis starting below the worst."""
+    """Horizontal bars of test accuracy, best on top, the axis starting below the worst, each
+    with its interval as an error bar and its value to the right."""
     n = len(rows)
     fig = figure(9, max(3.2, 0.34 * n + 1.8))
     ax = fig.add_subplot()
     acc = np.array([100 * r["test_accuracy"] for r in rows])
-    lo = max(0.0, math.floor((acc.min() - 5) / 5) * 5)
-    hi = acc.max() + 0.14 * (acc.max() - lo)
+    low, high = _intervals(rows)
+    right = np.fmax(acc, high)  # NaN-ignoring: the interval's end, or the bar's
+    lo = max(0.0, math.floor((np.fmin(acc, low).min() - 5) / 5) * 5)
+    hi = right.max() + 0.16 * (right.max() - lo)
     y = np.arange(n)[::-1]
     ax.barh(y, acc - lo, left=lo, color=[COLOURS[r["approach"]] for r in rows], height=0.7)
-    for yi, a in zip(y, acc):
-        ax.text(a + 0.01 * (hi - lo), yi, f"{a:.2f} %", va="center", ha="left", fontsize=8)
+    bars = ~np.isnan(low) & ~np.isnan(high)
+    if bars.any():
+        ax.errorbar(acc[bars], y[bars], xerr=[acc[bars] - low[bars], high[bars] - acc[bars]], fmt="none",
+                    ecolor="0.15", elinewidth=1.0, capsize=3, zorder=3)
+    for yi, x, a in zip(y, right, acc):
+        ax.text(x + 0.01 * (hi - lo), yi, f"{a:.2f} %", va="center", ha="left", fontsize=8)
     ax.set_yticks(y, labels=[r["model"] for r in rows], fontsize=9)
     ax.set_xlim(lo, hi)
     ax.set_xticks([t for t in ax.get_xticks() if lo <= t <= 100])
@@ -121,16 +146,21 @@ def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
     ax.grid(True, axis="x", alpha=0.35)
     ax.set_axisbelow(True)
     ax.set_xlabel("test accuracy (%)" + (f" (axis starts at {lo:g} %)" if lo > 0 else ""))
-    ax.set_title(f"Test accuracy by model\n{subtitle}")
+    ax.set_title(f"Test accuracy by model (error bars: confidence interval)\n{subtitle}")
     _legend(fig, _present(rows), "patch")
     return fig
 
 
 # --- confusion matrices of the best models --------------------------------------------------
 
-def confusion_models(rows: Sequence[Mapping[str, Any]], count: int = 4) -> list[Mapping[str, Any]]:
-    """Best classical and best deep model, then the next best overall, up to ``count``, by rank."""
-    chosen = [next(r for r in rows if r["approach"] == a) for a in _present(rows)]
+def confusion_models(rows: Sequence[Mapping[str, Any]], count: int = 4,
+                     best: Sequence[str] | None = None) -> list[Mapping[str, Any]]:
+    """The ``best`` models (ids; default: the top-ranked of each approach), then the next best
+    overall, up to ``count``, by rank."""
+    if best is None:
+        chosen = [next(r for r in rows if r["approach"] == a) for a in _present(rows)]
+    else:
+        chosen = [r for r in rows if r["model"] in set(best)]
     chosen += [r for r in rows if r not in chosen][:max(0, count - len(chosen))]
     return sorted(chosen, key=lambda r: rows.index(r))
 
@@ -202,4 +232,52 @@ def plot_training_curves(histories: Mapping[str, Mapping[str, np.ndarray]], subt
     ax_acc.set_title("accuracy per epoch")
     ax_loss.set_title("loss per epoch")
     fig.suptitle(f"CNN training curves (solid: train, dashed: validation)\n{subtitle}")
+    return fig
+
+
+# --- McNemar p-values between the top models -------------------------------------------------
+
+P_FLOOR = 1e-4  # the colour scale's lower end; smaller p-values get its colour
+
+
+def _p_text(p: float) -> str:
+    if p < 0.001:
+        return "<0.001"
+    if p >= 0.9995:
+        return "1"
+    return f"{p:.2f}" if p >= 0.1 else f"{p:.3f}"
+
+
+def plot_pairwise_pvalues(rows: Sequence[Mapping[str, Any]], pvalues: np.ndarray, subtitle: str,
+                          alpha: float = 0.05):
+    """Heat map of McNemar's exact p-value between each pair of ``rows`` (log colour scale),
+    each cell annotated, bold where p < ``alpha``; model names coloured by approach."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
+    k = len(rows)
+    side = max(4.5, 0.75 * k + 2.5)
+    fig = figure(side + 1.2, side)
+    ax = fig.add_subplot()
+    data = np.ma.masked_invalid(np.asarray(pvalues, dtype=float).reshape(k, k))
+    cmap = colormaps["viridis"].with_extremes(bad="0.93")
+    image = ax.imshow(data, cmap=cmap, norm=LogNorm(vmin=P_FLOOR, vmax=1.0, clip=True))
+    for i in range(k):
+        for j in range(k):
+            if data.mask[i, j]:
+                continue
+            p = float(data[i, j])
+            dark = p < 10 ** (0.5 * math.log10(P_FLOOR))  # the darker half of viridis
+            ax.text(j, i, _p_text(p), ha="center", va="center", fontsize=8, color="white" if dark else "black",
+                    fontweight="bold" if p < alpha else "normal")
+    names = [r["model"] for r in rows]
+    ax.set_xticks(range(k), labels=names, rotation=40, ha="right", fontsize=9)
+    ax.set_yticks(range(k), labels=names, fontsize=9)
+    for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        for label, row in zip(labels, rows):
+            label.set_color(COLOURS[row["approach"]])
+    if k < 2:
+        ax.text(0.5, 0.5, "fewer than two models", ha="center", va="center", transform=ax.transAxes)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="McNemar p-value (exact, two-sided; log scale)")
+    ax.set_title(f"Paired tests between the top {k} models by test accuracy (bold: p < {alpha:g})\n{subtitle}")
     return fig

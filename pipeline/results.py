@@ -3,11 +3,16 @@
 Per model id (``hog-rbf_svm``, ``lenet5``):
 
 * ``metrics/<dir>/<id>.json``      scores that depend only on params + data (byte-identical
-                                    for the same seed): test_accuracy, macro_f1, param_count, ...
+                                    for the same seed): test_accuracy, macro_f1 and their
+                                    intervals (``*_ci_low``/``*_ci_high``), n_test, score_kind,
+                                    val_accuracy, param_count, ...
 * ``metrics/<dir>/<id>.run.json``  what varies run to run: timings, device, MLflow run id
 * ``plots/confusion/<id>.csv|png`` long-form confusion rows for DVC's ``confusion`` template
 * ``plots/per_class/<id>.csv``     per-class precision/recall/F1/support
 * ``plots/history/<arch>.csv``     per-epoch training history (CNNs only)
+* ``predictions/<id>/val.csv``, ``predictions/<id>/test.csv``  one row per image of that part
+                                    of ``data/prepared/split.npz`` (see :func:`write_predictions`);
+                                    the paired comparison of two models reads them back
 
 The union of the two metric dicts is what is logged to the MLflow run, so DVC and MLflow
 never drift apart. Every reader here fails with one line naming the file and the
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,7 +36,12 @@ CONFUSION_DIR = Path("plots/confusion")
 PER_CLASS_DIR = Path("plots/per_class")
 HISTORY_DIR = Path("plots/history")
 HISTORY_COLUMNS = ("epoch", "accuracy", "val_accuracy", "loss", "val_loss")  # the ones compare plots
+PREDICTIONS_DIR = Path("predictions")
+PARTS = ("val", "test")  # the split parts whose per-image predictions are kept
+SCORE_KINDS = ("probability", "decision_function")
 REQUIRED = ("test_accuracy", "macro_f1", "param_count")
+DECIMALS = 6  # as models.evaluate rounds every score: stable JSON bytes
+INTERVAL_KEYS = ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high")
 
 
 def scores_path(approach: str, model_id: str) -> Path:
@@ -50,28 +61,200 @@ def stage_for(approach: str, model_id: str) -> str:
     return f"train_classical@{model_id}" if approach == "classical" else f"train_cnn@{model_id}"
 
 
+def approach_of(model_id: str) -> str:
+    """``classical`` for a ``<feature>-<classifier>`` id, else ``deep``: a module name (an
+    architecture's) has no hyphen, so the id alone tells which stage wrote a model's files."""
+    return "classical" if "-" in model_id else "deep"
+
+
+def predictions_path(model_id: str, part: str) -> Path:
+    """``predictions/<model id>/<part>.csv``; both approaches share the folder."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}; got {part!r}")
+    return PREDICTIONS_DIR / model_id / f"{part}.csv"
+
+
+# --- per-image predictions ------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """One model's predictions on one part (val or test) of the prepared split.
+
+    ``index`` is each row's position in that part of ``data/prepared/split.npz`` (so two
+    models' rows pair up by it), ``y_true``/``y_pred`` are class indices, ``scores`` is
+    ``(n, k)`` with one column per class: class probabilities (``score_kind`` =
+    ``"probability"``: predict_proba, softmax) or decision-function scores
+    (``"decision_function"``); ``score_kind`` is ``""`` when the model's metrics file does
+    not record it. ``y_pred`` is the model's own prediction, which for a decision function
+    or a calibrated probability need not be the argmax of ``scores`` on ties.
+    """
+
+    index: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    scores: np.ndarray
+    score_kind: str = ""
+
+    @classmethod
+    def of(cls, y_true, y_pred, scores, score_kind: str) -> "Predictions":
+        """Predictions of every image of a part, in split order (index ``0 .. n-1``)."""
+        y_true = np.asarray(y_true, dtype=np.int64).ravel()
+        return cls(np.arange(len(y_true), dtype=np.int64), y_true, np.asarray(y_pred, dtype=np.int64).ravel(),
+                   np.asarray(scores), score_kind)
+
+    def __len__(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Boolean per image: the prediction is right (what McNemar's test pairs up)."""
+        return self.y_true == self.y_pred
+
+
+SCORE_FORMAT = "%.9g"  # 9 significant digits: every float32 reads back exactly (FLT_DECIMAL_DIG)
+
+
+def write_predictions(model_id: str, part: str, predictions: Predictions) -> Path:
+    """Write ``predictions/<model id>/<part>.csv`` atomically; returns its path.
+
+    Columns ``index, y_true, y_pred, score_0 .. score_<k-1>``, one row per image in the
+    order given. Scores are stored as float32 written with ``%.9g`` (C formatting: the same
+    scores give the same bytes, and reading them back as float32 is exact); a class a
+    classifier never saw in training has score 0 (probability) or ``-inf`` (decision
+    function). ``score_kind`` is not in the file: the metrics JSON records it.
+
+    Raises:
+        ValueError: arrays of different lengths, scores not ``(n, k)``, or an unknown score kind.
+    """
+    p = predictions
+    scores = np.asarray(p.scores, dtype=np.float32)
+    n = len(p.y_true)
+    if scores.ndim != 2 or scores.shape[1] < 1 or not (len(p.index) == len(p.y_pred) == len(scores) == n):
+        raise ValueError(f"{model_id} {part}: need index, y_true, y_pred of one length n and scores (n, k); got "
+                         f"{len(p.index)}, {n}, {len(p.y_pred)} and {scores.shape}")
+    if p.score_kind not in SCORE_KINDS:
+        raise ValueError(f"score_kind must be one of {', '.join(SCORE_KINDS)}; got {p.score_kind!r}")
+    dest = predictions_path(model_id, part)
+    header = ",".join(["index", "y_true", "y_pred", *(f"score_{j}" for j in range(scores.shape[1]))])
+    lines = [header]
+    for i, t, y, row in zip(np.asarray(p.index, dtype=np.int64).tolist(), np.asarray(p.y_true).tolist(),
+                            np.asarray(p.y_pred).tolist(), scores):
+        lines.append(f"{int(i)},{int(t)},{int(y)}," + ",".join(SCORE_FORMAT % v for v in row.tolist()))
+    with atomic_path(dest) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
+def read_predictions(model_id: str, part: str) -> Predictions:
+    """Read ``predictions/<model id>/<part>.csv`` back (``part``: ``val`` or ``test``).
+
+    The score kind comes from the model's metrics JSON (``""`` if it does not record it).
+    Every problem is one :class:`DataError` line naming the file and the ``dvc repro``
+    stage that writes it: missing file, missing columns, no rows, a non-integer label or
+    index, a repeated index, a label outside ``score_0 .. score_<k-1>``, a NaN score.
+    """
+    approach = approach_of(model_id)
+    stage = stage_for(approach, model_id)
+    path = predictions_path(model_id, part)
+    fix = f"rerun `dvc repro {stage}`"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run `dvc repro {stage}`)")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = list(reader)
+    score_columns = [c for c in header if c.startswith("score_")]
+    expected = ["index", "y_true", "y_pred", *(f"score_{j}" for j in range(len(score_columns)))]
+    if header != expected or not score_columns:
+        raise DataError(f"{path}: columns must be index,y_true,y_pred,score_0..score_<k-1>; got "
+                        f"{','.join(header) or 'none'}; {fix}")
+    if not rows:
+        raise DataError(f"{path}: no rows; {fix}")
+    k = len(score_columns)
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}; {fix}")
+    try:
+        labels = np.array([r[:3] for r in rows], dtype=np.int64)
+    except ValueError as exc:
+        raise DataError(f"{path}: index, y_true and y_pred must be integers ({exc}); {fix}") from None
+    try:
+        scores = np.array([r[3:] for r in rows], dtype=np.float32).astype(np.float64)
+    except ValueError as exc:
+        raise DataError(f"{path}: scores must be numbers ({exc}); {fix}") from None
+    index, y_true, y_pred = labels[:, 0], labels[:, 1], labels[:, 2]
+    if index.min() < 0 or len(np.unique(index)) != len(index):
+        raise DataError(f"{path}: index must be distinct positions >= 0; {fix}")
+    bad = labels[:, 1:][(labels[:, 1:] < 0) | (labels[:, 1:] >= k)]
+    if bad.size:
+        raise DataError(f"{path}: label {int(bad[0])} outside the {k} score columns; {fix}")
+    if np.isnan(scores).any():
+        raise DataError(f"{path}: NaN score; {fix}")
+    kind = ""
+    metrics = scores_path(approach, model_id)
+    if metrics.is_file():
+        try:
+            kind = str(read_json(metrics).get("score_kind") or "")
+        except (DataError, AttributeError):
+            kind = ""
+    return Predictions(index, y_true, y_pred, scores, kind)
+
+
 # --- writing --------------------------------------------------------------------------------
 
-def record_model(*, run: Any, approach: str, model_id: str, y_true: np.ndarray, y_pred: np.ndarray,
-                 class_names: list[str], param_count: int, model_path: Path,
-                 run_info: Mapping[str, Any], extra_scores: Mapping[str, Any] | None = None) -> dict:
-    """Evaluate test predictions, write the model's metrics and plots, log them to ``run``.
+def score_intervals(test: Predictions, n_classes: int, *, seed: int, confidence: float,
+                    resamples: int) -> dict[str, float]:
+    """The ``confidence`` intervals of a model's test scores, rounded to 6 decimals:
+    ``test_accuracy_ci_low/high`` (Wilson score interval) and ``macro_f1_ci_low/high``
+    (percentile bootstrap over the test images, ``resamples`` draws seeded with ``seed``)."""
+    from models.statistics import bootstrap_interval, macro_f1, wilson_interval
+
+    acc_low, acc_high = wilson_interval(int(np.count_nonzero(test.correct)), len(test), confidence)
+    f1_low, f1_high = bootstrap_interval(test.y_true, test.y_pred, lambda t, p: macro_f1(t, p, n_classes),
+                                         resamples=resamples, seed=seed, confidence=confidence)
+    values = (acc_low, acc_high, f1_low, f1_high)
+    return {key: round(float(v), DECIMALS) for key, v in zip(INTERVAL_KEYS, values)}
+
+
+def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, val: Predictions,
+                 class_names: list[str], param_count: int, model_path: Path, run_info: Mapping[str, Any],
+                 seed: int, confidence: float, bootstrap_resamples: int,
+                 extra_scores: Mapping[str, Any] | None = None) -> dict:
+    """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
+    log them to ``run``.
+
+    ``test``/``val`` are the model's predictions on every image of those parts, in split
+    order (:meth:`Predictions.of`), each computed once by the stage; they are written to
+    ``predictions/<id>/{test,val}.csv``. Besides accuracy and macro-F1 the scores hold their
+    intervals at ``confidence`` (:func:`score_intervals`), ``n_test`` and ``score_kind``,
+    all rounded to 6 decimals, so the same predictions give the same bytes.
 
     ``run`` is the MLflow run yielded by :func:`pipeline.tracking.stage_run`; everything is
-    logged to its id, whichever run happens to be active. ``run_info`` holds the
-    run-dependent values (fit_seconds, predict_images_per_s, device, identity tags ...);
-    the run's id and experiment id are added to it here.
+    logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
+    is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
+    predict_images_per_s, device, identity tags ...); the run's id and experiment id are
+    added to it here.
     """
     import mlflow
 
     from models.evaluate import classification_metrics, confusion_long_rows, plot_confusion
     from pipeline.tracking import log_metrics
 
+    for part, p in (("test", test), ("val", val)):
+        if np.ndim(p.scores) != 2 or np.shape(p.scores)[1] != len(class_names):
+            raise ValueError(f"{model_id} {part}: scores must have one column per class "
+                             f"({len(class_names)}); got shape {np.shape(p.scores)}")
+    if test.score_kind != val.score_kind:
+        raise ValueError(f"{model_id}: test and val scores differ in kind ({test.score_kind} / {val.score_kind})")
     run_id = run.info.run_id
+    y_true, y_pred = test.y_true, test.y_pred
     metrics = classification_metrics(y_true, y_pred, class_names)
     scores = {
         "test_accuracy": metrics["test_accuracy"],
         "macro_f1": metrics["macro_f1"],
+        **score_intervals(test, len(class_names), seed=seed, confidence=confidence, resamples=bootstrap_resamples),
+        "n_test": len(test),
+        "score_kind": test.score_kind,
         "param_count": int(param_count),
         "model_bytes": int(Path(model_path).stat().st_size),
         **(extra_scores or {}),
@@ -79,6 +262,8 @@ def record_model(*, run: Any, approach: str, model_id: str, y_true: np.ndarray, 
     info = {**run_info, "model": model_id, "approach": approach,
             "mlflow_run_id": run_id, "mlflow_experiment_id": run.info.experiment_id}
 
+    for part, p in (("test", test), ("val", val)):
+        write_predictions(model_id, part, p)
     confusion_csv, confusion_png = CONFUSION_DIR / f"{model_id}.csv", CONFUSION_DIR / f"{model_id}.png"
     per_class_csv = PER_CLASS_DIR / f"{model_id}.csv"
     write_csv(confusion_csv, confusion_long_rows(y_true, y_pred, class_names), ["actual", "predicted"])
@@ -128,7 +313,7 @@ def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: s
         classifier = str(data.get("classifier") or guess_classifier)
     else:
         arch = str(data.get("arch") or model_id)
-    model_bytes = _number(data.get("model_bytes"))
+    model_bytes, n_test = _number(data.get("model_bytes")), _number(data.get("n_test"))
     return {
         "approach": approach,
         "model": model_id,
@@ -137,6 +322,9 @@ def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: s
         "arch": arch,
         "test_accuracy": float(data["test_accuracy"]),
         "macro_f1": float(data["macro_f1"]),
+        **{key: _number(data.get(key)) for key in INTERVAL_KEYS},  # None when not recorded
+        "n_test": None if n_test is None else int(n_test),
+        "score_kind": str(data.get("score_kind") or ""),
         "val_accuracy": _number(data.get("val_accuracy")),
         "param_count": int(data["param_count"]),
         "model_bytes": None if model_bytes is None else int(model_bytes),

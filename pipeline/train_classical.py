@@ -1,8 +1,10 @@
 """DVC stage ``train_classical@<feature>-<classifier>``: one scikit-learn model on one feature set.
 
 Fits on the training split (or, with ``classical.search: true``, a grid search scored on
-the validation split and refitted on train+validation -- never on test), evaluates on
-test and writes the shared model outputs (see :mod:`pipeline.results`).
+the validation split and refitted on train+validation -- never on test), predicts the
+validation and test images once each (labels + per-class scores, :func:`predict_part`),
+evaluates on test and writes the shared model outputs, per-image predictions included
+(see :mod:`pipeline.results`).
 
 The model is saved with skops (``artifacts/classical/<id>.skops``), which loads without
 running arbitrary code; joblib/pickle files execute code when loaded and must only be
@@ -102,11 +104,50 @@ def log_sklearn_model(pipe, example: np.ndarray, trusted: list[str]) -> None:
     )
 
 
+def class_scores(pipe, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
+    """Per-class scores ``(n, n_classes)`` of a fitted pipeline and their kind.
+
+    ``predict_proba`` when the pipeline has it (``"probability"``: logreg, random forest,
+    kNN, an SVC with ``probability=True``), else ``decision_function``
+    (``"decision_function"``: LinearSVC, SVC). A binary decision function is one score
+    ``d`` per image, positive for ``classes_[1]``; it is written as two columns,
+    ``score_<classes_[0]> = -d`` and ``score_<classes_[1]> = d``, so the argmax is still
+    the predicted class. Columns follow ``pipe.classes_``: a class absent from the
+    training data gets probability 0 or decision score ``-inf``.
+    """
+    if hasattr(pipe, "predict_proba"):
+        raw, kind, fill = pipe.predict_proba(x), "probability", 0.0
+    else:
+        raw, kind, fill = pipe.decision_function(x), "decision_function", -np.inf
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.ndim == 1:
+        raw = np.stack([-raw, raw], axis=1)
+    classes = np.asarray(pipe.classes_).astype(np.int64)
+    if raw.shape != (len(x), len(classes)):
+        raise DataError(f"{kind} gave shape {raw.shape} for {len(x)} images of {len(classes)} classes")
+    scores = np.full((len(x), n_classes), fill)
+    scores[:, classes] = raw
+    return scores, kind
+
+
+def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, timed: bool = False):
+    """One pass of ``predict`` and one of :func:`class_scores` over a part of the split:
+    ``(Predictions, images per second of the predict pass or None)``."""
+    from models.evaluate import time_predict
+    from pipeline.results import Predictions
+
+    if timed:
+        y_pred, images_per_s = time_predict(pipe.predict, x, repeats=1)
+    else:
+        y_pred, images_per_s = pipe.predict(x), None
+    scores, kind = class_scores(pipe, x, n_classes)
+    return Predictions.of(y, y_pred, scores, kind), images_per_s
+
+
 def run(cfg: Config, feature: str, classifier: str) -> dict:
     import mlflow
 
     from models.classical import param_count
-    from models.evaluate import time_predict
     from pipeline.features import load_features
     from pipeline.results import record_model
     from pipeline.tracking import stage_run
@@ -126,14 +167,18 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
         if best:
             mlflow.log_params({f"best.{k.removeprefix('clf__')}": v for k, v in best.items()},
                               run_id=run.info.run_id)
-        val_accuracy = float(np.mean(pipe.predict(data["x_val"]) == data["y_val"]))
-        y_pred, images_per_s = time_predict(pipe.predict, data["x_test"], repeats=3)
+        n_classes = len(data["class_names"])
+        val, _ = predict_part(pipe, data["x_val"], data["y_val"], n_classes)
+        test, images_per_s = predict_part(pipe, data["x_test"], data["y_test"], n_classes, timed=True)
+        val_accuracy = float(np.mean(val.correct))
 
         dest = ARTIFACT_DIR / f"{mid}.skops"
         trusted = save_model(pipe, dest)
         result = record_model(
-            run=run, approach="classical", model_id=mid, y_true=data["y_test"], y_pred=y_pred,
+            run=run, approach="classical", model_id=mid, test=test, val=val,
             class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
+            seed=cfg.seed, confidence=cfg.evaluation.confidence,
+            bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
             extra_scores={"val_accuracy": round(val_accuracy, 6), "feature_dim": int(data["x_train"].shape[1])},
             run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
                       "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1)},

@@ -3,8 +3,10 @@
 Reads only ``data/prepared/split.npz`` -- the very images the classical side extracts its
 features from -- scales them to float32 in [0, 1], builds ``cnn.<arch>``'s network and
 trains it with :mod:`models.training` (which documents devices, mixed precision, multi-GPU
-and determinism), validating every epoch; only then does it touch test. Outputs, besides
-the shared ones of :mod:`pipeline.results`:
+and determinism), validating every epoch; only then does it touch test. The softmax
+probabilities of the test pass that is timed, and of one pass over validation, are the
+per-image predictions. Outputs, besides the shared ones of :mod:`pipeline.results`
+(per-image predictions included):
 
 * ``artifacts/cnn/<arch>.keras``  the trained model, inference only (no optimizer state).
   It expects float32 images scaled to [0, 1] (``uint8 / 255``), shape ``(N, H, W, C)`` of
@@ -111,7 +113,7 @@ def run(cfg: Config, arch: str) -> dict:
     from models.cnn import count_params
     from models.evaluate import time_predict
     from pipeline.io import load_split
-    from pipeline.results import history_path, record_model
+    from pipeline.results import Predictions, history_path, record_model
     from pipeline.tracking import log_metrics, stage_run
 
     if arch not in architectures.names():
@@ -158,10 +160,15 @@ def run(cfg: Config, arch: str) -> dict:
 
             predict(x["test"][:batch_size])  # warm-up: tracing is not throughput
             probabilities, images_per_s = time_predict(predict, x["test"], repeats=PREDICT_REPEATS)
+            parts = {"test": probabilities, "val": predict(x["val"])}  # softmax outputs, one pass each
+            test, val = (Predictions.of(split.y[name], np.argmax(parts[name], axis=1),
+                                        np.asarray(parts[name], dtype=np.float32), "probability")
+                         for name in ("test", "val"))
             result = record_model(
-                run=mlflow_run, approach="deep", model_id=arch, y_true=split.y["test"],
-                y_pred=np.argmax(probabilities, axis=1), class_names=split.class_names,
-                param_count=counts["total"], model_path=dest,
+                run=mlflow_run, approach="deep", model_id=arch, test=test, val=val,
+                class_names=split.class_names, param_count=counts["total"], model_path=dest,
+                seed=cfg.seed, confidence=cfg.evaluation.confidence,
+                bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
                 extra_scores={"trainable_params": int(counts["trainable"]), "epochs_run": fit.epochs_run,
                               "best_epoch": fit.best_epoch, "val_accuracy": round(fit.best_val_accuracy, 6)},
                 run_info={"approach": "deep", "arch": arch, "dataset": split.dataset,

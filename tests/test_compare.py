@@ -1,7 +1,8 @@
-"""The compare stage: leaderboard, summary, plots, MLflow comparison run, --from-mlflow.
+"""The compare stage: leaderboard, summary, verdict, plots, MLflow comparison run,
+--from-mlflow, --pair.
 
-Fake per-model files (the format of pipeline/results.py) plus real MLflow runs in a
-temporary SQLite store; no training happens here.
+Fake per-model files (the format of pipeline/results.py, per-image predictions included)
+plus real MLflow runs in a temporary SQLite store; no training happens here.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import copy
 import csv
 import io
 import json
+import re
 import struct
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,11 +21,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import compare, leaderboard, report_plots
+from pipeline import compare, report_plots
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, write_model_predictions
 
 EXPERIMENT = "cvd-compare-test"
 SPLIT = "a" * 64
@@ -41,13 +43,17 @@ FAKE = {
 EXPECTED_ORDER = ["lenet5", "hog-rbf_svm", "hog-knn", "raw-rbf_svm", "raw-knn"]
 
 
-def make_config(features=("raw", "hog"), classifiers=("rbf_svm", "knn"), archs=("lenet5",), experiment=EXPERIMENT):
+def make_raw(features=("raw", "hog"), classifiers=("rbf_svm", "knn"), archs=("lenet5",), experiment=EXPERIMENT):
     raw = copy.deepcopy(yaml.safe_load((REPO_ROOT / "params.yaml").read_text()))
     raw["features"]["names"] = list(features)
     raw["classical"]["classifiers"] = list(classifiers)
     raw["cnn"]["architectures"] = list(archs)
     raw["mlflow"]["experiment"] = experiment
-    return parse_config(raw)
+    return raw
+
+
+def make_config(**kwargs):
+    return parse_config(make_raw(**kwargs))
 
 
 def _metrics_dir(approach: str) -> Path:
@@ -55,7 +61,7 @@ def _metrics_dir(approach: str) -> Path:
 
 
 def write_model(model_id: str, values=None, *, run_id: str = "", split: str = SPLIT, seed: int = 0) -> None:
-    """The files one train stage leaves behind: scores, run info, confusion rows, CNN history."""
+    """The files one train stage leaves behind: scores, run info, predictions, confusion rows, CNN history."""
     approach, acc, f1, params, size, fit, rate = values or FAKE[model_id]
     out = _metrics_dir(approach)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +85,7 @@ def write_model(model_id: str, values=None, *, run_id: str = "", split: str = SP
     predicted = actual.copy()
     wrong = rng.choice(N_TEST, size=round((1 - acc) * N_TEST), replace=False)
     predicted[wrong] = (actual[wrong] + rng.integers(1, 10, size=len(wrong))) % 10
+    write_model_predictions(model_id, actual, predicted, 10)
     Path("plots/confusion").mkdir(parents=True, exist_ok=True)
     with open(f"plots/confusion/{model_id}.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -114,7 +121,8 @@ def log_model_run(client: MlflowClient, experiment_id: str, model_id: str, *, st
         tags["arch"] = model_id
     run = client.create_run(experiment_id, start_time=start_time, tags=tags)
     metrics = {"test_accuracy": acc if accuracy is None else accuracy, "macro_f1": f1, "param_count": params,
-               "model_bytes": size, "fit_seconds": fit, "predict_images_per_s": rate}
+               "model_bytes": size, "fit_seconds": fit, "predict_images_per_s": rate,
+               "val_accuracy": round(acc - 0.004, 6)}
     for key, value in metrics.items():
         client.log_metric(run.info.run_id, key, value, timestamp=start_time)
     client.set_terminated(run.info.run_id, status=status, end_time=start_time + 1000)
@@ -187,23 +195,58 @@ def test_leaderboard_ranks_every_configured_model(compared):
     assert lines[2].split()[:3] == ["1", "deep", "lenet5"] and "61,706" in lines[2] and "760.0 KB" in lines[2]
     raw_knn = next(line for line in lines if "raw-knn" in line)
     assert "1,249,290" in raw_knn and "2.6 MB" in raw_knn and " 0.004 " in raw_knn
-    assert lines[-1] == ("deep wins by 0.3 points: lenet5 99.2 % vs hog-rbf_svm 98.9 %, "
-                         "with 61,706 vs 123,456 parameters and 12.3 s vs 0.6 s fit")
+    assert lines[-1] == VERDICT
+    assert lines[-4].startswith("95 % CI: Wilson interval of the test accuracy on 360 test images. ≈ top: ")
     assert "warning" not in compared.err
+
+
+# lenet5 gets 3 of the 360 test images wrong, hog-rbf_svm 4, no image in common: 4 vs 3 discordant,
+# a difference of 1/360
+VERDICT = ("no significant difference at this test-set size: deep (lenet5) ahead of classical (hog-rbf_svm) by "
+           "0.3 points, 95 % CI [-1.1, 1.7], McNemar p = 1 (4 vs 3 images), with 61,706 vs 123,456 parameters and "
+           "12.3 s vs 0.6 s fit (best of each approach chosen on validation accuracy, compared on 360 test images); "
+           "about 19,777 test images would be needed to detect a 0.3-point difference")
 
 
 def test_summary_names_best_of_each_approach(compared):
     summary = json.loads((compared.tmp / "reports/summary.json").read_text())
-    assert summary["best_classical"] == {"model": "hog-rbf_svm", "test_accuracy": 0.988889,
+    assert summary["selection"] == "validation accuracy"
+    # Wilson intervals of 356/360 and 357/360 (z = 1.96)
+    assert summary["best_classical"] == {"model": "hog-rbf_svm", "val_accuracy": 0.984889, "test_accuracy": 0.988889,
+                                         "test_accuracy_ci_low": pytest.approx(0.97178, abs=2e-5),
+                                         "test_accuracy_ci_high": pytest.approx(0.99567, abs=2e-5),
                                          "param_count": 123_456, "fit_seconds": 0.62}
-    assert summary["best_deep"] == {"model": "lenet5", "test_accuracy": 0.991667,
-                                    "param_count": 61_706, "fit_seconds": 12.3}
+    assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["val_accuracy"] == 0.987667
     assert summary["accuracy_difference"] == pytest.approx(0.002778)
-    assert summary["winner"] == "deep"
+    verdict = summary["verdict"]
+    assert {k: verdict[k] for k in ("difference", "only_classical", "only_deep", "n_test", "p_value")} == {
+        "difference": pytest.approx(1 / 360, abs=1e-6), "only_classical": 3, "only_deep": 4, "n_test": 360,
+        "p_value": 1.0}
+    assert verdict["ci_low"] < 0 < verdict["ci_high"] and verdict["significant"] is False
+    # near the normal approximation 1/360 ± 1.96·sqrt(7)/360 = [-0.0116, 0.0172]
+    assert verdict["ci_low"] == pytest.approx(-0.0116, abs=0.002)
+    assert verdict["ci_high"] == pytest.approx(0.0172, abs=0.002)
+    assert verdict["images_needed"] > 360 and verdict["winner"] == summary["winner"] == "no significant difference"
     assert summary["n_models"] == 5 and summary["dataset"] == "digits" and summary["split_sha256"] == SPLIT
 
 
-def test_four_readable_pngs(compared):
+def test_leaderboard_csv_has_intervals_and_near_top_marks(compared):
+    with open(compared.tmp / "reports/leaderboard.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    # raw-knn: 11 wrong vs lenet5's 3 -- significantly worse; the others are not
+    assert {m: r["near_top"] for m, r in rows.items()} == {
+        "lenet5": "yes", "hog-rbf_svm": "yes", "hog-knn": "yes", "raw-rbf_svm": "yes", "raw-knn": ""}
+    assert rows["lenet5"]["p_value_vs_top"] == "" and float(rows["raw-knn"]["p_value_vs_top"]) < 0.05
+    for r in rows.values():
+        assert float(r["test_accuracy_ci_low"]) < float(r["test_accuracy"]) < float(r["test_accuracy_ci_high"])
+        assert float(r["macro_f1_ci_low"]) < float(r["macro_f1"]) < float(r["macro_f1_ci_high"])
+        assert r["n_test"] == "360"
+    md = (compared.tmp / "reports/leaderboard.md").read_text()
+    assert "| [97.6, 99.7] | yes " in md
+    assert "≈ top: yes = not significantly worse than #1 `lenet5`" in md
+
+
+def test_five_readable_pngs(compared):
     for name in compare.PLOT_NAMES:
         width, height = _png_size(compared.tmp / "reports/plots" / f"{name}.png")
         assert width >= 600 and height >= 300, name
@@ -222,6 +265,11 @@ def test_comparison_run_is_parent_of_the_model_runs(compared):
     assert run.data.metrics["best_classical_accuracy"] == pytest.approx(0.988889)
     assert run.data.metrics["best_deep_accuracy"] == pytest.approx(0.991667)
     assert run.data.metrics["accuracy_difference"] == pytest.approx(0.002778)
+    assert run.data.metrics["verdict.difference"] == pytest.approx(1 / 360, abs=1e-6)
+    assert run.data.metrics["verdict.ci_low"] < 0 < run.data.metrics["verdict.ci_high"]
+    assert (run.data.metrics["verdict.p_value"], run.data.metrics["verdict.significant"]) == (1.0, 0.0)
+    assert (run.data.metrics["verdict.only_classical"], run.data.metrics["verdict.only_deep"]) == (3.0, 4.0)
+    assert run.data.metrics["verdict.n_test"] == 360 and run.data.tags["selection"] == "validation accuracy"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"leaderboard.csv", "leaderboard.md", "summary.json", "plots"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
@@ -300,27 +348,6 @@ def test_experiment_option_needs_from_mlflow(workdir):
         compare.run(make_config(), experiment="other")
 
 
-def test_verdict_tie_and_classical_win():
-    def summary(c_acc, d_acc):
-        best_c = {"model": "hog-rbf_svm", "test_accuracy": c_acc, "param_count": 123_456, "fit_seconds": 0.4}
-        best_d = {"model": "lenet5", "test_accuracy": d_acc, "param_count": 61_706, "fit_seconds": 12.34}
-        rows = leaderboard.rank_rows([
-            {"approach": "classical", "model": "hog-rbf_svm", "macro_f1": c_acc, "split_sha256": SPLIT,
-             "dataset": "digits", **best_c},
-            {"approach": "deep", "model": "lenet5", "macro_f1": d_acc, "split_sha256": SPLIT,
-             "dataset": "digits", **best_d},
-        ])
-        return leaderboard.build_summary(rows)
-
-    tie = summary(0.974, 0.974)
-    assert tie["winner"] == "tie" and tie["accuracy_difference"] == 0
-    assert leaderboard.verdict(tie).startswith("tie at 97.4 %: lenet5 vs hog-rbf_svm")
-    classical = summary(0.9745, 0.9741)
-    assert classical["winner"] == "classical"
-    assert leaderboard.verdict(classical) == ("classical wins by 0.04 points: hog-rbf_svm 97.45 % vs lenet5 97.41 %, "
-                                          "with 123,456 vs 61,706 parameters and 0.4 s vs 12.3 s fit")
-
-
 def test_cli_reports_unknown_experiment_in_one_line(workdir, compared, monkeypatch):
     from click.testing import CliRunner
 
@@ -332,3 +359,80 @@ def test_cli_reports_unknown_experiment_in_one_line(workdir, compared, monkeypat
     result = CliRunner().invoke(cli, ["compare", "--from-mlflow", "--experiment", "nope"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error: MLflow experiment 'nope' not found")
+
+
+def _write_params(**kwargs) -> None:
+    """params.yaml in the current directory, as make_config builds it."""
+    Path("params.yaml").write_text(yaml.safe_dump(make_raw(**kwargs)))
+
+
+def test_pair_compares_two_models_and_writes_nothing(workdir):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    for i, mid in enumerate(FAKE):
+        write_model(mid, seed=i)
+    _write_params()
+    result = CliRunner().invoke(cli, ["compare", "--pair", "raw-knn", "lenet5"])
+    assert result.exit_code == 0, result.output
+    head, line = result.output.strip().splitlines()
+    assert head == "raw-knn 96.94 % vs lenet5 99.17 % test accuracy on the same 360 test images"
+    # lenet5 is right on 10 images raw-knn gets wrong, the reverse on 2: exact two-sided p = 0.0386
+    assert re.fullmatch(r"lenet5 beats raw-knn by 2\.2 points, 95 % CI \[(\d\.\d), (\d\.\d)\], McNemar p = 0\.039 "
+                        r"\(10 vs 2 images\), with 61,706 vs 1,249,290 parameters and 12\.3 s vs 0\.004 s fit "
+                        r"\(compared on 360 test images\)", line), line
+    low, high = map(float, re.search(r"CI \[(\S+), (\S+)\]", line).groups())
+    # near the normal approximation 2.2 ± 1.96·sqrt(12)/360 (in points): [0.3, 4.1]
+    assert low == pytest.approx(0.3, abs=0.35) and high == pytest.approx(4.1, abs=0.35)
+    assert not Path("reports").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pair", "raw-knn", "sift-knn"], "error: --pair: 'sift-knn' not a configured model; configured: raw-rbf_svm"),
+    (["--pair", "lenet5", "lenet5"], "error: --pair: needs two different models; got 'lenet5' twice"),
+    (["--pair", "lenet5", "raw-knn", "--from-mlflow"], "error: --pair: compares the models' prediction files"),
+])
+def test_pair_mistakes_are_one_line(workdir, args, message):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    _write_params()
+    result = CliRunner().invoke(cli, ["compare", *args])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith(message), result.output
+
+
+def test_stale_predictions_are_refused(workdir):
+    for i, mid in enumerate(FAKE):
+        write_model(mid, seed=i)
+    labels = np.repeat(np.arange(10), N_TEST // 10)
+    write_model_predictions("hog-knn", labels, labels, 10)  # all right: not what its metrics record
+    with pytest.raises(DataError, match=r"predictions/hog-knn/test\.csv: accuracy 1\.000000, but hog-knn's recorded "
+                                        r"test_accuracy is 0\.980556; rerun `dvc repro train_classical@hog-knn`"):
+        compare.run(make_config())
+    write_model_predictions("hog-knn", labels[::-1], labels[::-1], 10)  # other labels: another split
+    with pytest.raises(DataError, match=r"predictions/hog-knn/test\.csv: not the same test images .* as "
+                                        r"predictions/lenet5/test\.csv"):
+        compare.run(make_config())
+    assert not Path("reports").exists()
+
+
+def test_best_of_each_approach_is_chosen_on_validation(workdir, monkeypatch):
+    monkeypatch.setattr(compare, "_figures",
+                        lambda *args: {name: report_plots.figure(2, 2) for name in compare.PLOT_NAMES})
+    monkeypatch.setattr(compare, "_log_comparison", lambda *args: ("run", 0, []))
+    for i, mid in enumerate(FAKE):
+        write_model(mid, seed=i)
+    # raw-knn: worst on test, best on validation
+    scores = json.loads(Path("metrics/classical/raw-knn.json").read_text())
+    Path("metrics/classical/raw-knn.json").write_text(json.dumps({**scores, "val_accuracy": 0.999}))
+    df, out, _ = _run_quietly(compare.run, make_config())
+    assert df["model"].iloc[0] == "lenet5" and df["model"].iloc[-1] == "raw-knn"  # the table: by test
+    summary = json.loads(Path("reports/summary.json").read_text())
+    assert summary["best_classical"]["model"] == "raw-knn" and summary["best_classical"]["val_accuracy"] == 0.999
+    assert summary["verdict"]["only_deep"] == 10 and summary["verdict"]["only_classical"] == 2
+    assert summary["verdict"]["significant"] is True and summary["winner"] == "deep"
+    assert out.strip().splitlines()[-1].startswith(
+        "deep (lenet5) beats classical (raw-knn) by 2.2 points, 95 % CI [")

@@ -66,6 +66,16 @@ def test_default_params_load(raw):
         ("cnn.alexnet.epochs", 0, "params.yaml: cnn.alexnet.epochs = 0: must be an integer >= 1"),
         ("features.hog", [1], "params.yaml: features.hog = [1]: must be a mapping of key: value"),
         ("mlflow.experiment", "", "params.yaml: mlflow.experiment = '': must be a non-empty string"),
+        ("evaluation.confidence", 1.0, "params.yaml: evaluation.confidence = 1.0: must be a number < 1.0"),
+        ("evaluation.confidence", 0, "params.yaml: evaluation.confidence = 0: must be a number > 0.0"),
+        ("evaluation.confidence", "95%", "params.yaml: evaluation.confidence = '95%': must be a number"),
+        ("evaluation.bootstrap_resamples", 99,
+         "params.yaml: evaluation.bootstrap_resamples = 99: must be an integer >= 100"),
+        ("evaluation.bootstrap_resamples", 2000.0,
+         "params.yaml: evaluation.bootstrap_resamples = 2000.0: must be an integer"),
+        ("evaluation.alpha", -0.05, "params.yaml: evaluation.alpha = -0.05: must be a number > 0.0"),
+        ("evaluation.alpha", 1, "params.yaml: evaluation.alpha = 1: must be a number < 1.0"),
+        ("evaluation", [0.95], "params.yaml: evaluation = [0.95]: must be a mapping of key: value"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):
@@ -92,7 +102,10 @@ def test_name_lists_are_checked_against_the_registry(raw, dotted, registry):
 @pytest.mark.parametrize(
     "dotted, message",
     [
-        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, data, features, mlflow, seed"),
+        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, data, evaluation, features, "
+                   "mlflow, seed"),
+        ("evaluation.level", "unknown key 'evaluation.level'; allowed in 'evaluation': alpha, bootstrap_resamples, "
+                             "confidence"),
         ("data.size", "unknown key 'data.size'; allowed in 'data': channels, dataset, image_size, "),
         ("mlflow.uri", "unknown key 'mlflow.uri'; allowed in 'mlflow': experiment"),
         ("classical.grid.svm", "unknown key 'classical.grid.svm'; allowed in 'classical.grid': knn, linear_svm"),
@@ -109,6 +122,19 @@ def test_component_sections_are_the_registered_names(raw):
         assert name in message.split(": ", 2)[2]
     message = config_error(raw, "cnn.vgg16", {})
     assert all(name in message for name in architectures.names())
+
+
+def test_evaluation_settings(raw):
+    cfg = parse_config(raw)
+    assert (cfg.evaluation.confidence, cfg.evaluation.bootstrap_resamples, cfg.evaluation.alpha) == (0.95, 2000, 0.05)
+    changed = parse_config(raw, overrides={"evaluation.confidence": 0.9, "evaluation.bootstrap_resamples": 100,
+                                           "evaluation.alpha": 0.01})
+    assert (changed.evaluation.confidence, changed.evaluation.bootstrap_resamples, changed.evaluation.alpha) == (
+        0.9, 100, 0.01)
+    without = copy.deepcopy(raw)
+    del without["evaluation"]  # a params file from before the section: the documented defaults
+    assert parse_config(without).evaluation == cfg.evaluation
+    assert parse_config(with_change(raw, "evaluation", None)).evaluation == cfg.evaluation
 
 
 def test_missing_key_and_missing_path(raw):

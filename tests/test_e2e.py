@@ -92,7 +92,7 @@ def test_every_stage_output_exists(repo):
     for arch in ARCHS:
         assert (repo / f"artifacts/cnn/{arch}.keras").is_file()
         assert (repo / f"plots/history/{arch}.csv").is_file()
-    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves"):
+    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves", "pairwise_pvalues"):
         assert (repo / f"reports/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -137,7 +137,7 @@ def test_dvc_metrics_and_plots_show(repo, tmp_path):
     out = tmp_path / "dvc_plots"
     dvc(repo, "plots", "show", "-o", str(out))
     html = (out / "index.html").read_text()
-    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves"):
+    for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves", "pairwise_pvalues"):
         assert f"{name}.png" in html, name
     for mid in model_ids():
         assert f"plots/confusion/{mid}.csv" in html, mid  # the confusion template, one per model

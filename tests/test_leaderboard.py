@@ -1,4 +1,4 @@
-"""pipeline.leaderboard on small generated rows: ranking, summary, verdict, the three tables."""
+"""pipeline.leaderboard on small generated rows: ranking, selection on validation, summary, the three tables."""
 from __future__ import annotations
 
 import csv
@@ -13,11 +13,11 @@ SPLIT = "c" * 64
 
 
 def row(model: str, approach: str, acc: float, *, f1: float | None = None, params: int = 1000,
-        fit: float | None = 1.0, size: int | None = 50_000, split: str = SPLIT) -> dict:
+        fit: float | None = 1.0, size: int | None = 50_000, split: str = SPLIT, val: float | None = None) -> dict:
     feature, _, classifier = model.partition("-") if approach == "classical" else ("", "", "")
     return {"approach": approach, "model": model, "feature": feature, "classifier": classifier,
-            "arch": model if approach == "deep" else "", "test_accuracy": acc,
-            "macro_f1": acc if f1 is None else f1, "val_accuracy": None, "param_count": params,
+            "arch": model if approach == "deep" else "", "test_accuracy": acc, "macro_f1": acc if f1 is None else f1,
+            "val_accuracy": acc if val is None else val, "param_count": params,
             "model_bytes": size, "fit_seconds": fit, "predict_images_per_s": 1234.5, "dataset": "digits",
             "split_sha256": split, "mlflow_run_id": ""}
 
@@ -43,49 +43,62 @@ def test_rows_on_different_splits_are_named():
         leaderboard.check_same_split(rows)
 
 
-def test_summary_takes_the_best_of_each_approach():
-    rows = leaderboard.rank_rows([row("a-knn", "classical", 0.90, params=7, fit=0.5),
-                                  row("b-knn", "classical", 0.95, params=8, fit=0.25),
+def test_selection_uses_validation_not_test():
+    rows = leaderboard.rank_rows([
+        row("a-knn", "classical", 0.99, val=0.90),  # the best on test
+        row("b-knn", "classical", 0.95, val=0.93, params=8),
+        row("c-knn", "classical", 0.80, val=0.93, params=7),  # ties b-knn on validation, fewer parameters
+        row("lenet5", "deep", 0.97, val=0.91, params=5),
+        row("alexnet", "deep", 0.93, val=0.91, params=5),  # ties lenet5 on validation and size: by id
+    ])
+    best = leaderboard.select_best(rows)
+    assert best["classical"]["model"] == "c-knn" and best["deep"]["model"] == "alexnet"
+    assert [r["model"] for r in rows][:2] == ["a-knn", "lenet5"]  # the table stays ranked by test accuracy
+    assert leaderboard.select_best(rows[:1]) == {"classical": rows[0], "deep": None}
+
+
+def test_selection_needs_validation_accuracy():
+    rows = [row("a-knn", "classical", 0.9), {**row("lenet5", "deep", 0.9), "val_accuracy": None}]
+    with pytest.raises(DataError, match=r"no val_accuracy recorded for lenet5: .*chosen on validation accuracy"):
+        leaderboard.select_best(rows)
+
+
+def test_summary_takes_the_best_of_each_approach_on_validation():
+    rows = leaderboard.rank_rows([row("a-knn", "classical", 0.90, params=7, fit=0.5, val=0.96),
+                                  row("b-knn", "classical", 0.95, params=8, fit=0.25, val=0.94),
                                   row("lenet5", "deep", 0.97, params=9, fit=12.0),
                                   row("alexnet", "deep", 0.93)])
-    summary = leaderboard.build_summary(rows)
-    assert summary["best_classical"] == {"model": "b-knn", "test_accuracy": 0.95, "param_count": 8,
-                                         "fit_seconds": 0.25}
-    assert summary["best_deep"]["model"] == "lenet5"
-    assert summary["accuracy_difference"] == pytest.approx(0.02) and summary["winner"] == "deep"
+    next(r for r in rows if r["model"] == "a-knn").update(test_accuracy_ci_low=0.85, test_accuracy_ci_high=0.93)
+    verdict = {"difference": 0.07, "ci_low": 0.01, "ci_high": 0.12, "p_value": 0.02, "only_classical": 1,
+               "only_deep": 8, "n_test": 100, "significant": True, "images_needed": 150, "winner": "deep"}
+    summary = leaderboard.build_summary(rows, verdict)
+    assert summary["best_classical"] == {"model": "a-knn", "val_accuracy": 0.96, "test_accuracy": 0.90,
+                                         "test_accuracy_ci_low": 0.85, "test_accuracy_ci_high": 0.93,
+                                         "param_count": 7, "fit_seconds": 0.5}
+    assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["test_accuracy_ci_low"] is None
+    assert summary["accuracy_difference"] == pytest.approx(0.07) and summary["selection"] == "validation accuracy"
+    assert summary["verdict"] == verdict and summary["winner"] == "deep"
     assert (summary["n_models"], summary["dataset"], summary["split_sha256"]) == (4, "digits", SPLIT)
     assert leaderboard.subtitle(summary) == "digits, 4 models, split cccccccccccc"
-
-
-def _verdict(*rows):
-    return leaderboard.verdict(leaderboard.build_summary(leaderboard.rank_rows(rows)))
-
-
-def test_verdict_texts():
-    assert _verdict(row("hog-svm", "classical", 0.9, params=123_456, fit=0.4),
-                    row("lenet5", "deep", 0.95, params=61_706, fit=312.0)) == (
-        "deep wins by 5.0 points: lenet5 95.0 % vs hog-svm 90.0 %, with 61,706 vs 123,456 parameters "
-        "and 312 s vs 0.4 s fit")
-    # a difference of 0.004 points is printed with enough decimals not to read as 0.0
-    assert _verdict(row("hog-svm", "classical", 0.97444, fit=0.004),
-                    row("lenet5", "deep", 0.9744, fit=None)).startswith(
-        "classical wins by 0.004 points: hog-svm 97.444 % vs lenet5 97.440 %")
-    assert _verdict(row("hog-svm", "classical", 0.9, fit=0.004), row("lenet5", "deep", 0.9, fit=None)) == (
-        "tie at 90.0 %: lenet5 vs hog-svm, with 1,000 vs 1,000 parameters and ? s vs 0.004 s fit")
-    assert _verdict(row("lenet5", "deep", 0.9), row("alexnet", "deep", 0.8)) == (
-        "only deep models to compare: best lenet5 90.00 %")
-    summary = leaderboard.build_summary([row("raw-knn", "classical", 0.5)])
-    assert summary["winner"] is None and summary["accuracy_difference"] is None and summary["best_deep"] is None
-    assert leaderboard.verdict(summary) == "only classical models to compare: best raw-knn 50.00 %"
+    alone = leaderboard.build_summary([row("raw-knn", "classical", 0.5)])
+    assert alone["best_deep"] is None and alone["verdict"] is None and alone["winner"] is None
+    assert alone["accuracy_difference"] is None
 
 
 @pytest.fixture
 def ranked():
-    return leaderboard.rank_rows([
-        row("hog-rbf_svm", "classical", 0.988889, params=1_553_175, fit=0.004, size=12_500_000),
-        row("lenet5", "deep", 0.991667, params=61_706, fit=123.4, size=283_000),
-        row("raw-knn", "classical", 0.5, params=10, fit=None, size=None),
+    rows = leaderboard.rank_rows([
+        row("hog-rbf_svm", "classical", 0.988889, params=1_553_175, fit=0.004, size=12_500_000, val=0.9812),
+        row("lenet5", "deep", 0.991667, params=61_706, fit=123.4, size=283_000, val=0.99),
+        {**row("raw-knn", "classical", 0.5, params=10, fit=None, size=None), "val_accuracy": None},
     ])
+    # as pipeline.verdict.with_statistics adds them (raw-knn: an older file without intervals)
+    rows[0].update(test_accuracy_ci_low=0.97579, test_accuracy_ci_high=0.997162, macro_f1_ci_low=0.98,
+                   macro_f1_ci_high=0.996, n_test=360, near_top="yes", p_value_vs_top=None)
+    rows[1].update(test_accuracy_ci_low=0.97178, test_accuracy_ci_high=0.995671, macro_f1_ci_low=0.975,
+                   macro_f1_ci_high=0.994, n_test=360, near_top="yes", p_value_vs_top=0.75)
+    rows[2].update(n_test=360, near_top="", p_value_vs_top=1e-40)
+    return rows
 
 
 def test_csv_has_the_columns_and_plain_values(ranked):
@@ -95,23 +108,41 @@ def test_csv_has_the_columns_and_plain_values(ranked):
     assert records[0]["model_bytes"] == "283000" and records[0]["test_accuracy"] == "0.991667"
     assert records[2]["model_bytes"] == "" and records[2]["fit_seconds"] == "" and records[2]["val_accuracy"] == ""
     assert records[1]["feature"] == "hog" and records[1]["classifier"] == "rbf_svm" and records[0]["arch"] == "lenet5"
+    assert (records[0]["test_accuracy_ci_low"], records[0]["test_accuracy_ci_high"]) == ("0.97579", "0.997162")
+    assert (records[1]["macro_f1_ci_low"], records[1]["macro_f1_ci_high"]) == ("0.975", "0.994")
+    assert [r["near_top"] for r in records] == ["yes", "yes", ""]
+    assert [r["p_value_vs_top"] for r in records] == ["", "0.75", "1e-40"]
+    assert records[2]["test_accuracy_ci_low"] == "" and records[0]["val_accuracy"] == "0.99"
 
 
-def test_markdown_table_columns_alignment_and_code_ids(ranked):
+def test_markdown_table_columns_alignment_legend_and_code_ids(ranked):
     md = leaderboard.markdown_table(ranked, "Leaderboard: test", "the verdict")
     lines = md.splitlines()
     assert lines[0] == "# Leaderboard: test" and lines[-1] == "the verdict" and md.endswith("\n")
     table = [line for line in lines if line.startswith("|")]
     headers = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert headers == [header for header, _, _ in leaderboard.DISPLAY]
+    assert headers[5:9] == ["test acc %", "95 % CI", "≈ top", "val acc %"]
     rule = [cell.strip() for cell in table[1].strip("|").split("|")]
     assert [cell.endswith(":") and not cell.startswith(":") for cell in rule] == [
         align == "right" for _, align, _ in leaderboard.DISPLAY]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert cells[0] == ["1", "deep", "`lenet5`", "lenet5", "-", "99.17", "0.9917", "61,706", "123", "1,234",
-                        "283.0 KB"]
-    assert cells[1][5:] == ["98.89", "0.9889", "1,553,175", "0.004", "1,234", "12.5 MB"]
-    assert cells[2][-3:] == ["-", "1,234", "-"]
+    assert cells[0] == ["1", "deep", "`lenet5`", "lenet5", "-", "99.17", "[97.6, 99.7]", "yes", "99.00", "0.9917",
+                        "61,706", "123", "1,234", "283.0 KB"]
+    assert cells[1][5:] == ["98.89", "[97.2, 99.6]", "yes", "98.12", "0.9889", "1,553,175", "0.004", "1,234",
+                            "12.5 MB"]
+    assert cells[2][5:9] == ["50.00", "-", "", "-"] and cells[2][-3:] == ["-", "1,234", "-"]
+    legend = lines[lines.index(table[-1]) + 2]
+    assert legend.startswith("95 % CI: Wilson interval of the test accuracy on 360 test images. ≈ top: yes = not "
+                             "significantly worse than #1 `lenet5` (the 95 % paired-bootstrap interval")
+    assert legend.endswith("the verdict compares the best model of each approach by validation accuracy.")
+
+
+def test_interval_level_names_the_column():
+    assert leaderboard.columns("90 %")[6][0] == "90 % CI"
+    rows = leaderboard.rank_rows([row("a-knn", "classical", 0.9)])
+    assert " test acc %    90 % CI " in leaderboard.text_table(rows, "90 %").splitlines()[0]
+    assert leaderboard.legend(rows, "90 %").startswith("90 % CI: Wilson interval of the test accuracy. ≈ top: ")
 
 
 def test_printed_table_aligns_text_left_and_numbers_right(ranked):
@@ -122,4 +153,5 @@ def test_printed_table_aligns_text_left_and_numbers_right(ranked):
     assert len(starts) == 1  # the approach column is left-aligned
     assert len({len(line) for line in lines}) == 1  # the last column (size) is right-aligned: equal line ends
     assert "1,553,175" in lines[3] and "12.5 MB" in lines[3] and " 0.004 " in lines[3]
+    assert " [97.2, 99.6] " in lines[3] and " yes " in lines[3]
     assert all(line == line.rstrip() for line in lines)

@@ -9,8 +9,11 @@ import itertools
 
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
+from models.statistics import wilson_interval
 from pipeline import leaderboard, report_plots
 
 # the default params.yaml leaderboard (README, digits): model, approach, test accuracy, parameters
@@ -23,9 +26,19 @@ DEFAULT_TEN = [
 ]
 
 
-def ranked(entries) -> list[dict]:
-    return leaderboard.rank_rows({"model": m, "approach": a, "test_accuracy": acc, "macro_f1": acc,
+def ranked(entries, n_test: int | None = None) -> list[dict]:
+    """Ranked rows; with ``n_test``, each with the Wilson interval of its accuracy on that many images."""
+    rows = leaderboard.rank_rows({"model": m, "approach": a, "test_accuracy": acc, "macro_f1": acc,
                                   "param_count": p} for m, a, acc, p in entries)
+    for row in rows if n_test else ():
+        low, high = wilson_interval(round(row["test_accuracy"] * n_test), n_test)
+        row.update(test_accuracy_ci_low=low, test_accuracy_ci_high=high)
+    return rows
+
+
+def error_bars(ax) -> list[np.ndarray]:
+    """The segments ((x0, y0), (x1, y1)) of each error-bar container of ``ax``."""
+    return [np.array(c.lines[2][0].get_segments()) for c in ax.containers if isinstance(c, ErrorbarContainer)]
 
 
 def crowded(n: int = 20, seed: int = 0) -> list[dict]:
@@ -45,7 +58,7 @@ def _label_and_marker_boxes(fig):
     labels = [t for t in ax.texts if t.get_text()]
     boxes = [t.get_window_extent(renderer) for t in labels]
     radius = report_plots.MARKER_PT / 2 * fig.dpi / 72
-    centres = np.vstack([c.get_offsets() for c in ax.collections])
+    centres = np.vstack([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])  # the markers
     markers = [(x - radius, y - radius, x + radius, y + radius) for x, y in ax.transData.transform(centres)]
     return labels, boxes, markers
 
@@ -56,7 +69,7 @@ def _overlap(a, b) -> bool:
     return ax0 < bx1 and bx0 < ax1 and ay0 < by1 and by0 < ay1
 
 
-@pytest.mark.parametrize("rows, markers_free", [(ranked(DEFAULT_TEN), True), (crowded(), False)],
+@pytest.mark.parametrize("rows, markers_free", [(ranked(DEFAULT_TEN, n_test=360), True), (crowded(), False)],
                          ids=["default-10", "crowded-20"])
 def test_accuracy_vs_params_labels_overlap_nothing(rows, markers_free):
     """No two labels overlap and every label stays inside the axes; on the default leaderboard
@@ -67,6 +80,14 @@ def test_accuracy_vs_params_labels_overlap_nothing(rows, markers_free):
     assert ax.get_xscale() == "log"
     assert ax.get_xlabel() == "number of parameters (log scale)" and ax.get_ylabel() == "test accuracy (%)"
     assert ax.get_title().endswith("\ndigits, test")
+    bars = error_bars(ax)
+    if "test_accuracy_ci_low" in rows[0]:  # one vertical bar per model, from the interval's low to high end
+        segments = np.concatenate(bars)
+        assert len(segments) == len(rows) and np.allclose(segments[:, 0, 0], segments[:, 1, 0])
+        expected = sorted((100 * r["test_accuracy_ci_low"], 100 * r["test_accuracy_ci_high"]) for r in rows)
+        np.testing.assert_allclose(sorted(map(tuple, segments[:, :, 1])), expected)
+    else:
+        assert bars == []
     labels, boxes, markers = _label_and_marker_boxes(fig)
     assert sorted(t.get_text() for t in labels) == sorted(r["model"] for r in rows)
     for (i, a), (j, b) in itertools.combinations(enumerate(boxes), 2):
@@ -88,6 +109,23 @@ def test_accuracy_bars_best_on_top_with_values():
     assert "99.72 %" in {t.get_text() for t in ax.texts}
     assert ax.get_xlim()[0] == 85 and ax.get_xlabel() == "test accuracy (%) (axis starts at 85 %)"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["classical", "deep"]
+    assert error_bars(ax) == []  # rows without intervals
+
+
+def test_accuracy_bars_carry_the_intervals():
+    rows = ranked(DEFAULT_TEN, n_test=360)
+    fig = report_plots.plot_accuracy_bars(rows, "digits, test")
+    ax = fig.axes[0]
+    (segments,) = error_bars(ax)
+    # horizontal: from each interval's low to its high end, at the model's bar (best on top)
+    assert np.allclose(segments[:, 0, 1], segments[:, 1, 1])
+    assert segments[:, 0, 1].tolist() == list(range(len(rows)))[::-1]
+    np.testing.assert_allclose(segments[:, :, 0], [(100 * r["test_accuracy_ci_low"], 100 * r["test_accuracy_ci_high"])
+                                                   for r in rows])
+    # the value labels sit right of the error bars, and the axis reaches below the lowest interval
+    value_x = {t.get_text(): t.get_position()[0] for t in ax.texts}
+    assert value_x["99.72 %"] > 100 * rows[0]["test_accuracy_ci_high"]
+    assert ax.get_xlim()[0] <= min(100 * r["test_accuracy_ci_low"] for r in rows) - 5
 
 
 def test_confusion_models_are_the_best_of_each_approach_then_the_next_best():
@@ -95,6 +133,11 @@ def test_confusion_models_are_the_best_of_each_approach_then_the_next_best():
     assert [r["model"] for r in report_plots.confusion_models(rows)] == [
         "hog-logreg", "sobel-logreg", "hog-rbf_svm", "lenet5"]
     assert [r["model"] for r in report_plots.confusion_models(rows[:2], count=4)] == ["hog-logreg", "sobel-logreg"]
+    # the verdict's models (chosen on validation) first, then the next best, in rank order
+    assert [r["model"] for r in report_plots.confusion_models(rows, best=["sift-logreg", "alexnet"])] == [
+        "hog-logreg", "sobel-logreg", "sift-logreg", "alexnet"]
+    assert [r["model"] for r in report_plots.confusion_models(rows, count=2, best=["raw-logreg", "alexnet"])] == [
+        "raw-logreg", "alexnet"]
 
 
 def test_class_order_and_counts():
@@ -131,3 +174,28 @@ def test_training_curves_draw_train_and_validation_per_arch():
     assert ax_acc.get_ylabel() == "accuracy (%)" and ax_loss.get_xlabel() == "epoch"
     empty = report_plots.plot_training_curves({}, "digits, test")
     assert "no CNN architectures configured" in {t.get_text() for t in empty.axes[0].texts}
+
+
+def test_pairwise_pvalues_heat_map():
+    rows = ranked(DEFAULT_TEN[:3] + DEFAULT_TEN[7:8])
+    pvalues = np.array([[np.nan, 0.5, 1e-6, 0.03],
+                        [0.5, np.nan, 0.0012, 1.0],
+                        [1e-6, 0.0012, np.nan, 0.2],
+                        [0.03, 1.0, 0.2, np.nan]])
+    fig = report_plots.plot_pairwise_pvalues(rows, pvalues, "digits, test", alpha=0.05)
+    ax = fig.axes[0]
+    (image,) = ax.images
+    shown = image.get_array()
+    assert shown.mask.tolist() == np.eye(4, dtype=bool).tolist()
+    np.testing.assert_array_equal(shown.filled(np.nan), pvalues)
+    assert type(image.norm).__name__ == "LogNorm" and image.norm.vmax == 1.0
+    names = [r["model"] for r in rows]
+    assert [t.get_text() for t in ax.get_xticklabels()] == names == [t.get_text() for t in ax.get_yticklabels()]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert len(cells) == 12 and (0, 0) not in cells
+    assert [cells[(0, j)].get_text() for j in (1, 2, 3)] == ["0.50", "<0.001", "0.030"]
+    assert cells[(1, 2)].get_text() == "0.001" and cells[(1, 3)].get_text() == "1"
+    assert [cells[(0, j)].get_fontweight() for j in (1, 2, 3)] == ["normal", "bold", "bold"]
+    assert ax.get_yticklabels()[3].get_color() == report_plots.COLOURS["deep"]
+    assert sum(1 for a in fig.axes if a.get_label() == "<colorbar>") == 1
+    assert "top 4 models" in ax.get_title() and ax.get_title().endswith("\ndigits, test")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models import statistics
 from pipeline import results
 from pipeline.errors import DataError
 
@@ -25,21 +27,42 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def wilson(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval written out (z: the 97.5 % normal quantile)."""
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def predictions(y_true, y_pred, scores=None, kind="probability") -> results.Predictions:
+    if scores is None:  # probabilities peaked on the predicted class
+        scores = np.full((len(y_pred), len(CLASSES)), 0.1, dtype=np.float32)
+        scores[np.arange(len(y_pred)), y_pred] = 0.8
+    return results.Predictions.of(y_true, y_pred, scores, kind)
+
+
+def record(run, model_id="hog-knn", test=None, val=None, **kwargs):
+    model = Path("model.bin")
+    model.write_bytes(b"x" * 1234)
+    test = test or predictions([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2])
+    val = val or predictions([0, 1, 2], [0, 1, 1])
+    return results.record_model(
+        run=run, approach="classical" if "-" in model_id else "deep", model_id=model_id, test=test, val=val,
+        class_names=CLASSES, param_count=42, model_path=model,
+        run_info={"feature": "hog", "classifier": "knn", "dataset": "toy", "split_sha256": SPLIT,
+                  "fit_seconds": 0.5, "predict_images_per_s": 100.0},
+        extra_scores={"val_accuracy": 0.75}, **{"seed": 7, "confidence": 0.95, "bootstrap_resamples": 200, **kwargs})
+
+
 def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
     client = MlflowClient()
     experiment_id = client.create_experiment("results-test", artifact_location=(workdir / "art").as_uri())
     target = client.create_run(experiment_id)
-    model = workdir / "model.bin"
-    model.write_bytes(b"x" * 1234)
     y_true = np.array([0, 0, 1, 1, 2, 2])
     y_pred = np.array([0, 0, 1, 2, 2, 2])
     with mlflow.start_run(experiment_id=experiment_id) as other:  # a different run is active
-        result = results.record_model(
-            run=target, approach="classical", model_id="hog-knn", y_true=y_true, y_pred=y_pred,
-            class_names=CLASSES, param_count=42, model_path=model,
-            run_info={"feature": "hog", "classifier": "knn", "dataset": "toy", "split_sha256": SPLIT,
-                      "fit_seconds": 0.5, "predict_images_per_s": 100.0},
-            extra_scores={"val_accuracy": 0.75})
+        result = record(target)
     assert result["mlflow_run_id"] == target.info.run_id
     logged = client.get_run(target.info.run_id)
     assert logged.data.metrics["test_accuracy"] == pytest.approx(5 / 6)
@@ -51,18 +74,160 @@ def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
     assert client.get_run(other.info.run_id).data.metrics == {}
 
     scores = json.loads(Path("metrics/classical/hog-knn.json").read_text())
+    low, high = wilson(5, 6)
+    f1_low, f1_high = statistics.bootstrap_interval(
+        y_true, y_pred, lambda t, p: statistics.macro_f1(t, p, 3), resamples=200, seed=7, confidence=0.95)
     # F1 per class: 1, 2/3 (one dog called an emu), 4/5 (emus: precision 2/3)
     assert scores == {"test_accuracy": pytest.approx(5 / 6, abs=1e-6),
                       "macro_f1": pytest.approx(37 / 45, abs=1e-6),
+                      "test_accuracy_ci_low": pytest.approx(low, abs=1e-6),
+                      "test_accuracy_ci_high": pytest.approx(high, abs=1e-6),
+                      "macro_f1_ci_low": round(f1_low, 6), "macro_f1_ci_high": round(f1_high, 6),
+                      "n_test": 6, "score_kind": "probability",
                       "param_count": 42, "model_bytes": 1234, "val_accuracy": 0.75}
+    assert scores["test_accuracy_ci_low"] < scores["test_accuracy"] < scores["test_accuracy_ci_high"]
+    assert scores["macro_f1_ci_low"] < scores["macro_f1"] <= scores["macro_f1_ci_high"]
+    for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "n_test"):
+        assert logged.data.metrics[key] == scores[key], key
+    assert "score_kind" not in logged.data.metrics
     # round trip: what compare reads is what was recorded
     (row,) = results.read_rows({"classical": ["hog-knn"], "deep": []})
     assert (row["model"], row["feature"], row["classifier"], row["arch"]) == ("hog-knn", "hog", "knn", "")
     assert row["test_accuracy"] == scores["test_accuracy"] and row["param_count"] == 42
     assert row["model_bytes"] == 1234 and row["split_sha256"] == SPLIT
     assert row["mlflow_run_id"] == target.info.run_id
+    for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high"):
+        assert row[key] == scores[key], key
+    assert row["n_test"] == 6 and row["score_kind"] == "probability"
     actual, predicted = results.read_confusion("classical", "hog-knn")
     assert actual == [CLASSES[i] for i in y_true] and predicted == [CLASSES[i] for i in y_pred]
+    test = results.read_predictions("hog-knn", "test")
+    assert test.y_true.tolist() == y_true.tolist() and test.y_pred.tolist() == y_pred.tolist()
+    assert test.index.tolist() == list(range(6)) and test.score_kind == "probability"
+    assert len(results.read_predictions("hog-knn", "val")) == 3
+
+
+def test_same_predictions_give_byte_identical_files(workdir):
+    client = MlflowClient()
+    experiment_id = client.create_experiment("results-bytes", artifact_location=(workdir / "art").as_uri())
+    paths = [Path("metrics/cnn/lenet5.json"), Path("predictions/lenet5/test.csv"), Path("predictions/lenet5/val.csv")]
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 3, 90)
+    test = predictions(y_true, np.where(rng.random(90) < 0.7, y_true, 0))
+    record(client.create_run(experiment_id), "lenet5", test=test)
+    first = [p.read_bytes() for p in paths]
+    record(client.create_run(experiment_id), "lenet5", test=test)
+    assert [p.read_bytes() for p in paths] == first
+    record(client.create_run(experiment_id), "lenet5", test=test, seed=8)  # the bootstrap seed is the one passed
+    assert json.loads(paths[0].read_text())["macro_f1_ci_low"] != json.loads(first[0])["macro_f1_ci_low"]
+
+
+def test_record_model_rejects_scores_that_do_not_match_the_classes(workdir):
+    run = MlflowClient().create_run(MlflowClient().create_experiment("results-bad"))
+    wide = predictions([0, 1], [0, 1], np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="one column per class"):
+        record(run, test=wide)
+    with pytest.raises(ValueError, match="differ in kind"):
+        record(run, val=predictions([0, 1, 2], [0, 1, 1], np.zeros((3, 3)), "decision_function"))
+    assert not Path("metrics/classical/hog-knn.json").exists()
+
+
+def test_score_intervals_contain_the_estimates_and_follow_the_settings(workdir):
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 3, 300)
+    y_pred = np.where(rng.random(300) < 0.8, y_true, (y_true + 1) % 3)
+    test = predictions(y_true, y_pred)
+    wide = results.score_intervals(test, 3, seed=1, confidence=0.99, resamples=500)
+    narrow = results.score_intervals(test, 3, seed=1, confidence=0.8, resamples=500)
+    accuracy = float(np.mean(y_true == y_pred))
+    f1 = statistics.macro_f1(y_true, y_pred, 3)
+    for interval in (wide, narrow):
+        assert interval["test_accuracy_ci_low"] < accuracy < interval["test_accuracy_ci_high"]
+        assert interval["macro_f1_ci_low"] < f1 < interval["macro_f1_ci_high"]
+    assert wide["test_accuracy_ci_low"] < narrow["test_accuracy_ci_low"]
+    assert wide["macro_f1_ci_high"] > narrow["macro_f1_ci_high"]
+    correct = int(np.sum(y_true == y_pred))
+    assert narrow["test_accuracy_ci_low"] == round(statistics.wilson_interval(correct, 300, 0.8)[0], 6)
+    assert list(wide) == ["test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high"]
+
+
+# --- per-image predictions ---------------------------------------------------------------------
+
+def test_predictions_round_trip_exactly(workdir):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 3)).astype(np.float32) * 5
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y_true = rng.integers(0, 3, 50)
+    written = results.Predictions(np.arange(100, 150), y_true, probabilities.argmax(axis=1), probabilities,
+                                  "probability")
+    path = results.write_predictions("lenet5", "test", written)
+    assert path == Path("predictions/lenet5/test.csv")
+    read = results.read_predictions("lenet5", "test")
+    for field in ("index", "y_true", "y_pred"):
+        assert getattr(read, field).tolist() == getattr(written, field).tolist(), field
+    assert np.array_equal(read.scores, probabilities.astype(np.float64))  # float32 values, bit for bit
+    assert read.scores.shape == (50, 3) and read.score_kind == ""  # no metrics JSON: kind unknown
+    assert read.correct.tolist() == (written.y_true == written.y_pred).tolist()
+
+    decision = np.array([[-1.5, 2.25, -np.inf], [1e-12, -3.0, -np.inf]])  # a class never seen in training
+    results.write_predictions("hog-linear_svm", "val", results.Predictions.of([0, 1], [0, 1], decision,
+                                                                              "decision_function"))
+    assert Path("predictions/hog-linear_svm/val.csv").read_text() == (
+        "index,y_true,y_pred,score_0,score_1,score_2\n0,0,0,-1.5,2.25,-inf\n1,1,1,9.99999996e-13,-3,-inf\n")
+    Path("metrics/classical").mkdir(parents=True)
+    Path("metrics/classical/hog-linear_svm.json").write_text(json.dumps({"score_kind": "decision_function"}))
+    read = results.read_predictions("hog-linear_svm", "val")
+    assert read.score_kind == "decision_function" and read.scores[0].tolist() == [-1.5, 2.25, -np.inf]
+
+
+def test_writing_predictions_checks_the_arrays(workdir):
+    with pytest.raises(ValueError, match="scores"):
+        results.write_predictions("lenet5", "test", results.Predictions.of([0, 1], [0, 1], np.zeros(2), "probability"))
+    with pytest.raises(ValueError, match="score_kind"):
+        results.write_predictions("lenet5", "test", results.Predictions.of([0], [0], np.ones((1, 2)), "logits"))
+    with pytest.raises(ValueError, match="part must be one of val, test"):
+        results.predictions_path("lenet5", "train")
+    assert not Path("predictions").exists()
+
+
+HEADER = "index,y_true,y_pred,score_0,score_1\n"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("index,y_true,score_0\n0,1,0.5\n", r"columns must be index,y_true,y_pred,score_0..score_<k-1>; "
+                                         r"got index,y_true,score_0"),
+    ("index,y_true,y_pred,score_1\n0,1,1,0.5\n", "columns must be"),
+    ("index,y_true,y_pred\n0,1,1\n", "columns must be"),
+    ("", "got none"),
+    (HEADER, "no rows"),
+    (HEADER + "0,1,1,0.5\n", "line 2 has 4 fields, the header 5"),
+    (HEADER + "0,one,1,0.5,0.5\n", "index, y_true and y_pred must be integers"),
+    (HEADER + "0,1,1,0.5,lots\n", "scores must be numbers"),
+    (HEADER + "0,1,1,0.5,0.5\n0,0,0,0.5,0.5\n", "index must be distinct positions >= 0"),
+    (HEADER + "-1,1,1,0.5,0.5\n", "index must be distinct"),
+    (HEADER + "0,1,2,0.5,0.5\n", "label 2 outside the 2 score columns"),
+    (HEADER + "0,-1,1,0.5,0.5\n", "label -1 outside"),
+    (HEADER + "0,1,1,nan,0.5\n", "NaN score"),
+])
+def test_bad_prediction_files_name_the_file_and_the_stage(workdir, text, problem):
+    Path("predictions/sift-knn").mkdir(parents=True)
+    Path("predictions/sift-knn/val.csv").write_text(text)
+    with pytest.raises(DataError) as error:
+        results.read_predictions("sift-knn", "val")
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("predictions/sift-knn/val.csv: ")
+    assert message.endswith("; rerun `dvc repro train_classical@sift-knn`")
+    assert re.search(problem, message), message
+
+
+def test_missing_prediction_files_name_the_stage_of_either_approach(workdir):
+    with pytest.raises(DataError) as deep:
+        results.read_predictions("lenet5", "test")
+    assert str(deep.value) == "predictions/lenet5/test.csv: not found (run `dvc repro train_cnn@lenet5`)"
+    with pytest.raises(DataError) as classical:
+        results.read_predictions("hog-rbf_svm", "val")
+    assert str(classical.value) == ("predictions/hog-rbf_svm/val.csv: not found "
+                                    "(run `dvc repro train_classical@hog-rbf_svm`)")
 
 
 def _write_model(approach: str, model_id: str, scores: dict | None = None) -> None:
@@ -94,6 +259,10 @@ def test_bad_values_name_the_file_and_the_fix(workdir):
     with pytest.raises(DataError, match=r"^metrics/cnn/lenet5\.json / lenet5\.run\.json: missing or non-numeric "
                                         r"test_accuracy, macro_f1; rerun `dvc repro train_cnn@lenet5`$"):
         results.read_rows({"deep": ["lenet5"]})
+    old = results.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1,
+                                               "split_sha256": SPLIT}, where="here", fix="fix it")
+    assert (old["test_accuracy_ci_low"], old["macro_f1_ci_high"], old["n_test"], old["score_kind"]) == (
+        None, None, None, "")  # written before intervals existed
     with pytest.raises(DataError, match="no split_sha256 recorded"):
         results.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1},
                           where="here", fix="fix it")

@@ -12,7 +12,7 @@ import skops.io as sio
 import yaml
 
 from helpers import REPO_ROOT
-from pipeline import features, train_classical
+from pipeline import features, results, train_classical
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import Split, save_split, split_digest
@@ -74,17 +74,87 @@ def test_stage_writes_metrics_plots_model_and_mlflow_run(workdir):
     for key in ("test_accuracy", "macro_f1", "param_count", "fit_seconds", "predict_images_per_s"):
         assert key in run.data.metrics
     assert run.data.metrics["param_count"] == scores["param_count"]
+    for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "n_test"):
+        assert run.data.metrics[key] == scores[key], key
     logged = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")
     assert np.array_equal(logged.predict(data["x_test"]), data["y_test"])
 
 
+def assert_intervals_hold_the_estimates(scores: dict, n_test: int) -> None:
+    assert scores["n_test"] == n_test
+    assert scores["test_accuracy_ci_low"] < scores["test_accuracy"] <= scores["test_accuracy_ci_high"]
+    assert scores["macro_f1_ci_low"] <= scores["macro_f1"] <= scores["macro_f1_ci_high"]
+    assert scores["test_accuracy_ci_low"] < scores["test_accuracy_ci_high"]  # Wilson never collapses
+
+
+def test_stage_writes_per_image_probabilities_and_intervals(workdir):
+    split = make_split()
+    train_classical.run(make_config(), "hog", "logreg")
+    scores = json.loads((workdir / "metrics/classical/hog-logreg.json").read_text())
+    assert scores["score_kind"] == "probability"
+    assert_intervals_hold_the_estimates(scores, 12)
+    for part in ("val", "test"):
+        found = results.read_predictions("hog-logreg", part)
+        assert len(found) == len(split.y[part]) and found.index.tolist() == list(range(len(split.y[part])))
+        assert found.y_true.tolist() == split.y[part].tolist() and found.score_kind == "probability"
+        assert found.scores.shape == (len(split.y[part]), N_CLASSES)
+        assert np.allclose(found.scores.sum(axis=1), 1.0, atol=1e-6)
+        assert np.array_equal(found.scores.argmax(axis=1), found.y_pred)
+    test = results.read_predictions("hog-logreg", "test")
+    assert scores["test_accuracy"] == pytest.approx(np.mean(test.correct), abs=1e-6)
+    model = sio.load(workdir / "artifacts/classical/hog-logreg.skops",
+                     trusted=sio.get_untrusted_types(file=workdir / "artifacts/classical/hog-logreg.skops"))
+    x_test = features.load_features("hog")["x_test"]
+    assert np.allclose(test.scores, model.predict_proba(x_test), atol=1e-7)
+
+
+@pytest.mark.parametrize("classifier", ["rbf_svm", "linear_svm"])
+def test_svms_write_decision_scores(workdir, classifier):
+    split = make_split()
+    train_classical.run(make_config(), "hog", classifier)
+    scores = json.loads((workdir / f"metrics/classical/hog-{classifier}.json").read_text())
+    assert scores["score_kind"] == "decision_function"
+    assert_intervals_hold_the_estimates(scores, 12)
+    model = sio.load(workdir / f"artifacts/classical/hog-{classifier}.skops",
+                     trusted=sio.get_untrusted_types(file=workdir / f"artifacts/classical/hog-{classifier}.skops"))
+    data = features.load_features("hog")
+    for part in ("val", "test"):
+        found = results.read_predictions(f"hog-{classifier}", part)
+        assert len(found) == len(split.y[part]) and found.score_kind == "decision_function"
+        assert np.array_equal(found.y_pred, model.predict(data[f"x_{part}"]))
+        assert np.allclose(found.scores, model.decision_function(data[f"x_{part}"]), rtol=1e-6, atol=1e-6)
+        assert np.array_equal(found.scores.argmax(axis=1), found.y_pred)
+
+
+def test_class_scores_of_binary_and_partial_classifiers():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    y = (x[:, 0] > 0).astype(np.int64)
+    svm = LinearSVC().fit(x, y)
+    scores, kind = train_classical.class_scores(svm, x, 2)
+    d = svm.decision_function(x)
+    assert kind == "decision_function" and scores.tolist() == np.stack([-d, d], axis=1).tolist()
+    assert np.array_equal(scores.argmax(axis=1), svm.predict(x))
+    # trained on classes 0 and 2 of 3: class 1 gets probability 0 / decision score -inf
+    y_gap = np.where(y == 1, 2, 0)
+    proba, kind = train_classical.class_scores(LogisticRegression().fit(x, y_gap), x, 3)
+    assert kind == "probability" and proba.shape == (40, 3) and not proba[:, 1].any()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    decision, _ = train_classical.class_scores(LinearSVC().fit(x, y_gap), x, 3)
+    assert np.isneginf(decision[:, 1]).all() and np.array_equal(decision[:, 2], -decision[:, 0])
+
+
 def test_same_seed_gives_byte_identical_metrics(workdir):
     cfg = make_config()
-    path = workdir / "metrics/classical/hog-random_forest.json"
+    paths = [workdir / "metrics/classical/hog-random_forest.json",
+             workdir / "predictions/hog-random_forest/val.csv", workdir / "predictions/hog-random_forest/test.csv"]
     train_classical.run(cfg, "hog", "random_forest")
-    first = path.read_bytes()
+    first = [path.read_bytes() for path in paths]
     train_classical.run(cfg, "hog", "random_forest")
-    assert path.read_bytes() == first
+    assert [path.read_bytes() for path in paths] == first
 
 
 def test_grid_search_logs_best_params(workdir):

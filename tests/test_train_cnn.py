@@ -99,6 +99,37 @@ def test_saved_model_reproduces_the_test_predictions(lenet_run):
 
 
 @pytest.mark.slow
+def test_stage_writes_per_image_probabilities_and_intervals(lenet_run):
+    import keras
+
+    from models.training import scale_images
+    from pipeline import results
+
+    workdir, result = lenet_run
+    scores = json.loads((workdir / "metrics/cnn/lenet5.json").read_text())
+    n_test = N_CLASSES * COUNTS["test"]
+    assert scores["n_test"] == n_test and scores["score_kind"] == "probability"
+    assert scores["test_accuracy_ci_low"] < scores["test_accuracy"] <= scores["test_accuracy_ci_high"]
+    assert scores["macro_f1_ci_low"] <= scores["macro_f1"] <= scores["macro_f1_ci_high"]
+    for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "n_test"):
+        assert result[key] == scores[key], key
+    split = make_split()
+    model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        found = {part: results.read_predictions("lenet5", part) for part in ("val", "test")}
+    for part, p in found.items():
+        assert len(p) == len(split.y[part]) and p.index.tolist() == list(range(len(split.y[part])))
+        assert p.y_true.tolist() == split.y[part].tolist() and p.score_kind == "probability"
+        assert p.scores.shape == (len(split.y[part]), N_CLASSES)
+        assert np.allclose(p.scores.sum(axis=1), 1.0, atol=1e-5)
+        assert np.array_equal(p.scores.argmax(axis=1), p.y_pred)
+        assert np.allclose(p.scores, model.predict(scale_images(split.x[part]), verbose=0), atol=1e-5)
+    assert np.mean(found["test"].correct) == pytest.approx(scores["test_accuracy"], abs=1e-6)
+    assert np.mean(found["val"].correct) == pytest.approx(scores["val_accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
 def test_mlflow_run_has_tags_metrics_step_history_and_model(lenet_run):
     import mlflow
 

@@ -1,0 +1,56 @@
+"""What "the same answer on every machine" means for a CNN: with op determinism on, one
+machine and thread count repeat a run bit for bit, but another intra-op thread count (as
+another CPU would use) sums in another order — the results must then agree within their
+95 % intervals, which is all the verdict relies on."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT, venv_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TRAIN = """
+import sys
+import tensorflow as tf
+
+tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from pipeline import train_cnn
+from pipeline.config import load_config
+
+train_cnn.run(load_config("params.yaml"), "lenet5")
+"""
+
+
+def train_lenet5(workdir: Path, threads: int) -> dict:
+    env = venv_env({"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = subprocess.run([sys.executable, "-c", TRAIN, str(threads)], cwd=workdir, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads((workdir / "metrics/cnn/lenet5.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The default digits split and params (LeNet-5's 30 epochs), in a scratch folder."""
+    workdir = tmp_path_factory.mktemp("threads")
+    (workdir / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
+    env = venv_env({"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"})
+    subprocess.run(["cvd", "prepare"], cwd=workdir, env=env, check=True, capture_output=True, timeout=300)
+    return workdir
+
+
+def test_lenet5_with_one_and_two_threads_agrees_within_intervals(prepared):
+    one = train_lenet5(prepared, threads=1)
+    two = train_lenet5(prepared, threads=2)
+    for a, b in ((one, two), (two, one)):
+        assert a["test_accuracy_ci_low"] <= b["test_accuracy"] <= a["test_accuracy_ci_high"], (one, two)
+        assert a["macro_f1_ci_low"] <= b["macro_f1"] <= a["macro_f1_ci_high"], (one, two)
+    # far above chance (10 classes): the agreement is between two trained models, not two coin flips
+    assert min(one["test_accuracy"], two["test_accuracy"]) >= 0.9
