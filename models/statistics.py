@@ -271,11 +271,14 @@ class PairedComparison:
     only_b: int
     p_value: float
     images_needed: int | None
+    alpha: float = 0.05
 
     @property
     def significant(self) -> bool:
-        """True iff the interval of the difference excludes 0."""
-        return bool(self.ci_low > 0.0 or self.ci_high < 0.0)
+        """True iff the interval of the difference excludes 0 AND McNemar's exact test rejects
+        at ``alpha``. With few discordant images the percentile bootstrap interval is too
+        narrow (7 vs 1 images: an interval above 0 but p = 0.07), so both must agree."""
+        return bool((self.ci_low > 0.0 or self.ci_high < 0.0) and self.p_value < self.alpha)
 
 
 def compare_paired(correct_a, correct_b, *, resamples: int, seed: int, confidence: float = 0.95,
@@ -304,4 +307,5 @@ def compare_paired(correct_a, correct_b, *, resamples: int, seed: int, confidenc
         only_b=only_b,
         p_value=p_value,
         images_needed=images_needed(difference, (only_a + only_b) / n, alpha=alpha, power=power),
+        alpha=alpha,
     )

@@ -175,7 +175,8 @@ def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = 
     top = f"`{rows[0]['model']}`" if code and rows else (rows[0]["model"] if rows else "?")
     images = f" on {n:,} test images" if n else ""
     return (f"{level} CI: Wilson interval of the test accuracy{images}. ≈ top: yes = not significantly worse "
-            f"than #1 {top} (the {level} paired-bootstrap interval of the accuracy difference contains 0). "
+            f"than #1 {top} (the {level} paired-bootstrap interval of the accuracy difference contains 0, or "
+            f"McNemar's exact test does not reject). "
             f"Ranked by test accuracy; the verdict compares the best model of each approach by {SELECTION}.")
 
 

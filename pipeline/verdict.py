@@ -5,8 +5,9 @@ the highest validation accuracy (:func:`pipeline.leaderboard.select_best`), and 
 two are compared on the test images, paired image by image
 (:func:`models.statistics.compare_paired`: a paired bootstrap interval of the accuracy
 difference and McNemar's exact test, as Dietterich 1998 recommends for models trained once
-on one split). A difference counts as significant exactly when its interval excludes 0;
-the same rule marks the leaderboard's models that are not significantly worse than the
+on one split). A difference counts as significant exactly when its interval excludes 0 and
+McNemar's p is below ``evaluation.alpha`` (both must agree: with few discordant images the
+percentile bootstrap interval is too narrow); the same rule marks the leaderboard's models that are not significantly worse than the
 top-ranked one.
 
 Everything here reads the per-image predictions of :mod:`pipeline.results` (all models must
@@ -166,6 +167,8 @@ def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p
     if significant:
         return f"{a} beats {b} by {pts} points, {numbers}", swapped
     who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts} points"
+    if ci_low > 0:  # the interval alone would call it, McNemar's exact test does not
+        numbers += " (the interval excludes 0, but McNemar's exact test does not reject on so few discordant images)"
     return f"no significant difference at this test-set size: {who}, {numbers}", swapped
 
 

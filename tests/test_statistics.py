@@ -121,14 +121,20 @@ def test_paired_bootstrap_coverage_of_a_known_difference():
     assert 0.92 <= hits / sims <= 0.975
 
 
-def test_significant_switches_exactly_when_the_interval_excludes_zero():
+def test_significant_switches_exactly_when_the_interval_excludes_zero_and_mcnemar_rejects():
     base = PairedComparison(n=1000, accuracy_a=0.9, accuracy_b=0.9, difference=0.0, ci_low=-0.01,
-                            ci_high=0.01, only_a=10, only_b=10, p_value=1.0, images_needed=None)
+                            ci_high=0.01, only_a=10, only_b=10, p_value=0.001, images_needed=None)
     tiny = np.nextafter(0.0, 1.0)
     cases = [((-0.01, 0.01), False), ((0.0, 0.02), False), ((tiny, 0.02), True), ((0.001, 0.02), True),
              ((-0.02, 0.0), False), ((-0.02, -tiny), True), ((-0.02, -0.001), True), ((0.0, 0.0), False)]
     for (low, high), expected in cases:
         assert dataclasses.replace(base, ci_low=low, ci_high=high).significant is expected, (low, high)
+    # an interval above 0 with p at or above alpha is not significant (too few discordant images)
+    for p_value, expected in ((0.049, True), (0.05, False), (0.07, False)):
+        assert dataclasses.replace(base, ci_low=0.001, ci_high=0.02, p_value=p_value).significant is expected
+    # from data: 7 vs 1 discordant images of 360 -> the percentile interval excludes 0, p = 0.070
+    seven = compare_paired(*paired(7, 1, both=340, neither=12), resamples=2000, seed=42)
+    assert seven.ci_low > 0 and seven.p_value == pytest.approx(0.0703125) and not seven.significant
     # from data: one discordant image in 1,000 leaves ~37 % of resamples without it, so the
     # interval touches 0; 30 one-way discordances never vanish from a resample together.
     one = compare_paired(*paired(1, 0, both=900, neither=99), resamples=1000, seed=0)

@@ -88,13 +88,23 @@ def test_verdict_text_when_the_interval_contains_zero():
     (0.0001, 0.02, True), (0.0, 0.02, False), (-0.0001, 0.02, False), (-0.02, -0.0001, True), (-0.02, 0.0, False)])
 def test_the_text_switches_exactly_at_zero(ci_low, ci_high, significant):
     comparison = PairedComparison(n=N, accuracy_a=0.98, accuracy_b=0.97, difference=0.01, ci_low=ci_low,
-                                  ci_high=ci_high, only_a=9, only_b=5, p_value=0.42, images_needed=2_000)
+                                  ci_high=ci_high, only_a=9, only_b=1, p_value=0.021, images_needed=2_000)
     summary = summary_of(comparison)
     line = verdict.verdict_line(summary)
     assert summary["verdict"]["significant"] is significant
     assert line.startswith("no significant difference at this test-set size: ") is not significant
     assert ("about 2,000 test images would be needed to detect a 1.0-point difference" in line) is not significant
-    assert (" beats " in line) is significant and "McNemar p = 0.42 (9 vs 5 images)" in line
+    assert (" beats " in line) is significant and "McNemar p = 0.021 (9 vs 1 images)" in line
+
+
+def test_an_interval_above_zero_with_mcnemar_not_rejecting_is_no_significant_difference():
+    comparison = PairedComparison(n=N, accuracy_a=0.98, accuracy_b=0.965, difference=0.015, ci_low=0.003,
+                                  ci_high=0.033, only_a=7, only_b=1, p_value=0.0703125, images_needed=900)
+    summary = summary_of(comparison)
+    line = verdict.verdict_line(summary)
+    assert summary["verdict"]["significant"] is False and summary["verdict"]["winner"] == "no significant difference"
+    assert line.startswith("no significant difference at this test-set size: ")
+    assert "McNemar p = 0.070 (7 vs 1 images) (the interval excludes 0, but McNemar's exact test" in line
 
 
 def test_a_tie_and_a_single_approach():
