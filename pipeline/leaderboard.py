@@ -115,6 +115,15 @@ def subtitle(summary: Mapping[str, Any]) -> str:
 
 # --- tables ---------------------------------------------------------------------------------
 
+def p_text(p: float) -> str:
+    """A p-value as a reader wants it: ``0.38``, ``0.039``, ``0.008``, ``<0.001``, ``1``."""
+    if p < 0.001:
+        return "<0.001"
+    if p >= 0.9995:
+        return "1"
+    return f"{p:.2f}" if p >= 0.1 else f"{p:.3f}"
+
+
 def _fmt_bytes(n: int | None) -> str:
     if n is None:
         return "-"

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.leaderboard import APPROACHES
+from pipeline.leaderboard import APPROACHES, p_text
 
 COLOURS = {"classical": "#1f77b4", "deep": "#d62728"}
 MARKERS = {"classical": "o", "deep": "s"}
@@ -240,14 +240,6 @@ def plot_training_curves(histories: Mapping[str, Mapping[str, np.ndarray]], subt
 P_FLOOR = 1e-4  # the colour scale's lower end; smaller p-values get its colour
 
 
-def _p_text(p: float) -> str:
-    if p < 0.001:
-        return "<0.001"
-    if p >= 0.9995:
-        return "1"
-    return f"{p:.2f}" if p >= 0.1 else f"{p:.3f}"
-
-
 def plot_pairwise_pvalues(rows: Sequence[Mapping[str, Any]], pvalues: np.ndarray, subtitle: str,
                           alpha: float = 0.05):
     """Heat map of McNemar's exact p-value between each pair of ``rows`` (log colour scale),
@@ -268,7 +260,7 @@ def plot_pairwise_pvalues(rows: Sequence[Mapping[str, Any]], pvalues: np.ndarray
                 continue
             p = float(data[i, j])
             dark = p < 10 ** (0.5 * math.log10(P_FLOOR))  # the darker half of viridis
-            ax.text(j, i, _p_text(p), ha="center", va="center", fontsize=8, color="white" if dark else "black",
+            ax.text(j, i, p_text(p), ha="center", va="center", fontsize=8, color="white" if dark else "black",
                     fontweight="bold" if p < alpha else "normal")
     names = [r["model"] for r in rows]
     ax.set_xticks(range(k), labels=names, rotation=40, ha="right", fontsize=9)

@@ -24,6 +24,7 @@ import numpy as np
 from models.statistics import PairedComparison, compare_paired, mcnemar_exact
 from pipeline import results
 from pipeline.errors import DataError
+from pipeline.leaderboard import p_text
 
 ACCURACY_TOLERANCE = 2e-6  # recorded accuracies are rounded to 6 decimals
 
@@ -127,11 +128,8 @@ def pairwise_pvalues(models: Sequence[str], images: TestImages) -> np.ndarray:
 
 def format_p(p: float) -> str:
     """``p = 0.39``, ``p = 0.008``, ``p < 0.001``, ``p = 1``."""
-    if p < 0.001:
-        return "p < 0.001"
-    if p >= 0.9995:
-        return "p = 1"
-    return f"p = {p:.2f}" if p >= 0.1 else f"p = {p:.3f}"
+    text = p_text(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
 def _digits(points: float) -> int:
