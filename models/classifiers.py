@@ -23,12 +23,16 @@ class Classifier:
         citation: the method's paper, short form.
         summary: one line on what the classifier does.
         fixed: constructor arguments it always gets (not settable from params.yaml).
+        stochastic: whether fitting depends on ``random_state`` (then params.yaml
+            ``evaluation.repeats`` retrains it with that many seeds); a deterministic
+            estimator is trained once.
     """
 
     class_path: str
     citation: str
     summary: str
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    stochastic: bool = False
 
     def load(self) -> type:
         """Import and return the estimator class."""
@@ -42,13 +46,15 @@ CLASSIFIERS: dict[str, Classifier] = {
         "k nearest neighbours: majority vote of the closest training samples"),
     "linear_svm": Classifier(
         "sklearn.svm.LinearSVC", "Cortes & Vapnik 1995; Fan et al. 2008 (LIBLINEAR)",
-        "linear support vector machine, one-vs-rest"),
+        "linear support vector machine, one-vs-rest",
+        stochastic=True),  # LIBLINEAR's dual coordinate descent visits the samples in random order
     "logreg": Classifier(
         "sklearn.linear_model.LogisticRegression", "Cox 1958",
         "multinomial logistic regression (softmax over linear scores)"),
     "random_forest": Classifier(
         "sklearn.ensemble.RandomForestClassifier", "Breiman 2001",
-        "random forest: bagged decision trees on random feature subsets"),
+        "random forest: bagged decision trees on random feature subsets",
+        stochastic=True),
     "rbf_svm": Classifier(
         "sklearn.svm.SVC", "Cortes & Vapnik 1995; Chang & Lin 2011 (LIBSVM)",
         "kernel support vector machine with a Gaussian (RBF) kernel, one-vs-one",

@@ -309,3 +309,22 @@ def compare_paired(correct_a, correct_b, *, resamples: int, seed: int, confidenc
         images_needed=images_needed(difference, (only_a + only_b) / n, alpha=alpha, power=power),
         alpha=alpha,
     )
+
+
+# ---------------------------------------------------------------------------- repeats
+
+def repeat_seeds(seed: int, repeats: int) -> tuple[int, ...]:
+    """The ``repeats`` seeds a stochastic model is trained with (params.yaml ``evaluation.repeats``).
+
+    The first is ``seed`` itself, so one repeat is exactly the single run; the others are
+    ``numpy.random.SeedSequence(seed).spawn(repeats - 1)``, each child's first uint32 word
+    (``generate_state(1)[0]``): the same on every machine, and independent streams.
+
+    Raises:
+        ParameterError: ``seed`` not an integer >= 0, or ``repeats`` not an integer >= 1.
+    """
+    seed = _seed(seed)
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ParameterError(f"repeats must be an integer >= 1; got {repeats!r}")
+    children = np.random.SeedSequence(seed).spawn(int(repeats) - 1)
+    return (seed, *(int(child.generate_state(1)[0]) for child in children))

@@ -6,7 +6,9 @@ refuses models trained on different splits, and writes
 
 * ``reports/leaderboard.csv`` / ``reports/leaderboard.md``  ranked by test accuracy
 * ``reports/summary.json``     DVC metrics: best of each approach (chosen on validation
-                                accuracy), their paired comparison on test (the verdict)
+                                accuracy), their paired comparison on test (the verdict);
+                                with ``evaluation.repeats`` > 1 also their mean ± sd test
+                                accuracy over the seeds (context; the per-image test decides)
 * ``reports/plots/*.png``      accuracy vs parameters and accuracy bars (with intervals),
                                 confusion matrices of the best models, CNN training curves,
                                 McNemar p-values between the top models
@@ -111,6 +113,11 @@ def _log_comparison(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Map
             numbers["significant"] = int(numbers["significant"])  # a bool is not a metric
         log_metrics({"best_classical_accuracy": best_c.get("test_accuracy"),
                      "best_deep_accuracy": best_d.get("test_accuracy"),
+                     # over the seeds (evaluation.repeats); None (not logged) when not recorded
+                     "best_classical_accuracy_mean": best_c.get("test_accuracy_mean"),
+                     "best_classical_accuracy_sd": best_c.get("test_accuracy_sd"),
+                     "best_deep_accuracy_mean": best_d.get("test_accuracy_mean"),
+                     "best_deep_accuracy_sd": best_d.get("test_accuracy_sd"),
                      "accuracy_difference": summary["accuracy_difference"],
                      "n_models": summary["n_models"], "verdict": numbers}, run_id=parent)
         for path in files:

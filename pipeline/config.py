@@ -141,11 +141,13 @@ class CnnConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     """How sure the verdict is: every interval's confidence, the bootstrap's resamples (seeded
-    with ``seed``) and the level of McNemar's test (issue 11; models/statistics.py)."""
+    with ``seed``), the level of McNemar's test, and how many seeds each stochastic model is
+    trained with (issue 11; models/statistics.py)."""
 
     confidence: Fraction = 0.95
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
     alpha: Fraction = 0.05
+    repeats: Annotated[int, Field(ge=1, le=1000)] = 1
 
 
 class Config(_Strict):

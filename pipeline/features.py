@@ -2,7 +2,10 @@
 
 Output: ``data/features/<name>.npz`` (float32 matrices + labels + the split's SHA-256, so
 the classifier stages need nothing else) and ``metrics/features/<name>.json`` (dimension,
-fit/transform seconds, images/s), the same dict that is logged to MLflow.
+fit/transform seconds, images/s), the same dict that is logged to MLflow. A stochastic
+extractor (one taking ``random_state``: the SIFT codebook) is also fitted with each extra seed
+of ``evaluation.repeats`` when it is > 1; those matrices go to the same file under
+``x_<part>__seed<seed>`` (:func:`pipeline.repeats.matrix_key`).
 """
 from __future__ import annotations
 
@@ -34,9 +37,10 @@ def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
     return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
 
 
-def build_extractor(cfg: Config, name: str):
+def build_extractor(cfg: Config, name: str, seed: int | None = None):
     """The extractor ``name`` built from params.yaml ``features.<name>`` plus the stage-wide
-    n_jobs/chunk_size and the seed where it takes them (:func:`extractor_params`).
+    n_jobs/chunk_size and the seed where it takes them (:func:`extractor_params`); ``seed``
+    replaces the random_state of an extractor that takes one.
 
     An unknown ``name`` raises ``features.errors.ParameterError`` listing the extractors; a
     bad parameter in the section a ConfigError naming the params file and the section.
@@ -44,8 +48,22 @@ def build_extractor(cfg: Config, name: str):
     from features import make_extractor
 
     params = extractor_params(cfg, name)
+    if seed is not None and "random_state" in params:
+        params["random_state"] = seed
     with component_section(cfg, f"features.{name}"):
         return make_extractor(name, **params)
+
+
+def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]:
+    """``x_<part>__seed<seed>`` of every extra seed of ``evaluation.repeats``, for a stochastic
+    extractor; nothing for a deterministic one or one repeat."""
+    from pipeline.repeats import extractor_is_stochastic, matrix_key, seeds
+
+    arrays = {}
+    for seed in seeds(cfg.seed, cfg.evaluation.repeats, extractor_is_stochastic(name))[1:]:
+        extractor = build_extractor(cfg, name, seed).fit(split.x["train"], split.y["train"])
+        arrays |= {matrix_key(p, seed): extractor.transform(split.x[p]).astype(np.float32, copy=False) for p in SPLITS}
+    return arrays
 
 
 def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.npz") -> dict:
@@ -75,7 +93,7 @@ def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.np
         "images_per_s": round(n_images / max(transform_seconds, 1e-9), 1),
     }
     arrays = {f"x_{p}": matrices[p].astype(np.float32, copy=False) for p in SPLITS}
-    arrays |= {f"y_{p}": split.y[p] for p in SPLITS}
+    arrays |= {f"y_{p}": split.y[p] for p in SPLITS} | _extra_seed_matrices(cfg, name, split)
     save_npz(feature_path(name), class_names=np.array(split.class_names), dataset=np.array(split.dataset),
              split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
 

@@ -6,6 +6,12 @@ ranked by test accuracy -- a report; the best model of each approach, the one th
 compares, is selected on validation accuracy (:func:`select_best`). The printed and markdown
 tables are one renderer (pandas ``to_markdown``, i.e. tabulate) in two formats; the CSV is
 pandas ``to_csv``.
+
+Repeats (``evaluation.repeats``): every number of a row is the model's FIRST seed's (the seed
+the verdict's per-image test uses); ``test_accuracy_mean``/``_sd`` over ``repeats`` seeds are
+context. The tables show them in a ``mean ± sd (seeds)`` column only when some model was
+trained more than once, so with one seed per model they look as before; the CSV always has
+the columns (empty when a model's metrics do not record them).
 """
 from __future__ import annotations
 
@@ -17,10 +23,12 @@ APPROACHES = ("classical", "deep")
 CSV_COLUMNS = [
     "rank", "approach", "model", "feature", "classifier", "arch", "test_accuracy", "test_accuracy_ci_low",
     "test_accuracy_ci_high", "near_top", "p_value_vs_top", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
-    "val_accuracy", "n_test", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
+    "val_accuracy", "repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean", "macro_f1_sd",
+    "val_accuracy_mean", "n_test", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
     "dataset", "split_sha256", "mlflow_run_id",
 ]
 SELECTION = "validation accuracy"
+SEEDS_HEADER = "mean ± sd (seeds)"
 
 
 def name_list(names: Sequence[str], limit: int = 6) -> str:
@@ -59,6 +67,10 @@ def select_best(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict | None]:
     """The best model of each approach: highest validation accuracy, then fewer parameters,
     then model id. Test accuracy plays no part (the verdict is measured on test).
 
+    With ``evaluation.repeats`` > 1 this is the FIRST seed's validation accuracy (``val_accuracy``,
+    the seed whose predictions the verdict compares), not ``val_accuracy_mean``. A possible
+    refinement: choose a stochastic model on its mean validation accuracy over the seeds.
+
     Raises:
         DataError: a model has no validation accuracy recorded.
     """
@@ -79,7 +91,7 @@ def _entry(row: Mapping[str, Any] | None) -> dict | None:
     if row is None:
         return None
     keys = ("model", "val_accuracy", "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
-            "param_count", "fit_seconds")
+            "param_count", "fit_seconds", "repeats", "test_accuracy_mean", "test_accuracy_sd")
     return {key: row.get(key) for key in keys}
 
 
@@ -88,18 +100,23 @@ def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] 
 
     ``verdict`` is :func:`pipeline.verdict.verdict_fields` of the paired comparison of the
     two selected models (None when one approach has no model); its ``winner`` -- "deep",
-    "classical" or "no significant difference" -- is the summary's.
+    "classical" or "no significant difference" -- is the summary's. When both models record
+    ``test_accuracy_mean``, the verdict gains ``mean_difference`` (deep - classical of the means).
     """
     best = select_best(rows)
     difference = None
-    if best["classical"] and best["deep"]:
-        difference = round(best["deep"]["test_accuracy"] - best["classical"]["test_accuracy"], 6)
+    c, d = best["classical"], best["deep"]
+    if c and d:
+        difference = round(d["test_accuracy"] - c["test_accuracy"], 6)
+    verdict = dict(verdict) if verdict else None
+    if verdict and c and d and c.get("test_accuracy_mean") is not None and d.get("test_accuracy_mean") is not None:
+        verdict["mean_difference"] = round(d["test_accuracy_mean"] - c["test_accuracy_mean"], 6)
     return {
         "best_classical": _entry(best["classical"]),
         "best_deep": _entry(best["deep"]),
         "selection": SELECTION,
         "accuracy_difference": difference,
-        "verdict": dict(verdict) if verdict else None,
+        "verdict": verdict,
         "winner": verdict["winner"] if verdict else None,
         "n_models": len(rows),
         "dataset": rows[0]["dataset"] if rows else "",
@@ -150,14 +167,37 @@ def _percent(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}"
 
 
+def repeated(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether some row's model was trained with more than one seed."""
+    return any((r.get("repeats") or 1) > 1 for r in rows)
+
+
+def mean_sd(mean: float, sd: float) -> str:
+    """``97.9 ± 0.3``: a mean and sd of accuracies in percent, with decimals enough that a
+    non-zero sd does not print as 0.0 (the mean gets as many)."""
+    digits = 1
+    while sd and round(100 * sd, digits) == 0 and digits < 4:
+        digits += 1
+    return f"{100 * mean:.{digits}f} ± {100 * sd:.{digits}f}"
+
+
+def _seeds(row: Mapping[str, Any]) -> str:
+    n, mean, sd = row.get("repeats"), row.get("test_accuracy_mean"), row.get("test_accuracy_sd")
+    return "-" if not n or n < 2 or mean is None or sd is None else f"{mean_sd(mean, sd)} ({n})"
+
+
 def _interval(row: Mapping[str, Any]) -> str:
     low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
     return "-" if low is None or high is None else f"[{100 * low:.1f}, {100 * high:.1f}]"
 
 
-def columns(level: str = "95 %") -> tuple[tuple[str, str, Callable[[Mapping[str, Any]], str]], ...]:
-    """(header, alignment, cell) of the printed and markdown tables; ``level`` names the interval."""
-    return (
+Column = tuple[str, str, Callable[[Mapping[str, Any]], str]]
+
+
+def columns(level: str = "95 %", seeds: bool = False) -> tuple[Column, ...]:
+    """(header, alignment, cell) of the printed and markdown tables; ``level`` names the interval;
+    ``seeds`` adds :data:`SEEDS_HEADER` (test accuracy over the seeds) after it."""
+    display = (
         ("#", "right", lambda r: str(r["rank"])),
         ("approach", "left", lambda r: r["approach"]),
         ("model", "left", lambda r: r["model"]),
@@ -173,6 +213,7 @@ def columns(level: str = "95 %") -> tuple[tuple[str, str, Callable[[Mapping[str,
         ("predict img/s", "right", lambda r: _fmt_rate(r["predict_images_per_s"])),
         ("size", "right", lambda r: _fmt_bytes(r["model_bytes"])),
     )
+    return display[:7] + ((SEEDS_HEADER, "right", _seeds),) + display[7:] if seeds else display
 
 
 DISPLAY = columns()
@@ -183,9 +224,12 @@ def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = 
     n = rows[0].get("n_test") if rows else None
     top = f"`{rows[0]['model']}`" if code and rows else (rows[0]["model"] if rows else "?")
     images = f" on {n:,} test images" if n else ""
+    seeds = (f" {SEEDS_HEADER}: mean and sample sd of the test accuracy over the training seeds (their number "
+             f"in parentheses; - for a model trained once); every other number is the first seed's."
+             if repeated(rows) else "")
     return (f"{level} CI: Wilson interval of the test accuracy{images}. ≈ top: yes = not significantly worse "
             f"than #1 {top} (the {level} paired-bootstrap interval of the accuracy difference contains 0, or "
-            f"McNemar's exact test does not reject). "
+            f"McNemar's exact test does not reject).{seeds} "
             f"Ranked by test accuracy; the verdict compares the best model of each approach by {SELECTION}.")
 
 
@@ -193,7 +237,7 @@ def _render(rows: Sequence[Mapping[str, Any]], tablefmt: str, cell_text: Callabl
             level: str) -> str:
     import pandas as pd
 
-    display = columns(level)
+    display = columns(level, seeds=repeated(rows))
     cells = [[cell_text(header, cell(r)) for header, _, cell in display] for r in rows]
     frame = pd.DataFrame(cells, columns=[header for header, _, _ in display])
     # disable_numparse: the cells are already formatted; tabulate must not reformat "97.40" as 97.4

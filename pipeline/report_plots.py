@@ -1,7 +1,8 @@
 """The comparison plots: ranked leaderboard rows (and read data) in, matplotlib Figures out.
 
 Accuracies carry their intervals as error bars where the rows have them
-(``test_accuracy_ci_low``/``_high``, see :mod:`pipeline.verdict`).
+(``test_accuracy_ci_low``/``_high``, see :mod:`pipeline.verdict`); the accuracy bars also show
+each seed's test accuracy as a dot for models trained with several seeds (``evaluation.repeats``).
 
 Every figure sits on its own Agg canvas (no pyplot state, nothing written here); the
 ``compare`` stage turns them into PNG bytes with :func:`png_bytes`.
@@ -66,6 +67,15 @@ def _intervals(rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarra
             np.array([pct(r.get("test_accuracy_ci_high")) for r in rows], dtype=float))
 
 
+def _seed_accuracies(rows: Sequence[Mapping[str, Any]]) -> list[np.ndarray]:
+    """Each row's per-seed test accuracies in percent; empty for a model trained once."""
+    def accuracies(row: Mapping[str, Any]) -> list:
+        seeds = (row.get("per_seed") or {}).get("test_accuracy") or []
+        return seeds if (row.get("repeats") or 1) > 1 and len(seeds) > 1 else []
+
+    return [100 * np.asarray(accuracies(r), dtype=float) for r in rows]
+
+
 def plot_accuracy_vs_params(rows: Sequence[Mapping[str, Any]], subtitle: str):
     """Test accuracy against parameter count (log scale), one labelled marker per model with
     the accuracy's interval as a vertical error bar.
@@ -122,14 +132,18 @@ def _marker_boxes(ax, xs: np.ndarray, ys: np.ndarray) -> list:
 
 def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
     """Horizontal bars of test accuracy, best on top, the axis starting below the worst, each
-    with its interval as an error bar and its value to the right."""
+    with its interval as an error bar and its value to the right; for a model trained with
+    several seeds, small dots at each seed's test accuracy (the bar is the first seed's)."""
     n = len(rows)
     fig = figure(9, max(3.2, 0.34 * n + 1.8))
     ax = fig.add_subplot()
     acc = np.array([100 * r["test_accuracy"] for r in rows])
     low, high = _intervals(rows)
-    right = np.fmax(acc, high)  # NaN-ignoring: the interval's end, or the bar's
-    lo = max(0.0, math.floor((np.fmin(acc, low).min() - 5) / 5) * 5)
+    seeds = _seed_accuracies(rows)
+    seed_lo = np.array([a.min() if a.size else np.nan for a in seeds])
+    seed_hi = np.array([a.max() if a.size else np.nan for a in seeds])
+    right = np.fmax(np.fmax(acc, high), seed_hi)  # NaN-ignoring: the interval's or the dots' end, or the bar's
+    lo = max(0.0, math.floor((np.fmin(np.fmin(acc, low), seed_lo).min() - 5) / 5) * 5)
     hi = right.max() + 0.16 * (right.max() - lo)
     y = np.arange(n)[::-1]
     ax.barh(y, acc - lo, left=lo, color=[COLOURS[r["approach"]] for r in rows], height=0.7)
@@ -137,6 +151,10 @@ def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
     if bars.any():
         ax.errorbar(acc[bars], y[bars], xerr=[acc[bars] - low[bars], high[bars] - acc[bars]], fmt="none",
                     ecolor="0.15", elinewidth=1.0, capsize=3, zorder=3)
+    dots = any(a.size for a in seeds)
+    if dots:
+        ax.scatter(np.concatenate(seeds), np.repeat(y.astype(float), [a.size for a in seeds]), s=12, c="white",
+                   edgecolors="0.1", linewidths=0.7, zorder=4)
     for yi, x, a in zip(y, right, acc):
         ax.text(x + 0.01 * (hi - lo), yi, f"{a:.2f} %", va="center", ha="left", fontsize=8)
     ax.set_yticks(y, labels=[r["model"] for r in rows], fontsize=9)
@@ -146,7 +164,8 @@ def plot_accuracy_bars(rows: Sequence[Mapping[str, Any]], subtitle: str):
     ax.grid(True, axis="x", alpha=0.35)
     ax.set_axisbelow(True)
     ax.set_xlabel("test accuracy (%)" + (f" (axis starts at {lo:g} %)" if lo > 0 else ""))
-    ax.set_title(f"Test accuracy by model (error bars: confidence interval)\n{subtitle}")
+    dots_text = "; dots: each seed's accuracy" if dots else ""
+    ax.set_title(f"Test accuracy by model (error bars: confidence interval{dots_text})\n{subtitle}")
     _legend(fig, _present(rows), "patch")
     return fig
 

@@ -5,7 +5,8 @@ Per model id (``hog-rbf_svm``, ``lenet5``):
 * ``metrics/<dir>/<id>.json``      scores that depend only on params + data (byte-identical
                                     for the same seed): test_accuracy, macro_f1 and their
                                     intervals (``*_ci_low``/``*_ci_high``), n_test, score_kind,
-                                    val_accuracy, param_count, ...
+                                    val_accuracy, param_count, ..., and over the seeds of
+                                    ``evaluation.repeats`` (:func:`pipeline.repeats.repeat_summary`)
 * ``metrics/<dir>/<id>.run.json``  what varies run to run: timings, device, MLflow run id
 * ``plots/confusion/<id>.csv|png`` long-form confusion rows for DVC's ``confusion`` template
 * ``plots/per_class/<id>.csv``     per-class precision/recall/F1/support
@@ -30,6 +31,7 @@ import numpy as np
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, read_json, write_csv, write_json
 from pipeline.predictions import PARTS, Predictions, read_file, write_file
+from pipeline.repeats import REPEAT_KEYS, repeat_summary
 
 METRICS_DIRS = {"classical": Path("metrics/classical"), "deep": Path("metrics/cnn")}
 CONFUSION_DIR = Path("plots/confusion")
@@ -114,7 +116,8 @@ def score_intervals(test: Predictions, n_classes: int, *, seed: int, confidence:
 def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, val: Predictions,
                  class_names: list[str], param_count: int, model_path: Path, run_info: Mapping[str, Any],
                  seed: int, confidence: float, bootstrap_resamples: int,
-                 extra_scores: Mapping[str, Any] | None = None) -> dict:
+                 extra_scores: Mapping[str, Any] | None = None,
+                 repeats: Sequence[Mapping[str, float]] = ()) -> dict:
     """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
     log them to ``run``.
 
@@ -122,7 +125,9 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
     order (:meth:`Predictions.of`), each computed once by the stage; they are written to
     ``predictions/<id>/{test,val}.csv``. Besides accuracy and macro-F1 the scores hold their
     intervals at ``confidence`` (:func:`score_intervals`), ``n_test`` and ``score_kind``,
-    all rounded to 6 decimals, so the same predictions give the same bytes.
+    all rounded to 6 decimals, so the same predictions give the same bytes. ``repeats`` are
+    the scores of the models trained with the extra seeds (``pipeline.repeats.PER_SEED_KEYS``); with this
+    model's own (seed ``seed``) first they give the :func:`pipeline.repeats.repeat_summary` keys.
 
     ``run`` is the MLflow run yielded by :func:`pipeline.tracking.stage_run`; everything is
     logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
@@ -154,6 +159,9 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
         "model_bytes": int(Path(model_path).stat().st_size),
         **(extra_scores or {}),
     }
+    own = {"seed": seed, "test_accuracy": scores["test_accuracy"], "macro_f1": scores["macro_f1"],
+           "val_accuracy": scores.get("val_accuracy", float(np.mean(val.correct)))}
+    scores |= repeat_summary([own, *repeats])
     info = {**run_info, "model": model_id, "approach": approach,
             "mlflow_run_id": run_id, "mlflow_experiment_id": run.info.experiment_id}
 
@@ -208,7 +216,8 @@ def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: s
         classifier = str(data.get("classifier") or guess_classifier)
     else:
         arch = str(data.get("arch") or model_id)
-    model_bytes, n_test = _number(data.get("model_bytes")), _number(data.get("n_test"))
+    model_bytes, n_test, repeats = (_number(data.get(key)) for key in ("model_bytes", "n_test", "repeats"))
+    per_seed = data.get("per_seed")
     return {
         "approach": approach,
         "model": model_id,
@@ -221,6 +230,9 @@ def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: s
         "n_test": None if n_test is None else int(n_test),
         "score_kind": str(data.get("score_kind") or ""),
         "val_accuracy": _number(data.get("val_accuracy")),
+        "repeats": None if repeats is None else int(repeats),  # None: written before repeats existed
+        **{key: _number(data.get(key)) for key in REPEAT_KEYS},
+        "per_seed": dict(per_seed) if isinstance(per_seed, Mapping) else None,
         "param_count": int(data["param_count"]),
         "model_bytes": None if model_bytes is None else int(model_bytes),
         "fit_seconds": _number(data.get("fit_seconds")),

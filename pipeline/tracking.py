@@ -190,6 +190,7 @@ def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str 
             query += f" AND tags.split_sha256 = '{split}'"
         runs += mlflow.search_runs(experiment_names=[experiment], filter_string=query,
                                    order_by=["attributes.start_time DESC"], output_format="list")
+    runs = [r for r in runs if "seed" not in r.data.tags]  # a model's extra-seed runs nest under its own
     if not runs:
         where = f" on split {split[:12]} (data/prepared/manifest.json)" if split else ""
         raise DataError(f"MLflow experiment {experiment!r} has no FINISHED {' or '.join(approaches)} runs{where}")

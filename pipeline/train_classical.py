@@ -4,7 +4,9 @@ Fits on the training split (or, with ``classical.search: true``, a grid search s
 the validation split and refitted on train+validation -- never on test), predicts the
 validation and test images once each (labels + per-class scores, :func:`predict_part`),
 evaluates on test and writes the shared model outputs, per-image predictions included
-(see :mod:`pipeline.results`).
+(see :mod:`pipeline.results`). A stochastic model (:mod:`pipeline.repeats`) is then refitted
+with each extra seed of ``evaluation.repeats``, on that seed's features when the extractor is
+the stochastic part, to add its scores to the metrics and a nested MLflow run.
 
 The model is saved with skops (``artifacts/classical/<id>.skops``), which loads without
 running arbitrary code; joblib/pickle files execute code when loaded and must only be
@@ -19,7 +21,7 @@ import numpy as np
 
 from pipeline.config import Config, component_section
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import atomic_path
+from pipeline.io import SPLITS, atomic_path
 
 ARTIFACT_DIR = Path("artifacts/classical")
 
@@ -39,13 +41,14 @@ def _check_names(feature: str, classifier: str) -> None:
         raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(classifiers.names())}")
 
 
-def build_classifier(cfg: Config, classifier: str):
+def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
     """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.pca``), and
-    its search grid when ``classical.search`` is on; a bad value is one ConfigError line."""
+    its search grid when ``classical.search`` is on; a bad value is one ConfigError line.
+    ``random_state`` is ``seed``, by default params.yaml's."""
     from models.classical import make_classifier, make_search, predefined_split
 
     with component_section(cfg, f"classical.{classifier}"):
-        pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed,
+        pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed if seed is None else seed,
                                **cfg.classical.hyperparams.get(classifier, {}))
     grid = cfg.classical.grid.get(classifier)
     if grid:  # checked even when search is off, so a typo does not wait for the day it is used
@@ -54,11 +57,11 @@ def build_classifier(cfg: Config, classifier: str):
     return pipe, (grid if cfg.classical.search else None)
 
 
-def fit_model(cfg: Config, classifier: str, data: dict):
+def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None):
     """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
     from models.classical import make_search, predefined_split
 
-    pipe, grid = build_classifier(cfg, classifier)
+    pipe, grid = build_classifier(cfg, classifier, seed)
     start = time.perf_counter()
     if grid:
         x = np.concatenate([data["x_train"], data["x_val"]])
@@ -144,6 +147,36 @@ def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, timed: b
     return Predictions.of(y, y_pred, scores, kind), images_per_s
 
 
+def extra_seed_data(cfg: Config, feature: str, classifier: str, data: dict) -> list[tuple[int, dict]]:
+    """``(seed, data)`` of each extra seed a stochastic model trains with (none for a
+    deterministic one): ``data`` with the seed's own matrices when the extractor is stochastic."""
+    from pipeline.repeats import classical_is_stochastic, extractor_is_stochastic, matrix_key, seeds
+
+    out = []
+    for seed in seeds(cfg.seed, cfg.evaluation.repeats, classical_is_stochastic(feature, classifier))[1:]:
+        keys = {f"x_{p}": matrix_key(p, seed) for p in SPLITS} if extractor_is_stochastic(feature) else {}
+        if any(key not in data for key in keys.values()):
+            raise DataError(f"data/features/{feature}.npz: no matrices for seed {seed} of evaluation.repeats = "
+                            f"{cfg.evaluation.repeats}; rerun `cvd features --name {feature}`")
+        out.append((seed, data | {plain: data[key] for plain, key in keys.items()}))
+    return out
+
+
+def train_extra_seeds(cfg: Config, classifier: str, mid: str, seeded: list[tuple[int, dict]], run) -> list[dict]:
+    """Fit and score the model once per ``(seed, data)``, each logged as an MLflow run nested
+    under ``run``; their scores (:func:`pipeline.repeats.seed_scores`), in seed order."""
+    from pipeline.repeats import log_seed_run, seed_scores
+
+    scores = []
+    for seed, data in seeded:
+        pipe, _, _ = fit_model(cfg, classifier, data, seed)
+        val_accuracy = np.mean(pipe.predict(data["x_val"]) == data["y_val"])
+        scores.append(seed_scores(seed, data["y_test"], pipe.predict(data["x_test"]), val_accuracy,
+                                  len(data["class_names"])))
+        log_seed_run(run, approach="classical", model_id=mid, scores=scores[-1])
+    return scores
+
+
 def run(cfg: Config, feature: str, classifier: str) -> dict:
     import mlflow
 
@@ -157,6 +190,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
         raise DataError(f"data/features/{feature}.npz: rows and labels differ; rerun `cvd features --name {feature}`")
+    seeded = extra_seed_data(cfg, feature, classifier, data)
     mid = model_id(feature, classifier)
     tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
     params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
@@ -171,6 +205,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
         val, _ = predict_part(pipe, data["x_val"], data["y_val"], n_classes)
         test, images_per_s = predict_part(pipe, data["x_test"], data["y_test"], n_classes, timed=True)
         val_accuracy = float(np.mean(val.correct))
+        repeats = train_extra_seeds(cfg, classifier, mid, seeded, run)
 
         dest = ARTIFACT_DIR / f"{mid}.skops"
         trusted = save_model(pipe, dest)
@@ -180,10 +215,13 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
             seed=cfg.seed, confidence=cfg.evaluation.confidence,
             bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
             extra_scores={"val_accuracy": round(val_accuracy, 6), "feature_dim": int(data["x_train"].shape[1])},
+            repeats=repeats,
             run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
                       "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1)},
         )
         log_sklearn_model(pipe, data["x_test"][:2], trusted)
-    print(f"{mid}: test accuracy {result['test_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
+    spread = (f" (mean {result['test_accuracy_mean']:.4f} ± {result['test_accuracy_sd']:.4f} over "
+              f"{result['repeats']} seeds)" if result["repeats"] > 1 else "")
+    print(f"{mid}: test accuracy {result['test_accuracy']:.4f}{spread}, macro-F1 {result['macro_f1']:.4f}, "
           f"{result['param_count']:,} params, fit {fit_seconds:.2f}s")
     return result

@@ -14,6 +14,10 @@ per-image predictions. Outputs, besides the shared ones of :mod:`pipeline.result
 * ``plots/history/<arch>.csv``     one row per epoch: loss, accuracy, val_loss,
   val_accuracy, learning_rate (at the start of the epoch), epoch_seconds.
 
+Every CNN is stochastic: with ``evaluation.repeats`` > 1 the network is then rebuilt and
+trained again with each extra seed (:func:`train_extra_seeds`); those only add scores to the
+metrics and a nested MLflow run each (:mod:`pipeline.repeats`).
+
 MLflow (explicit logging, no autolog): the per-epoch values as step metrics named
 ``history.<column>`` (step = epoch, from 1) -- prefixed so that the run's plain
 ``val_accuracy`` stays the value written to ``metrics/cnn/<arch>.json`` --, the history CSV,
@@ -71,6 +75,27 @@ def fit_model(cfg: Config, model: Any, x_train, y_train, x_val, y_val, **kwargs:
     """:func:`models.training.fit` with params.yaml's cnn settings."""
     return training.fit(model, x_train, y_train, x_val, y_val, epochs=cfg.cnn.epochs, batch_size=cfg.cnn.batch_size,
                         patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule, **kwargs)
+
+
+def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: training.Runtime, run: Any) -> list[dict]:
+    """Rebuild and train ``arch`` with each extra seed of ``evaluation.repeats`` (Keras' global
+    seed set to it, inside the runtime ``rt`` of the first seed, so op determinism stays on) and
+    score it; each is logged as an MLflow run nested under ``run``. Their scores, in seed order."""
+    import keras
+
+    from pipeline.repeats import log_seed_run, seed_scores, seeds
+
+    scores = []
+    for seed in seeds(cfg.seed, cfg.evaluation.repeats)[1:]:
+        keras.utils.set_random_seed(seed)
+        model = build_model(cfg, arch, split.image_shape, split.num_classes,
+                            steps_per_epoch=math.ceil(len(x["train"]) / cfg.cnn.batch_size), rt=rt)
+        fit = fit_model(cfg, model, x["train"], split.y["train"], x["val"], split.y["val"])
+        y_pred = np.argmax(model.predict(x["test"], batch_size=cfg.cnn.batch_size, verbose=0), axis=1)
+        scores.append(seed_scores(seed, split.y["test"], y_pred, fit.best_val_accuracy, split.num_classes))
+        log_seed_run(run, approach="deep", model_id=arch, scores=scores[-1])
+        print(f"{arch} seed {seed}: test accuracy {scores[-1]['test_accuracy']:.4f}, {fit.epochs_run} epochs")
+    return scores
 
 
 def _check_split(split: Split) -> None:
@@ -164,6 +189,7 @@ def run(cfg: Config, arch: str) -> dict:
             test, val = (Predictions.of(split.y[name], np.argmax(parts[name], axis=1),
                                         np.asarray(parts[name], dtype=np.float32), "probability")
                          for name in ("test", "val"))
+            repeats = train_extra_seeds(cfg, arch, x, split, rt, mlflow_run)
             result = record_model(
                 run=mlflow_run, approach="deep", model_id=arch, test=test, val=val,
                 class_names=split.class_names, param_count=counts["total"], model_path=dest,
@@ -171,6 +197,7 @@ def run(cfg: Config, arch: str) -> dict:
                 bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
                 extra_scores={"trainable_params": int(counts["trainable"]), "epochs_run": fit.epochs_run,
                               "best_epoch": fit.best_epoch, "val_accuracy": round(fit.best_val_accuracy, 6)},
+                repeats=repeats,
                 run_info={"approach": "deep", "arch": arch, "dataset": split.dataset,
                           "split_sha256": split.sha256, "device": devices.label, "backend": backend,
                           "gpu_count": devices.gpu_count, "mixed_precision": rt.mixed_precision,
@@ -179,7 +206,9 @@ def run(cfg: Config, arch: str) -> dict:
                           "predict_images_per_s": round(images_per_s, 1)},
             )
             _log_keras_model(mlflow_run, model, x["test"][:2], probabilities[:2])
-    print(f"{arch}: test accuracy {result['test_accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}, "
+    spread = (f" (mean {result['test_accuracy_mean']:.4f} ± {result['test_accuracy_sd']:.4f} over "
+              f"{result['repeats']} seeds)" if result["repeats"] > 1 else "")
+    print(f"{arch}: test accuracy {result['test_accuracy']:.4f}{spread}, macro-F1 {result['macro_f1']:.4f}, "
           f"{result['param_count']:,} params, {fit.epochs_run} epochs (best {fit.best_epoch}), "
           f"fit {fit.fit_seconds:.2f}s on {devices.label}")
     return result

@@ -55,6 +55,21 @@ def test_registry_entries_name_their_class_and_paper():
     assert "Cortes" in svc.citation and svc.summary
 
 
+def test_stochastic_classifiers_are_the_ones_whose_fit_depends_on_the_seed():
+    assert {n for n in classifiers.names() if classifiers.get(n).stochastic} == {"linear_svm", "random_forest"}
+    narrow = make_classification(n_samples=60, n_features=4, n_informative=3, n_redundant=0, n_classes=3,
+                                 n_clusters_per_class=1, random_state=0)
+    # LinearSVC is seeded only in its dual solver, which dual="auto" picks for more features than samples
+    wide = make_classification(n_samples=60, n_features=100, n_informative=3, n_redundant=0, n_classes=3,
+                               n_clusters_per_class=1, random_state=0)
+    for name in classifiers.names():
+        X, y = wide if name == "linear_svm" else narrow
+        a, b = (make_classifier(name, random_state=seed).fit(X, y) for seed in (0, 1))
+        score = "predict_proba" if hasattr(a, "predict_proba") else "decision_function"
+        differ = not np.array_equal(getattr(a, score)(X), getattr(b, score)(X))
+        assert differ == classifiers.get(name).stochastic, name
+
+
 def test_unknown_classifier_in_the_registry():
     with pytest.raises(ParameterError, match=r"^unknown classifier 'svm'; allowed: knn, linear_svm, logreg, "):
         classifiers.get("svm")

@@ -215,7 +215,8 @@ def test_summary_names_best_of_each_approach(compared):
     assert summary["best_classical"] == {"model": "hog-rbf_svm", "val_accuracy": 0.984889, "test_accuracy": 0.988889,
                                          "test_accuracy_ci_low": pytest.approx(0.97178, abs=2e-5),
                                          "test_accuracy_ci_high": pytest.approx(0.99567, abs=2e-5),
-                                         "param_count": 123_456, "fit_seconds": 0.62}
+                                         "param_count": 123_456, "fit_seconds": 0.62,
+                                         "repeats": None, "test_accuracy_mean": None, "test_accuracy_sd": None}
     assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["val_accuracy"] == 0.987667
     assert summary["accuracy_difference"] == pytest.approx(0.002778)
     verdict = summary["verdict"]
@@ -227,6 +228,7 @@ def test_summary_names_best_of_each_approach(compared):
     assert verdict["ci_low"] == pytest.approx(-0.0116, abs=0.002)
     assert verdict["ci_high"] == pytest.approx(0.0172, abs=0.002)
     assert verdict["images_needed"] > 360 and verdict["winner"] == summary["winner"] == "no significant difference"
+    assert "mean_difference" not in verdict  # the metrics record no means over seeds
     assert summary["n_models"] == 5 and summary["dataset"] == "digits" and summary["split_sha256"] == SPLIT
 
 
@@ -436,3 +438,47 @@ def test_best_of_each_approach_is_chosen_on_validation(workdir, monkeypatch):
     assert summary["verdict"]["significant"] is True and summary["winner"] == "deep"
     assert out.strip().splitlines()[-1].startswith(
         "deep (lenet5) beats classical (raw-knn) by 2.2 points, 95 % CI [")
+
+
+def test_means_over_seeds_reach_table_summary_verdict_and_mlflow(workdir, compared, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", compared.uri)  # an existing store: no migration wait
+    monkeypatch.setattr(compare, "_figures",  # the dots on the bars: tests/test_report_plots.py
+                        lambda *args: {name: report_plots.figure(2, 2) for name in compare.PLOT_NAMES})
+    seeds = {"lenet5": [0.991667, 0.986111, 0.983333], "hog-rbf_svm": [0.988889]}  # hog-rbf_svm: trained once
+    for i, mid in enumerate(FAKE):
+        write_model(mid, seed=i)
+        path = _metrics_dir(FAKE[mid][0]) / f"{mid}.json"
+        scores = json.loads(path.read_text())
+        accs = seeds.get(mid, [FAKE[mid][1]])
+        mean, sd = float(np.mean(accs)), float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+        scores.update(repeats=len(accs), test_accuracy_mean=round(mean, 6), test_accuracy_sd=round(sd, 6),
+                      val_accuracy_mean=scores["val_accuracy"], macro_f1_mean=round(mean, 6), macro_f1_sd=round(sd, 6),
+                      per_seed={"seed": list(range(len(accs))), "test_accuracy": accs,
+                                "val_accuracy": [scores["val_accuracy"]] * len(accs), "macro_f1": accs})
+        path.write_text(json.dumps(scores))
+    _, out, _ = _run_quietly(compare.run, make_config(experiment="cvd-compare-test-seeds"))
+
+    # lenet5: mean 0.987037, sd 0.004243 over 3 seeds; the per-image verdict is unchanged
+    suffix = ("; classical (hog-rbf_svm) 98.9 % over 1 seed, deep (lenet5) 98.7 ± 0.4 % over 3 seeds "
+              "(mean ± sd of test accuracy)")
+    assert out.strip().splitlines()[-1] == VERDICT + suffix
+    summary = json.loads(Path("reports/summary.json").read_text())
+    assert {k: summary["best_deep"][k] for k in ("model", "repeats", "test_accuracy_mean", "test_accuracy_sd")} == {
+        "model": "lenet5", "repeats": 3, "test_accuracy_mean": 0.987037, "test_accuracy_sd": 0.004243}
+    assert (summary["best_classical"]["repeats"], summary["best_classical"]["test_accuracy_sd"]) == (1, 0.0)
+    assert summary["verdict"]["mean_difference"] == pytest.approx(0.987037 - 0.988889, abs=1e-9)
+    assert summary["verdict"]["difference"] == pytest.approx(1 / 360, abs=1e-6)  # still the first seed's
+    md = Path("reports/leaderboard.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert "|   mean ± sd (seeds) |" in table[0] and "|      98.7 ± 0.4 (3) |" in table[2]
+    with open("reports/leaderboard.csv", newline="") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    assert (rows["lenet5"]["repeats"], rows["lenet5"]["test_accuracy_sd"], rows["raw-knn"]["repeats"]) == (
+        "3", "0.004243", "1")
+    client = MlflowClient(tracking_uri=compared.uri)
+    experiment = client.get_experiment_by_name("cvd-compare-test-seeds")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.approach = 'comparison'")
+    metrics = run.data.metrics
+    assert (metrics["best_deep_accuracy_mean"], metrics["best_deep_accuracy_sd"]) == (0.987037, 0.004243)
+    assert (metrics["best_classical_accuracy_mean"], metrics["best_classical_accuracy_sd"]) == (0.988889, 0.0)
+    assert metrics["verdict.mean_difference"] == pytest.approx(-0.001852, abs=1e-9)

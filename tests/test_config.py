@@ -76,6 +76,7 @@ def test_default_params_load(raw):
         ("evaluation.alpha", -0.05, "params.yaml: evaluation.alpha = -0.05: must be a number > 0.0"),
         ("evaluation.alpha", 1, "params.yaml: evaluation.alpha = 1: must be a number < 1.0"),
         ("evaluation", [0.95], "params.yaml: evaluation = [0.95]: must be a mapping of key: value"),
+        ("evaluation.repeats", 0, "params.yaml: evaluation.repeats = 0: must be an integer >= 1"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):

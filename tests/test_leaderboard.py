@@ -74,10 +74,11 @@ def test_summary_takes_the_best_of_each_approach_on_validation():
     summary = leaderboard.build_summary(rows, verdict)
     assert summary["best_classical"] == {"model": "a-knn", "val_accuracy": 0.96, "test_accuracy": 0.90,
                                          "test_accuracy_ci_low": 0.85, "test_accuracy_ci_high": 0.93,
-                                         "param_count": 7, "fit_seconds": 0.5}
+                                         "param_count": 7, "fit_seconds": 0.5, "repeats": None,
+                                         "test_accuracy_mean": None, "test_accuracy_sd": None}
     assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["test_accuracy_ci_low"] is None
     assert summary["accuracy_difference"] == pytest.approx(0.07) and summary["selection"] == "validation accuracy"
-    assert summary["verdict"] == verdict and summary["winner"] == "deep"
+    assert summary["verdict"] == verdict and summary["winner"] == "deep"  # no means recorded: no mean_difference
     assert (summary["n_models"], summary["dataset"], summary["split_sha256"]) == (4, "digits", SPLIT)
     assert leaderboard.subtitle(summary) == "digits, 4 models, split cccccccccccc"
     alone = leaderboard.build_summary([row("raw-knn", "classical", 0.5)])
@@ -155,3 +156,72 @@ def test_printed_table_aligns_text_left_and_numbers_right(ranked):
     assert "1,553,175" in lines[3] and "12.5 MB" in lines[3] and " 0.004 " in lines[3]
     assert " [97.2, 99.6] " in lines[3] and " yes " in lines[3]
     assert all(line == line.rstrip() for line in lines)
+
+
+# --- repeats (evaluation.repeats): mean ± sd over the seeds --------------------------------------
+
+SEED_KEYS = ("repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean", "macro_f1_sd", "val_accuracy_mean")
+
+
+def with_seeds(r: dict, repeats: int, mean: float, sd: float, **extra) -> dict:
+    """``r`` with the per-seed summary a train stage records (pipeline.results.model_row passes it on)."""
+    return {**r, "repeats": repeats, "test_accuracy_mean": mean, "test_accuracy_sd": sd,
+            "macro_f1_mean": mean - 0.001, "macro_f1_sd": sd, "val_accuracy_mean": r["val_accuracy"],
+            "per_seed": {"seed": list(range(repeats)), "test_accuracy": [mean] * repeats}, **extra}
+
+
+def test_one_seed_per_model_prints_exactly_the_tables_without_seed_keys(ranked):
+    ones = [with_seeds(r, 1, r["test_accuracy"], 0.0) for r in ranked]
+    ones[2] = {**ranked[2], "repeats": None}  # an older file: no seed summary at all
+    for fmt in (lambda rows: leaderboard.markdown_table(rows, "Leaderboard: test", "the verdict"),
+                leaderboard.text_table, leaderboard.legend):
+        assert fmt(ones) == fmt(ranked)
+    assert leaderboard.SEEDS_HEADER not in leaderboard.markdown_table(ones, "t", "v")
+    assert [h for h, _, _ in leaderboard.columns()] == [h for h, _, _ in leaderboard.DISPLAY]
+    assert len(leaderboard.DISPLAY) == 14 and "mean" not in leaderboard.legend(ones)
+
+
+def test_seed_column_appears_when_a_model_has_several_seeds(ranked):
+    rows = [with_seeds(ranked[0], 3, 0.979, 0.003), with_seeds(ranked[1], 1, 0.988889, 0.0), ranked[2]]
+    md = leaderboard.markdown_table(rows, "Leaderboard: test", "the verdict")
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    headers = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert headers[5:9] == ["test acc %", "95 % CI", "mean ± sd (seeds)", "≈ top"] and len(headers) == 15
+    rule = [cell.strip() for cell in table[1].strip("|").split("|")]
+    assert rule[7].endswith(":") and not rule[7].startswith(":")  # right-aligned
+    assert [[c.strip() for c in line.strip("|").split("|")][7] for line in table[2:]] == ["97.9 ± 0.3 (3)", "-", "-"]
+    assert [[c.strip() for c in line.strip("|").split("|")][5] for line in table[2:]] == ["99.17", "98.89", "50.00"]
+    assert "mean ± sd (seeds): mean and sample sd of the test accuracy over the training seeds" in md
+    printed = leaderboard.text_table(rows).splitlines()
+    assert "mean ± sd (seeds)" in printed[0] and " [97.6, 99.7]       97.9 ± 0.3 (3)  yes " in printed[2]
+    # an sd below 0.05 points gets the decimals it needs, and the mean as many
+    assert leaderboard._seeds(with_seeds(ranked[0], 5, 0.99125, 0.0004)) == "99.12 ± 0.04 (5)"
+    assert leaderboard._seeds(with_seeds(ranked[0], 2, 0.99, 0.0)) == "99.0 ± 0.0 (2)"
+
+
+def test_csv_always_carries_the_seed_columns(ranked):
+    rows = [with_seeds(ranked[0], 3, 0.979, 0.003), with_seeds(ranked[1], 1, 0.988889, 0.0), ranked[2]]
+    records = list(csv.DictReader(io.StringIO(leaderboard.csv_text(rows))))
+    assert set(SEED_KEYS) <= set(records[0]) and list(records[0]) == leaderboard.CSV_COLUMNS
+    assert [records[0][k] for k in SEED_KEYS] == ["3", "0.979", "0.003", "0.978", "0.003", "0.99"]
+    assert [records[1][k] for k in SEED_KEYS] == ["1", "0.988889", "0.0", "0.987889", "0.0", "0.9812"]
+    assert [records[2][k] for k in SEED_KEYS] == [""] * 6
+    plain = list(csv.DictReader(io.StringIO(leaderboard.csv_text(ranked))))
+    assert all(r[k] == "" for r in plain for k in SEED_KEYS)
+
+
+def test_summary_carries_the_means_and_their_difference():
+    rows = leaderboard.rank_rows([
+        with_seeds(row("sobel-logreg", "classical", 0.99, val=0.97), 1, 0.99, 0.0),
+        with_seeds(row("lenet5", "deep", 0.975, val=0.96), 5, 0.9712, 0.0041),
+        # the best mean validation accuracy, but selection is on the first seed's: not chosen
+        with_seeds(row("alexnet", "deep", 0.95, val=0.955), 5, 0.95, 0.01, val_accuracy_mean=0.99)])
+    verdict = {"difference": -0.015, "significant": False, "winner": "no significant difference"}
+    summary = leaderboard.build_summary(rows, verdict)
+    assert {k: summary["best_deep"][k] for k in ("model", "repeats", "test_accuracy_mean", "test_accuracy_sd")} == {
+        "model": "lenet5", "repeats": 5, "test_accuracy_mean": 0.9712, "test_accuracy_sd": 0.0041}
+    assert (summary["best_classical"]["repeats"], summary["best_classical"]["test_accuracy_sd"]) == (1, 0.0)
+    assert summary["verdict"] == {**verdict, "mean_difference": pytest.approx(-0.0188, abs=1e-9)}
+    assert "mean_difference" not in verdict  # the caller's dict is left alone
+    older = leaderboard.build_summary([rows[0], {**rows[1], "test_accuracy_mean": None}], verdict)
+    assert "mean_difference" not in older["verdict"] and older["best_deep"]["test_accuracy_mean"] is None

@@ -199,3 +199,37 @@ def test_pairwise_pvalues_heat_map():
     assert ax.get_yticklabels()[3].get_color() == report_plots.COLOURS["deep"]
     assert sum(1 for a in fig.axes if a.get_label() == "<colorbar>") == 1
     assert "top 4 models" in ax.get_title() and ax.get_title().endswith("\ndigits, test")
+
+
+def _scatter_points(ax) -> np.ndarray:
+    return np.vstack([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)] or [np.empty((0, 2))])
+
+
+def test_accuracy_bars_show_each_seed_as_a_dot():
+    rows = ranked(DEFAULT_TEN[:4] + DEFAULT_TEN[7:8], n_test=360)
+    seeds = {"sobel-logreg": [0.9944, 0.9917, 0.9889], "lenet5": [0.9722, 0.9611, 0.9806, 0.9750, 0.9694]}
+    for row in rows:
+        per_seed = seeds.get(row["model"], [row["test_accuracy"]])
+        row.update(repeats=len(per_seed), per_seed={"seed": list(range(len(per_seed))), "test_accuracy": per_seed})
+    fig = report_plots.plot_accuracy_bars(rows, "digits, test")
+    ax = fig.axes[0]
+    points = _scatter_points(ax)
+    assert len(points) == 3 + 5  # models trained once get no dot
+    y_of = {r["model"]: y for r, y in zip(rows, range(len(rows))[::-1])}
+    expected = sorted((100 * a, y_of[m]) for m, accs in seeds.items() for a in accs)
+    np.testing.assert_allclose(sorted(map(tuple, points)), expected)
+    (segments,) = error_bars(ax)  # the Wilson error bars stay, one per model
+    assert len(segments) == len(rows)
+    assert "dots: each seed's accuracy" in ax.get_title()
+    assert ax.get_xlim()[0] <= 96.11 - 5 and len(ax.patches) == len(rows)
+
+
+def test_accuracy_bars_without_repeats_have_no_dots():
+    rows = ranked(DEFAULT_TEN, n_test=360)
+    before = report_plots.plot_accuracy_bars(rows, "digits, test").axes[0]
+    for row in rows:
+        row.update(repeats=1, per_seed={"seed": [0], "test_accuracy": [row["test_accuracy"]]})
+    ax = report_plots.plot_accuracy_bars(rows, "digits, test").axes[0]
+    assert len(_scatter_points(ax)) == 0 and "dots" not in ax.get_title()
+    assert ax.get_title() == before.get_title() and ax.get_xlim() == before.get_xlim()
+    assert [t.get_position() for t in ax.texts] == [t.get_position() for t in before.texts]

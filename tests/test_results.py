@@ -84,7 +84,12 @@ def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
                       "test_accuracy_ci_high": pytest.approx(high, abs=1e-6),
                       "macro_f1_ci_low": round(f1_low, 6), "macro_f1_ci_high": round(f1_high, 6),
                       "n_test": 6, "score_kind": "probability",
-                      "param_count": 42, "model_bytes": 1234, "val_accuracy": 0.75}
+                      "param_count": 42, "model_bytes": 1234, "val_accuracy": 0.75,
+                      # one seed (evaluation.repeats 1): its own values, no spread
+                      "repeats": 1, "test_accuracy_mean": scores["test_accuracy"], "test_accuracy_sd": 0.0,
+                      "val_accuracy_mean": 0.75, "macro_f1_mean": scores["macro_f1"], "macro_f1_sd": 0.0,
+                      "per_seed": {"seed": [7], "test_accuracy": [scores["test_accuracy"]],
+                                   "val_accuracy": [0.75], "macro_f1": [scores["macro_f1"]]}}
     assert scores["test_accuracy_ci_low"] < scores["test_accuracy"] < scores["test_accuracy_ci_high"]
     assert scores["macro_f1_ci_low"] < scores["macro_f1"] <= scores["macro_f1_ci_high"]
     for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "n_test"):
@@ -120,6 +125,34 @@ def test_same_predictions_give_byte_identical_files(workdir):
     assert [p.read_bytes() for p in paths] == first
     record(client.create_run(experiment_id), "lenet5", test=test, seed=8)  # the bootstrap seed is the one passed
     assert json.loads(paths[0].read_text())["macro_f1_ci_low"] != json.loads(first[0])["macro_f1_ci_low"]
+
+
+def test_record_model_summarises_the_extra_seeds(workdir):
+    client = MlflowClient()
+    run = client.create_run(client.create_experiment("results-repeats", artifact_location=(workdir / "a").as_uri()))
+    extra = [{"seed": 11, "test_accuracy": 0.5, "val_accuracy": 1.0, "macro_f1": 0.4},
+             {"seed": 12, "test_accuracy": 2 / 3, "val_accuracy": 0.5, "macro_f1": 0.6}]
+    result = record(run, repeats=extra)
+    scores = json.loads(Path("metrics/classical/hog-knn.json").read_text())
+    accuracy, f1 = [5 / 6, 0.5, 2 / 3], [37 / 45, 0.4, 0.6]
+    assert scores["repeats"] == 3 and scores["per_seed"] == {
+        "seed": [7, 11, 12], "test_accuracy": [round(a, 6) for a in accuracy], "val_accuracy": [0.75, 1.0, 0.5],
+        "macro_f1": [round(f, 6) for f in f1]}
+    assert scores["test_accuracy"] == round(5 / 6, 6)  # the model's own scores stay the first seed's
+    assert scores["test_accuracy_mean"] == pytest.approx(0.666667, abs=1e-6)
+    # sample sd (ddof=1) of 5/6, 1/2, 2/3: their deviations are +1/6, -1/6, 0 -> sqrt((2/36) / 2) = 1/6
+    assert scores["test_accuracy_sd"] == pytest.approx(1 / 6, abs=2e-6)
+    assert scores["val_accuracy_mean"] == 0.75 and "val_accuracy_sd" not in scores
+    assert scores["macro_f1_mean"] == pytest.approx((37 / 45 + 1.0) / 3, abs=1e-6)
+    assert scores["macro_f1_sd"] == pytest.approx(np.std(f1, ddof=1), abs=2e-6)
+    logged = client.get_run(run.info.run_id).data.metrics
+    for key in ("repeats", "test_accuracy_mean", "test_accuracy_sd", "val_accuracy_mean", "macro_f1_mean",
+                "macro_f1_sd"):
+        assert logged[key] == scores[key] == result[key], key
+    assert not any(key.startswith("per_seed") for key in logged)  # lists are no metrics
+    (row,) = results.read_rows({"classical": ["hog-knn"]})
+    assert row["repeats"] == 3 and row["test_accuracy_sd"] == scores["test_accuracy_sd"]
+    assert row["macro_f1_mean"] == scores["macro_f1_mean"] and row["per_seed"] == scores["per_seed"]
 
 
 def test_record_model_rejects_scores_that_do_not_match_the_classes(workdir):
@@ -263,6 +296,8 @@ def test_bad_values_name_the_file_and_the_fix(workdir):
                                                "split_sha256": SPLIT}, where="here", fix="fix it")
     assert (old["test_accuracy_ci_low"], old["macro_f1_ci_high"], old["n_test"], old["score_kind"]) == (
         None, None, None, "")  # written before intervals existed
+    assert (old["repeats"], old["test_accuracy_mean"], old["macro_f1_sd"], old["per_seed"]) == (
+        None, None, None, None)  # written before repeats existed
     with pytest.raises(DataError, match="no split_sha256 recorded"):
         results.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1},
                           where="here", fix="fix it")

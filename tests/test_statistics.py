@@ -21,6 +21,7 @@ from models.statistics import (
     macro_f1,
     mcnemar_exact,
     paired_bootstrap_difference,
+    repeat_seeds,
     wilson_interval,
 )
 
@@ -326,3 +327,26 @@ def test_bad_input_raises_one_line_errors(call, error):
         call()
     message = str(info.value)
     assert message and "\n" not in message
+
+
+# ---------------------------------------------------------------------------- repeat_seeds
+
+def test_repeat_seeds_start_with_the_seed_and_spawn_the_rest():
+    assert repeat_seeds(42, 1) == (42,)
+    seeds = repeat_seeds(42, 5)
+    assert seeds[0] == 42 and len(seeds) == 5 and len(set(seeds)) == 5
+    assert all(type(s) is int and 0 <= s < 2**32 for s in seeds)
+    children = np.random.SeedSequence(42).spawn(4)
+    assert seeds[1:] == tuple(int(c.generate_state(1)[0]) for c in children)
+    assert repeat_seeds(42, 5) == seeds and repeat_seeds(42, 3) == seeds[:3]  # deterministic, nested
+    assert repeat_seeds(7, 3)[1:] != seeds[1:3]  # derived from the seed
+    assert repeat_seeds(np.int64(2**32 - 1), 2)[0] == 2**32 - 1
+
+
+@pytest.mark.parametrize(("seed", "repeats", "match"), [
+    (-1, 2, "seed must be an integer >= 0"), (1.5, 2, "seed must be"),
+    (0, 0, "repeats must be an integer >= 1"), (0, True, "repeats must be"), (0, 2.0, "repeats must be"),
+])
+def test_repeat_seeds_rejects_bad_arguments(seed, repeats, match):
+    with pytest.raises(ParameterError, match=match):
+        repeat_seeds(seed, repeats)

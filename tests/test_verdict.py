@@ -170,3 +170,40 @@ def test_statistics_near_top_marks_and_pairwise_pvalues(tmp_path, monkeypatch):
                          [binomtest(4, 6).pvalue, np.nan, binomtest(18, 18).pvalue],
                          [binomtest(20, 20).pvalue, binomtest(18, 18).pvalue, np.nan]])
     np.testing.assert_allclose(verdict.pairwise_pvalues(names, images), expected, rtol=1e-9)
+
+
+# --- repeats: the mean over the seeds as context of the per-image test -----------------------------
+
+def seeded_summary(comparison: PairedComparison, classical: tuple | None, deep: tuple | None) -> dict:
+    """summary_of(comparison) with (repeats, test_accuracy_mean, test_accuracy_sd) on each best model
+    (None: an older metrics file without them)."""
+    summary = summary_of(comparison)
+    for key, seeds in (("best_classical", classical), ("best_deep", deep)):
+        summary[key].update(zip(("repeats", "test_accuracy_mean", "test_accuracy_sd"), seeds or (None,) * 3))
+    return summary
+
+
+MOCK = PairedComparison(n=N, accuracy_a=0.975, accuracy_b=0.99, difference=-0.015, ci_low=-0.03, ci_high=-0.003,
+                        only_a=1, only_b=7, p_value=0.0703125, images_needed=900)
+
+
+def test_verdict_appends_the_means_over_the_seeds():
+    plain = verdict.verdict_line(summary_of(MOCK))
+    line = verdict.verdict_line(seeded_summary(MOCK, (3, 0.991, 0.002), (3, 0.97512, 0.0041)))
+    assert line == plain + ("; over 3 seeds: classical (hog-logreg) 99.1 ± 0.2 %, deep (lenet5) 97.5 ± 0.4 % "
+                            "(mean ± sd of test accuracy)")
+    assert line.startswith("no significant difference at this test-set size: classical (hog-logreg) ahead of deep")
+    # different seed counts (a deterministic classical model is trained once): each names its own
+    mixed = verdict.verdict_line(seeded_summary(MOCK, (1, 0.99, 0.0), (5, 0.97512, 0.0041)))
+    assert mixed == plain + ("; classical (hog-logreg) 99.0 % over 1 seed, deep (lenet5) 97.5 ± 0.4 % over 5 seeds "
+                             "(mean ± sd of test accuracy)")
+    # a model without recorded means is left out; an sd below 0.05 points keeps its digits
+    older = verdict.verdict_line(seeded_summary(MOCK, None, (2, 0.97512, 0.0004)))
+    assert older == plain + "; over 2 seeds: deep (lenet5) 97.51 ± 0.04 % (mean ± sd of test accuracy)"
+
+
+def test_one_seed_each_leaves_the_verdict_as_it_was():
+    plain = verdict.verdict_line(summary_of(MOCK))
+    assert verdict.verdict_line(seeded_summary(MOCK, (1, 0.99, 0.0), (1, 0.975, 0.0))) == plain
+    assert verdict.verdict_line(seeded_summary(MOCK, None, None)) == plain
+    assert "seed" not in plain
