@@ -105,3 +105,32 @@ def write_model_predictions(model_id: str, y_true, y_pred, n_classes: int, parts
     scores[np.arange(len(y_pred)), y_pred] = 0.9
     for part in parts:
         results.write_predictions(model_id, part, results.Predictions.of(y_true, y_pred, scores, "probability"))
+
+
+# --- three classes of 16x16 images told apart by the height of a square (classical stage tests) ---
+
+SQUARE_CLASSES, SQUARE_SIZE = 3, 16
+
+
+def square_split(counts: dict, *, noise: int, square: int, add: bool = False, seed: int = 0):
+    """Per part, ``counts[part]`` images of uniform noise in [0, noise) with a 4x6 square at a
+    class-dependent height, set to ``square`` or (``add``) brightened by it: bright squares on
+    weak noise are easy, dim ones in strong noise make a small forest's accuracy seed-dependent."""
+    import numpy as np
+
+    from pipeline.io import Split, split_digest
+
+    rng = np.random.default_rng(seed)
+    x, y = {}, {}
+    for part, n in counts.items():
+        labels = np.arange(n) % SQUARE_CLASSES
+        images = rng.integers(0, noise, (n, SQUARE_SIZE, SQUARE_SIZE, 1), dtype=np.uint8)
+        for i, label in enumerate(labels):
+            rows = slice(2 + 4 * label, 6 + 4 * label)
+            if add:
+                images[i, rows, 4:10] += square
+            else:
+                images[i, rows, 4:10] = square
+        x[part], y[part] = images, labels.astype(np.int64)
+    names = ["top", "middle", "bottom"]
+    return Split(x, y, names, "toy", split_digest(x, y, names))

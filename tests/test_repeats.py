@@ -12,31 +12,20 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from helpers import REPO_ROOT, make_split as make_band_split
+from helpers import REPO_ROOT, make_split as make_band_split, square_split
 from models.statistics import repeat_seeds
 from pipeline import features, repeats, train_classical
 from pipeline.config import parse_config
 from pipeline.errors import DataError
-from pipeline.io import Split, save_split, split_digest
+from pipeline.io import save_split
 
-N_CLASSES, SIZE = 3, 16
 NEW_KEYS = ("repeats", "test_accuracy_mean", "test_accuracy_sd", "val_accuracy_mean", "macro_f1_mean",
             "macro_f1_sd", "per_seed")
 
 
-def make_split(seed: int = 0) -> Split:
-    """Three classes of 16x16 images, a dim square at a class-dependent height in strong noise:
-    hard enough that a small random forest's accuracy depends on its seed."""
-    rng = np.random.default_rng(seed)
-    x, y = {}, {}
-    for part, n in (("train", 45), ("val", 30), ("test", 60)):
-        labels = np.arange(n) % N_CLASSES
-        images = rng.integers(0, 160, (n, SIZE, SIZE, 1), dtype=np.uint8)
-        for i, label in enumerate(labels):
-            images[i, 2 + 4 * label: 6 + 4 * label, 4:10] += 60
-        x[part], y[part] = images, labels.astype(np.int64)
-    names = ["top", "middle", "bottom"]
-    return Split(x, y, names, "toy", split_digest(x, y, names))
+def make_split(seed: int = 0):
+    """Dim squares in strong noise: hard enough that a small random forest's accuracy depends on its seed."""
+    return square_split({"train": 45, "val": 30, "test": 60}, noise=160, square=60, add=True, seed=seed)
 
 
 def make_config(repeats: int = 1, experiment: str = "test-repeats", **cnn):

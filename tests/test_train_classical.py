@@ -11,27 +11,18 @@ import pytest
 import skops.io as sio
 import yaml
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
 from pipeline import features, results, train_classical
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import Split, save_split, split_digest
+from pipeline.io import save_split
 
-N_CLASSES, SIZE = 3, 16
+N_CLASSES = SQUARE_CLASSES
 
 
-def make_split(seed: int = 0) -> Split:
+def make_split(seed: int = 0):
     """Three classes of 16x16 images told apart by where a bright square sits."""
-    rng = np.random.default_rng(seed)
-    x, y = {}, {}
-    for part, n in (("train", 30), ("val", 9), ("test", 12)):
-        labels = np.arange(n) % N_CLASSES
-        images = rng.integers(0, 40, (n, SIZE, SIZE, 1), dtype=np.uint8)
-        for i, label in enumerate(labels):
-            images[i, 2 + 4 * label: 6 + 4 * label, 4:10] = 220
-        x[part], y[part] = images, labels.astype(np.int64)
-    names = ["top", "middle", "bottom"]
-    return Split(x, y, names, "toy", split_digest(x, y, names))
+    return square_split({"train": 30, "val": 9, "test": 12}, noise=40, square=220, seed=seed)
 
 
 def make_config(**classical) -> object:
