@@ -132,7 +132,10 @@ def test_dvc_metrics_and_plots_show(repo, tmp_path):
     for mid in model_ids():
         sub = "cnn" if mid in ARCHS else "classical"
         shown = files[f"metrics/{sub}/{mid}.json"]["data"]
-        assert shown == json.loads((repo / f"metrics/{sub}/{mid}.json").read_text())
+        written = json.loads((repo / f"metrics/{sub}/{mid}.json").read_text())
+        # DVC shows every number and string; the per_seed lists stay in the file (and in MLflow's seed runs)
+        assert shown == {k: v for k, v in written.items() if not isinstance(v, dict)}
+        assert shown["test_accuracy_ci_low"] <= shown["test_accuracy"] <= shown["test_accuracy_ci_high"]
 
     out = tmp_path / "dvc_plots"
     dvc(repo, "plots", "show", "-o", str(out))
