@@ -41,13 +41,9 @@ def make_config(repeats: int = 1, experiment: str = "test-repeats", **cnn):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    save_split(tmp_path / "data/prepared/split.npz", make_split())
-    return tmp_path
+def workdir(mlflow_tmp):
+    save_split(mlflow_tmp / "data/prepared/split.npz", make_split())
+    return mlflow_tmp
 
 
 def scores_of(model_id: str, approach: str = "classical") -> dict:
@@ -165,14 +161,10 @@ def test_stochastic_models_are_every_cnn_and_those_with_a_seeded_part():
 
 
 @pytest.mark.slow
-def test_cnn_repeats_train_a_second_lenet5(tmp_path, monkeypatch):
+def test_cnn_repeats_train_a_second_lenet5(mlflow_tmp):
     from pipeline import train_cnn
 
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    save_split(tmp_path / "data/prepared/split.npz", make_band_split())
+    save_split(mlflow_tmp / "data/prepared/split.npz", make_band_split())
     single = train_cnn.run(make_config(1, "test-repeats-cnn"), "lenet5")
     once = scores_of("lenet5", "deep")
     test_csv = Path("predictions/lenet5/test.csv").read_bytes()
