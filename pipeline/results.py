@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from models.evaluate import DECIMALS  # every score in the metrics files is rounded alike
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, read_json, write_csv, write_json
 from pipeline.predictions import PARTS, Predictions, read_file, write_file
@@ -40,7 +41,6 @@ HISTORY_DIR = Path("plots/history")
 HISTORY_COLUMNS = ("epoch", "accuracy", "val_accuracy", "loss", "val_loss")  # the ones compare plots
 PREDICTIONS_DIR = Path("predictions")
 REQUIRED = ("test_accuracy", "macro_f1", "param_count")
-DECIMALS = 6  # as models.evaluate rounds every score: stable JSON bytes
 INTERVAL_KEYS = ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high")
 
 

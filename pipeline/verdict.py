@@ -155,8 +155,8 @@ def _fmt_fit(s: float | None) -> str:
 def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p_value: float,
           only_a: int, only_b: int, significant: bool, level: str = "95 %") -> tuple[str, bool]:
     """The comparison of ``a`` and ``b`` (``difference`` = accuracy a - accuracy b) in words,
-    the better one first; ``significant``: the interval excludes 0. Returns (text, whether b
-    came first)."""
+    the better one first; ``significant``: :attr:`PairedComparison.significant` (the interval
+    excludes 0 and McNemar's test rejects). Returns (text, whether b came first)."""
     swapped = difference < 0
     if swapped:
         a, b, only_a, only_b = b, a, only_b, only_a
