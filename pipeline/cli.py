@@ -162,6 +162,41 @@ def compare(params: str, from_mlflow: bool, experiment: str | None, pair: tuple[
 
 
 @cli.command()
+@params_option
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--from-split", "from_split", type=click.Choice(["train", "val", "test"]),
+              help="Draw images of this part of data/prepared/split.npz instead of image files.")
+@click.option("--n", "n", type=int, default=8, show_default=True, help="How many images with --from-split.")
+@click.option("--out", default="reports/visualize", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the PNGs (one sub-folder per image).")
+@click.option("--arch", "archs", multiple=True, type=click.Choice(architectures.names()),
+              help="CNN(s) to draw (error if not trained); default: every trained one.")
+@user_errors
+def visualize(params: str, images: tuple[str, ...], from_split: str | None, n: int, out: str,
+              archs: tuple[str, ...]) -> None:
+    """Draw both approaches on images: Sobel, HOG, SIFT, visual words, CNN filters and maps.
+
+    Also draws the lecture's worked convolution, padding, stride and pooling examples.
+    """
+    from pipeline import visualize as stage
+
+    cfg = _load(params)
+    stage.run(cfg, images, from_split, n, out, archs or None)
+
+
+@cli.command()
+@params_option
+@user_errors
+def explain(params: str) -> None:
+    """Where the best classical and best deep model differ: per-class deltas, disagreement
+    galleries, confident mistakes, confusion difference, and reports/index.html."""
+    from pipeline import explain as stage
+
+    cfg = _load(params)
+    stage.run(cfg)
+
+
+@cli.command()
 @click.argument("arch", type=click.Choice(architectures.names()))
 @click.option("--input-shape", help="Data shape H,W,C (default: the architecture's own input).")
 @click.option("--num-classes", type=int, help="Number of classes (default: the architecture's own).")

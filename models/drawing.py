@@ -1,0 +1,107 @@
+"""The deep side drawn from a trained Keras model: the learnt convolution filters and an
+image's feature maps after every convolution and pooling layer.
+
+Layers are found by their Keras class and the names the architecture specs give them
+(``conv1``, ``pool1``, ... in ``models/architectures/*.py``). Every drawing returns a
+matplotlib :class:`~matplotlib.figure.Figure` built without pyplot.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from models.errors import InputError
+
+DPI = 100
+MAX_MAPS = 16  # feature maps shown per layer
+
+
+def _layer(model: Any, name: str) -> Any:
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        names = ", ".join(layer.name for layer in model.layers)
+        raise InputError(f"model {model.name!r} has no layer {name!r}; its layers: {names}") from None
+
+
+def conv_filters(model: Any, name: str) -> np.ndarray:
+    """The kernel of convolution layer ``name``: float32 ``(F, F, C_in, K)``."""
+    layer = _layer(model, name)
+    weights = layer.get_weights()
+    if not weights or np.ndim(weights[0]) != 4:
+        raise InputError(f"layer {name!r} of model {model.name!r} is not a 2-D convolution")
+    return np.asarray(weights[0], dtype=np.float32)
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    low, high = float(a.min()), float(a.max())
+    return (a - low) / (high - low) if high > low else np.zeros_like(a)
+
+
+def filters_figure(kernel: np.ndarray, title: str) -> Figure:
+    """Every filter of a ``(F, F, C_in, K)`` kernel: one RGB tile per filter when ``C_in`` is 3
+    (each filter scaled to [0, 1] on its own), else one grey tile per (input channel, filter),
+    input channels as rows; blue-white-red for a single input channel (0 = white)."""
+    f, _, c_in, k = kernel.shape
+    rgb = c_in == 3
+    rows = 1 if rgb or c_in == 1 else c_in
+    per_row = k if rows > 1 else min(k, 16)
+    grid_rows = rows if rows > 1 else int(np.ceil(k / per_row))
+    fig = Figure(figsize=(max(4.0, 0.55 * per_row + 1), max(1.6, 0.6 * grid_rows + 1)), dpi=DPI)
+    axes = np.atleast_2d(fig.subplots(grid_rows, per_row, squeeze=False))
+    limit = float(np.abs(kernel).max()) or 1.0
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for j in range(k):
+        if rgb:
+            axes.ravel()[j].imshow(_normalise(kernel[:, :, :, j]), interpolation="nearest")
+        elif c_in == 1:
+            axes.ravel()[j].imshow(kernel[:, :, 0, j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        else:
+            for i in range(c_in):
+                axes[i, j].imshow(kernel[:, :, i, j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    fig.suptitle(f"{title}: {k} filters of {f}x{f}x{c_in}", fontsize=10)
+    return fig
+
+
+def feature_maps(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``(layer name, maps (h, w, channels))`` after every convolution and pooling layer of
+    ``model`` for one uint8 image ``(H, W, C)``, scaled to [0, 1] as in training."""
+    import keras
+
+    wanted = [layer for layer in model.layers
+              if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.AveragePooling2D))]
+    if not wanted:
+        raise InputError(f"model {model.name!r} has no convolution or pooling layer")
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    expected = tuple(model.inputs[0].shape[1:])
+    if image.shape != expected:
+        raise InputError(f"model {model.name!r} takes images of shape {expected}, got {image.shape}")
+    probe = keras.Model(model.inputs[0], [layer.output for layer in wanted])
+    outputs = probe(np.asarray(image, dtype=np.float32)[None] / np.float32(255.0), training=False)
+    return [(layer.name, np.asarray(keras.ops.convert_to_numpy(out))[0]) for layer, out in zip(wanted, outputs)]
+
+
+def feature_maps_figure(maps: list[tuple[str, np.ndarray]], image: np.ndarray, title: str) -> Figure:
+    """The image, then one row per layer with its first :data:`MAX_MAPS` maps (each scaled to
+    its own range: what lights up where)."""
+    columns = min(MAX_MAPS, max(m.shape[2] for _, m in maps))
+    fig = Figure(figsize=(1.0 + 0.75 * columns, 0.9 * (len(maps) + 1) + 0.6), dpi=DPI)
+    axes = fig.subplots(len(maps) + 1, columns + 1, squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    shown = np.asarray(image)
+    axes[0, 0].imshow(shown[..., 0] if shown.ndim == 3 and shown.shape[2] == 1 else shown, cmap="gray",
+                      interpolation="nearest")
+    axes[0, 0].set_title("input", fontsize=7)
+    for row, (name, m) in enumerate(maps, start=1):
+        axes[row, 0].text(0.5, 0.5, f"{name}\n{m.shape[0]}x{m.shape[1]}x{m.shape[2]}", ha="center", va="center",
+                          fontsize=7, transform=axes[row, 0].transAxes)
+        for j in range(min(columns, m.shape[2])):
+            axes[row, j + 1].imshow(m[:, :, j], cmap="viridis", interpolation="nearest")
+    fig.suptitle(title, fontsize=10)
+    return fig

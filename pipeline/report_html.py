@@ -1,0 +1,137 @@
+"""``reports/index.html``: one static page -- verdict, leaderboard, comparison plots,
+disagreement galleries, per-class deltas and the drawings of a few test images.
+
+Plain HTML and CSS, no script, no server: images are PNG files beside the page, linked by
+relative paths, so the folder opens from the file system (and from an MLflow artifact
+view). Every text is escaped with :func:`html.escape`. Pure functions: the page is a string
+built from :class:`Section` values; :func:`missing_images` lists the links that do not
+resolve, and :func:`explain <pipeline.explain.run>` refuses to write a page with any.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+.verdict { background: #f4f6fa; border-left: 4px solid #4c72b0; padding: .8em 1em; font-size: 1.05em; }
+table { border-collapse: collapse; font-size: .85em; margin: .5em 0; }
+th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: right; }
+th { background: #eee; } td.text, th.text { text-align: left; }
+tr.classical td.text:first-child { border-left: 4px solid #4c72b0; } tr.deep td.text:first-child { border-left: 4px solid #dd8452; }
+figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ddd; image-rendering: pixelated; }
+figcaption { font-size: .85em; color: #555; max-width: 100%; }
+nav a { margin-right: 1em; } .note { color: #666; font-size: .9em; }
+"""
+
+
+@dataclass
+class Picture:
+    """An image file beside the page: ``src`` relative to the page, a caption, a display width."""
+
+    src: str
+    caption: str = ""
+    width: int | None = None
+
+
+@dataclass
+class Table:
+    """A table: header names and rows of cell texts; ``row_classes`` style whole rows."""
+
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    row_classes: Sequence[str] = ()
+    text_columns: Sequence[int] = (0,)
+
+
+@dataclass
+class Section:
+    """One part of the page: a title (also its anchor), paragraphs, tables, pictures."""
+
+    title: str
+    paragraphs: Sequence[str] = ()
+    tables: Sequence[Table] = ()
+    pictures: Sequence[Picture] = ()
+    anchor: str = field(default="")
+
+    def __post_init__(self) -> None:
+        self.anchor = self.anchor or re.sub(r"[^a-z0-9]+", "-", self.title.lower()).strip("-")
+
+
+def _table(table: Table) -> str:
+    e = html.escape
+    head = "".join(f'<th class="{"text" if i in table.text_columns else ""}">{e(h)}</th>'
+                   for i, h in enumerate(table.header))
+    body = []
+    for r, row in enumerate(table.rows):
+        cls = table.row_classes[r] if r < len(table.row_classes) else ""
+        cells = "".join(f'<td class="{"text" if i in table.text_columns else ""}">{e(str(c))}</td>'
+                        for i, c in enumerate(row))
+        body.append(f'<tr class="{e(cls)}">{cells}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _picture(p: Picture) -> str:
+    e = html.escape
+    width = f' width="{int(p.width)}"' if p.width else ""
+    return (f'<figure><a href="{e(p.src)}"><img src="{e(p.src)}" alt="{e(p.caption or p.src)}"{width}></a>'
+            f"<figcaption>{e(p.caption)}</figcaption></figure>")
+
+
+def page(title: str, verdict: str, sections: Sequence[Section], footer: str = "") -> str:
+    """The whole page as one HTML string (UTF-8, no script)."""
+    e = html.escape
+    nav = " ".join(f'<a href="#{e(s.anchor)}">{e(s.title)}</a>' for s in sections)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        f"<title>{e(title)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
+        f"<h1>{e(title)}</h1>", f'<p class="verdict">{e(verdict)}</p>', f"<nav>{nav}</nav>",
+    ]
+    for s in sections:
+        parts.append(f'<h2 id="{e(s.anchor)}">{e(s.title)}</h2>')
+        parts += [f"<p>{e(text)}</p>" for text in s.paragraphs]
+        parts += [_table(t) for t in s.tables]
+        if s.pictures:
+            parts.append("<div>" + "".join(_picture(p) for p in s.pictures) + "</div>")
+    if footer:
+        parts.append(f'<p class="note">{e(footer)}</p>')
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+IMG_SRC = re.compile(r'<img [^>]*src="([^"]+)"')
+
+
+def image_sources(text: str) -> list[str]:
+    """The ``src`` of every ``<img>`` of a page, unescaped."""
+    return [html.unescape(src) for src in IMG_SRC.findall(text)]
+
+
+def missing_images(text: str, folder: Path) -> list[str]:
+    """The image links of a page in ``folder`` that do not resolve to a file there."""
+    return [src for src in image_sources(text) if not (folder / src).is_file()]
+
+
+def leaderboard_table(rows: Sequence[Mapping[str, str]], best: Sequence[str], level: str = "95 %") -> Table:
+    """The leaderboard CSV's main columns; the chosen best model of each approach is starred."""
+    def pct(value: str) -> str:
+        return f"{100 * float(value):.2f}" if value not in ("", None) else "-"
+
+    def interval(row: Mapping[str, str]) -> str:
+        low, high = row.get("test_accuracy_ci_low", ""), row.get("test_accuracy_ci_high", "")
+        return f"[{pct(low)}, {pct(high)}]" if low and high else "-"
+
+    header = ["#", "approach", "model", "test acc %", f"{level} CI", "≈ top", "val acc %", "params", "fit s"]
+    table_rows = []
+    for row in rows:
+        star = " ★" if row["model"] in best else ""
+        table_rows.append([row.get("rank", ""), row.get("approach", ""), row["model"] + star, pct(row["test_accuracy"]),
+                           interval(row), row.get("near_top", ""), pct(row.get("val_accuracy", "")),
+                           f"{int(float(row['param_count'])):,}" if row.get("param_count") else "-",
+                           row.get("fit_seconds", "") or "-"])
+    return Table(header, table_rows, [r.get("approach", "") for r in rows], text_columns=(1, 2, 5))
