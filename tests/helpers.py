@@ -4,6 +4,7 @@ Test modules import these from here, never from one another or from conftest.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -134,3 +135,51 @@ def square_split(counts: dict, *, noise: int, square: int, add: bool = False, se
         x[part], y[part] = images, labels.astype(np.int64)
     names = ["top", "middle", "bottom"]
     return Split(x, y, names, "toy", split_digest(x, y, names))
+
+
+# --- a real `mlflow server` on 127.0.0.1 (tests of a shared tracking store) ---
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(store: Path, timeout: float = 120):
+    """``mlflow server`` on a free 127.0.0.1 port, runs in ``store/server.db`` and artifacts
+    served from ``store/artifacts``; yields its URI once ``/health`` answers, stops it after."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
+         "--serve-artifacts", "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
+        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, f"mlflow server exited with {server.returncode}"
+            assert time.monotonic() < deadline, f"mlflow server did not answer within {timeout} s"
+            time.sleep(1)
+        yield uri
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
