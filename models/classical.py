@@ -15,7 +15,7 @@ from numbers import Integral, Real
 from typing import Any, Mapping, Sequence
 
 from models import classifiers
-from models.errors import ParameterError
+from models.errors import InputError, ParameterError
 
 PARAM_COUNT_DEFINITIONS: dict[str, str] = {
     "scale": "StandardScaler: mean_ + scale_ = 2 x input dim",
@@ -136,6 +136,81 @@ def make_search(pipeline, grid: Mapping[str, Sequence[Any]], cv=3, n_jobs: int =
             raise ParameterError(f"search grid: {key!r} must be a non-empty list of values; got {values!r}")
     param_grid = {f"clf__{key}": list(values) for key, values in grid.items()}
     return GridSearchCV(pipeline, param_grid, cv=cv, n_jobs=n_jobs)
+
+
+# --- model files: skops, which loads without running arbitrary code ---------------------------
+
+# modules whose types a model file of this project may hold: scikit-learn's estimators, numpy and
+# scipy values, and this project's extractors (features/). Anything else in a file is refused.
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "features.")
+
+
+def dumps(obj) -> bytes:
+    """``obj`` serialised with skops (the bytes of a ``.skops`` file)."""
+    import skops.io as sio
+
+    return sio.dumps(obj)
+
+
+def load_skops(path):
+    """An object from a ``.skops`` file this project wrote (an extractor, a model).
+
+    skops refuses to build any type it is not told to trust; trusted here are the types of
+    :data:`TRUSTED_MODULES`, so a file holding anything else (e.g. a type from an unknown
+    package) is refused instead of run.
+
+    Raises:
+        InputError: the file is missing, not a skops file, or holds a type outside
+            :data:`TRUSTED_MODULES` (named).
+    """
+    from pathlib import Path
+    from zipfile import BadZipFile
+
+    import skops.io as sio
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: model file not found")
+    try:
+        data = path.read_bytes()
+        untrusted = sio.get_untrusted_types(data=data)
+    except (BadZipFile, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: not a skops model file ({type(exc).__name__})") from None
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
+    if refused:
+        raise InputError(f"{path}: holds types this project never writes: {_allowed(refused)}; not loaded")
+    return sio.loads(data, trusted=untrusted)
+
+
+def image_pipeline(extractor, fitted_pipeline):
+    """One scikit-learn Pipeline from image batch to label: ``features`` (the fitted extractor of
+    the features stage), then the fitted ``scale`` / [``pca``] / ``clf`` steps. Nothing is refitted:
+    the steps are the fitted objects themselves, so it predicts exactly what they predict on the
+    extractor's matrices."""
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", extractor), *fitted_pipeline.steps])
+
+
+def load_pipeline(path):
+    """The image-in classical model ``artifacts/classical/<feature>-<classifier>.skops``.
+
+    Contract: ``model.predict(images)`` takes a uint8 image batch, shape ``(n, H, W)`` or
+    ``(n, H, W, C)`` with C = 1 or 3 (RGB), exactly as ``prepare``'s loader produces it at
+    params.yaml ``data.image_size`` x ``data.image_size`` and ``data.channels`` (the ``x_<part>``
+    arrays of ``data/prepared/split.npz``), and returns the predicted class indices ``(n,)``
+    (int64). Class ``i`` is ``class_names[i]`` of ``data/prepared/manifest.json`` (or of the
+    split file). ``predict_proba`` (logreg, random forest, kNN) or ``decision_function`` (the
+    SVMs) give per-class scores in the same column order. Images of another size are refused
+    by the extractor with a one-line ``features.errors.ImageError``.
+
+    Loading runs no code from the file (skops, :func:`load_skops`).
+    """
+    model = load_skops(path)
+    if not hasattr(model, "steps") or model.steps[0][0] != "features":
+        raise InputError(f"{path}: not an image-in pipeline (first step is not 'features'); "
+                         f"rerun its train_classical stage")
+    return model
 
 
 def _forest_count(forest) -> int:

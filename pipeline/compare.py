@@ -16,9 +16,14 @@ refuses models trained on different splits, and writes
 The stage only wires the parts together: read (:mod:`pipeline.results`) -> compute
 (:mod:`pipeline.verdict`, :mod:`pipeline.leaderboard`) -> render in memory
 (:mod:`pipeline.report_plots`) -> write every file atomically, only when all of it
-succeeded -> log. An MLflow run ``comparison`` gets the files as artifacts, the summary and
-the verdict's numbers as metrics, and becomes the parent of the model runs it read (their
-ids are in the ``.run.json`` files, so a stage DVC skipped keeps its earlier run).
+succeeded -> log. Each classical model's MLflow run is logged here, from its files
+(:mod:`pipeline.model_runs`: the ``train_classical`` stages import no MLflow or matplotlib, which
+cost more than most of their fits; a model whose files did not change since they were logged
+keeps its run). The CNN stages log their own runs (live epoch metrics; TensorFlow's import
+dwarfs MLflow's), their ids are in the ``.run.json`` files. An MLflow run ``comparison`` gets the
+files as artifacts, the summary and the verdict's numbers as metrics, and becomes the parent of
+the model runs. Last, the validation-selected best model of each approach and the champion are
+registered in the MLflow Model Registry (:mod:`pipeline.registry`).
 
 ``cvd compare --pair A B`` compares two configured models on the same test images and
 prints the verdict-style line for them, writing nothing.
@@ -85,6 +90,33 @@ def _write(outputs: Mapping[Path, bytes]) -> None:
     for dest, content in outputs.items():
         with atomic_path(dest) as tmp:
             tmp.write_bytes(content)
+
+
+def _log_classical_runs(cfg: Config, rows: list[dict], class_names: Sequence[str]) -> int:
+    """Fill ``mlflow_run_id`` of the classical rows with their runs, logged now from their files
+    unless already logged (:mod:`pipeline.model_runs`); returns how many were logged now. A row
+    whose ``.run.json`` names a run keeps it; one with no model file is left without a run."""
+    from pipeline.model_runs import log_classical_runs, model_path
+    from pipeline.tracking import experiment_id_of
+
+    todo = [r for r in rows if r["approach"] == "classical" and not r["mlflow_run_id"]
+            and model_path(r["model"]).is_file()]
+    if not todo:
+        return 0
+    run_ids, new = log_classical_runs(experiment_id_of(cfg.experiment), todo, class_names)
+    for row in rows:
+        row["mlflow_run_id"] = run_ids.get(row["model"], row["mlflow_run_id"])
+    return new
+
+
+def _register(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> str:
+    """Register the chosen models (:mod:`pipeline.registry`); the line to print."""
+    from pipeline import registry
+
+    name, done, warnings = registry.register(rows, summary)
+    for message in warnings:
+        _warn(message)
+    return registry.describe(name, done)
 
 
 def _log_comparison(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
@@ -188,6 +220,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
 
     # everything is rendered in memory first: a failure here writes nothing
     figures = _figures(cfg, rows, summary, images, class_names)
+    n_logged = _log_classical_runs(cfg, rows, class_names)
     outputs: dict[Path, bytes] = {
         REPORTS_DIR / "leaderboard.csv": leaderboard.csv_text(rows).encode("utf-8"),
         REPORTS_DIR / "leaderboard.md": leaderboard.markdown_table(rows, f"Leaderboard: {subtitle}", line, level)
@@ -205,7 +238,8 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
         _warn(message)
     print(f"wrote {REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(figures)} plots in "
           f"{PLOTS_DIR}/; MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of "
-          f"{n_linked} of {len(rows)} model runs")
+          f"{n_linked} of {len(rows)} model runs ({n_logged} classical runs logged now)")
+    print(_register(rows, summary))
     print(line)
     return leaderboard.dataframe(rows)
 

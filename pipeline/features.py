@@ -1,7 +1,9 @@
 """DVC stage ``features@<name>``: fit one extractor on TRAIN images, transform every split.
 
 Output: ``data/features/<name>.npz`` (float32 matrices + labels + the split's SHA-256, so
-the classifier stages need nothing else) and ``metrics/features/<name>.json`` (dimension,
+the classifier stages need nothing else), ``artifacts/features/<name>.skops`` (the fitted
+extractor, a scikit-learn transformer: ``train_classical`` puts it in front of each classifier
+to save one image-in pipeline) and ``metrics/features/<name>.json`` (dimension,
 fit/transform seconds, images/s), the same dict that is logged to MLflow. A stochastic
 extractor (one taking ``random_state``: the SIFT codebook) is also fitted with each extra seed
 of ``evaluation.repeats`` when it is > 1; those matrices go to the same file under
@@ -17,14 +19,41 @@ import numpy as np
 
 from pipeline.config import Config, component_section
 from pipeline.errors import DataError
-from pipeline.io import SPLITS, load_split, save_npz, write_json
+from pipeline.io import SPLITS, atomic_path, load_split, save_npz, write_json
 
 FEATURE_DIR = Path("data/features")
 METRICS_DIR = Path("metrics/features")
+EXTRACTOR_DIR = Path("artifacts/features")
 
 
 def feature_path(name: str) -> Path:
     return FEATURE_DIR / f"{name}.npz"
+
+
+def extractor_path(name: str) -> Path:
+    """``artifacts/features/<name>.skops``: the extractor fitted on the training images."""
+    return EXTRACTOR_DIR / f"{name}.skops"
+
+
+def save_extractor(extractor, name: str) -> Path:
+    """Write the fitted extractor with skops (loads without running code; see models.classical)."""
+    from models.classical import dumps
+
+    data = dumps(extractor)
+    dest = extractor_path(name)
+    with atomic_path(dest, suffix=".skops") as tmp:
+        tmp.write_bytes(data)
+    return dest
+
+
+def load_extractor(name: str):
+    """The fitted extractor ``features@<name>`` saved; one line naming the file when it is missing."""
+    from models.classical import load_skops
+
+    path = extractor_path(name)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `cvd features --name {name}` (or `dvc repro`) first")
+    return load_skops(path)
 
 
 def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
@@ -96,10 +125,11 @@ def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.np
     arrays |= {f"y_{p}": split.y[p] for p in SPLITS} | _extra_seed_matrices(cfg, name, split)
     save_npz(feature_path(name), class_names=np.array(split.class_names), dataset=np.array(split.dataset),
              split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
+    save_extractor(extractor, name)
 
-    from pipeline.tracking import log_metrics, stage_run
+    from pipeline.tracking import data_experiment, log_metrics, stage_run
 
-    with stage_run("features", experiment=cfg.experiment, run_name=f"features-{name}",
+    with stage_run("features", experiment=data_experiment(cfg.experiment), run_name=f"features-{name}",
                    dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
                    params={k: v for k, v in extractor.get_params().items()}):
         log_metrics(result)

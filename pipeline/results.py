@@ -8,14 +8,18 @@ Per model id (``hog-rbf_svm``, ``lenet5``):
                                     val_accuracy, param_count, ..., and over the seeds of
                                     ``evaluation.repeats`` (:func:`pipeline.repeats.repeat_summary`)
 * ``metrics/<dir>/<id>.run.json``  what varies run to run: timings, device, MLflow run id
-* ``plots/confusion/<id>.csv|png`` long-form confusion rows for DVC's ``confusion`` template
+* ``plots/confusion/<id>.csv``     long-form confusion rows for DVC's ``confusion`` template
+* ``plots/confusion/<id>.png``     the drawn matrix (CNNs; a classical model's is drawn by
+                                    ``compare`` for its MLflow run: the lean classical stage
+                                    imports no matplotlib)
 * ``plots/per_class/<id>.csv``     per-class precision/recall/F1/support
 * ``plots/history/<arch>.csv``     per-epoch training history (CNNs only)
 * ``predictions/<id>/val.csv``, ``predictions/<id>/test.csv``  one row per image of that part
                                     of ``data/prepared/split.npz`` (see :func:`write_predictions`);
                                     the paired comparison of two models reads them back
 
-The union of the two metric dicts is what is logged to the MLflow run, so DVC and MLflow
+The union of the two metric dicts is what is logged to the MLflow run (by the CNN stage
+itself, for a classical model by ``compare``: :mod:`pipeline.model_runs`), so DVC and MLflow
 never drift apart. Every reader here fails with one line naming the file and the
 ``dvc repro`` stage that writes it.
 """
@@ -113,13 +117,14 @@ def score_intervals(test: Predictions, n_classes: int, *, seed: int, confidence:
     return {key: round(float(v), DECIMALS) for key, v in zip(INTERVAL_KEYS, values)}
 
 
-def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, val: Predictions,
+def record_model(*, run: Any | None, approach: str, model_id: str, test: Predictions, val: Predictions,
                  class_names: list[str], param_count: int, model_path: Path, run_info: Mapping[str, Any],
                  seed: int, confidence: float, bootstrap_resamples: int,
                  extra_scores: Mapping[str, Any] | None = None,
-                 repeats: Sequence[Mapping[str, float]] = ()) -> dict:
+                 repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True) -> dict:
     """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
-    log them to ``run``.
+    log them to ``run`` (``None``: no MLflow here -- the classical stage, whose run ``compare``
+    logs from these files; with ``draw_confusion`` false no confusion PNG, which would import matplotlib).
 
     ``test``/``val`` are the model's predictions on every image of those parts, in split
     order (:meth:`Predictions.of`), each computed once by the stage; they are written to
@@ -133,12 +138,9 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
     logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
     is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
     predict_images_per_s, device, identity tags ...); the run's id and experiment id are
-    added to it here.
+    added to it here when there is a run.
     """
-    import mlflow
-
-    from models.evaluate import classification_metrics, confusion_long_rows, plot_confusion
-    from pipeline.tracking import log_metrics
+    from models.evaluate import classification_metrics, confusion_long_rows
 
     for part, p in (("test", test), ("val", val)):
         if np.ndim(p.scores) != 2 or np.shape(p.scores)[1] != len(class_names):
@@ -146,7 +148,6 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
                              f"({len(class_names)}); got shape {np.shape(p.scores)}")
     if test.score_kind != val.score_kind:
         raise ValueError(f"{model_id}: test and val scores differ in kind ({test.score_kind} / {val.score_kind})")
-    run_id = run.info.run_id
     y_true, y_pred = test.y_true, test.y_pred
     metrics = classification_metrics(y_true, y_pred, class_names)
     scores = {
@@ -162,8 +163,9 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
     own = {"seed": seed, "test_accuracy": scores["test_accuracy"], "macro_f1": scores["macro_f1"],
            "val_accuracy": scores.get("val_accuracy", float(np.mean(val.correct)))}
     scores |= repeat_summary([own, *repeats])
-    info = {**run_info, "model": model_id, "approach": approach,
-            "mlflow_run_id": run_id, "mlflow_experiment_id": run.info.experiment_id}
+    info = {**run_info, "model": model_id, "approach": approach}
+    if run is not None:
+        info |= {"mlflow_run_id": run.info.run_id, "mlflow_experiment_id": run.info.experiment_id}
 
     for part, p in (("test", test), ("val", val)):
         write_predictions(model_id, part, p)
@@ -172,21 +174,42 @@ def record_model(*, run: Any, approach: str, model_id: str, test: Predictions, v
     write_csv(confusion_csv, confusion_long_rows(y_true, y_pred, class_names), ["actual", "predicted"])
     per_class = [{"class": name, **values} for name, values in metrics["per_class"].items()]
     write_csv(per_class_csv, per_class, ["class", "precision", "recall", "f1", "support"])
-    figure = plot_confusion(metrics["confusion"], class_names,
-                            f"{model_id}: test accuracy {scores['test_accuracy']:.4f}")
-    with atomic_path(confusion_png) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-
-    log_metrics(scores, run_id=run_id)
-    log_metrics(info, run_id=run_id)
-    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
-    # history CSV share the file name <id>.csv, and in one folder each would replace the other
-    for path in (confusion_png, confusion_csv, per_class_csv):
-        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
+    if draw_confusion:
+        with atomic_path(confusion_png) as tmp:
+            tmp.write_bytes(confusion_png_bytes(metrics["confusion"], class_names, model_id, scores["test_accuracy"]))
+    if run is not None:
+        log_model_files(run.info.run_id, scores, info, confusion_png)
 
     write_json(scores_path(approach, model_id), scores)
     write_json(run_info_path(approach, model_id), info)
     return {**scores, **info}
+
+
+def confusion_png_bytes(confusion, class_names: Sequence[str], model_id: str, test_accuracy: float) -> bytes:
+    """The model's test confusion matrix drawn as a PNG (:func:`models.evaluate.plot_confusion`)."""
+    import io
+
+    from models.evaluate import plot_confusion
+
+    figure = plot_confusion(confusion, class_names, f"{model_id}: test accuracy {test_accuracy:.4f}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:
+    """Log a model's scores and run info (their numbers) and its plot files to the MLflow run ``run_id``."""
+    import mlflow
+
+    from pipeline.tracking import log_metrics
+
+    model_id = info["model"]
+    log_metrics(scores, run_id=run_id)
+    log_metrics(info, run_id=run_id)
+    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
+    # history CSV share the file name <id>.csv, and in one folder each would replace the other
+    for path in (confusion_png, CONFUSION_DIR / f"{model_id}.csv", PER_CLASS_DIR / f"{model_id}.csv"):
+        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
 
 
 # --- reading --------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
   ``dvc_exp_name``); it is marked FAILED if the stage raises.
 * Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics,
   to the run id they were given.
+* The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`): their
+  stages import no MLflow.
 * ``compare`` links the model runs to its comparison run (:func:`link_to_parent`) and
   ``cvd compare --from-mlflow`` finds the newest model runs (:func:`latest_finished_runs`).
 """
@@ -106,25 +108,33 @@ def flat_params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def common_tags(stage: str, *, dataset: str, split_sha256: str) -> dict[str, str]:
+    """The tags every run of this project carries: ``stage``, ``dataset``, ``split_sha256``,
+    ``git_commit``, ``pipeline_run`` and, inside ``dvc exp run``, ``dvc_exp_name``."""
+    tags = {"stage": stage, "dataset": dataset, "split_sha256": split_sha256, "git_commit": git_commit(),
+            "pipeline_run": pipeline_run_id()}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def experiment_id_of(experiment: str) -> str:
+    """Point MLflow at :func:`tracking_uri` and return the id of ``experiment``, created if new."""
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    return _experiment_id(mlflow, experiment, uri)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
               tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
     """Open an MLflow run with the project's common tags; FAILED if the block raises."""
     import mlflow
 
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment_id = _experiment_id(mlflow, experiment, uri)
-    all_tags = {
-        "stage": stage,
-        "dataset": dataset,
-        "split_sha256": split_sha256,
-        "git_commit": git_commit(),
-        "pipeline_run": pipeline_run_id(),
-    }
-    if os.environ.get("DVC_EXP_NAME"):
-        all_tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    all_tags.update(tags or {})
+    experiment_id = experiment_id_of(experiment)
+    all_tags = common_tags(stage, dataset=dataset, split_sha256=split_sha256) | dict(tags or {})
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
     try:
         if params:
@@ -202,3 +212,9 @@ def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str 
     for r in runs:
         latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
     return latest, split
+
+
+def data_experiment(experiment: str) -> str:
+    """``<experiment>-data``: the experiment of the data stages' runs (prepare, features), so that
+    ``experiment`` holds only the model runs and their comparisons (what ``cvd ui`` opens on)."""
+    return f"{experiment}-data"

@@ -2,15 +2,23 @@
 
 Fits on the training split (or, with ``classical.search: true``, a grid search scored on
 the validation split and refitted on train+validation -- never on test), predicts the
-validation and test images once each (labels + per-class scores, :func:`predict_part`),
+validation and test rows once each (per-class scores, and labels from their argmax or one
+``predict``: :func:`predict_part`), times ``predict`` on a bounded sample of test rows,
 evaluates on test and writes the shared model outputs, per-image predictions included
 (see :mod:`pipeline.results`). A stochastic model (:mod:`pipeline.repeats`) is then refitted
 with each extra seed of ``evaluation.repeats``, on that seed's features when the extractor is
-the stochastic part, to add its scores to the metrics and a nested MLflow run.
+the stochastic part, to add its scores to the metrics.
 
-The model is saved with skops (``artifacts/classical/<id>.skops``), which loads without
-running arbitrary code; joblib/pickle files execute code when loaded and must only be
-loaded from a trusted source.
+The model is saved as ONE scikit-learn Pipeline from image batch to label -- the extractor the
+features stage fitted (``artifacts/features/<feature>.skops``) followed by the fitted scaler /
+PCA / classifier, composed without refitting -- at ``artifacts/classical/<id>.skops``
+(:func:`models.classical.load_pipeline` reads it). skops loads without running arbitrary
+code; joblib/pickle files execute code when loaded and must only be loaded from a trusted source.
+
+This process imports neither MLflow nor matplotlib (together ~2 s a stage, more than most fits
+here): ``compare``, which imports both anyway, logs each classical model's MLflow run from the
+files written here (:mod:`pipeline.model_runs`). The CNN stages log their own runs (live epoch
+metrics; TensorFlow's import dwarfs MLflow's).
 """
 from __future__ import annotations
 
@@ -24,6 +32,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.io import SPLITS, atomic_path
 
 ARTIFACT_DIR = Path("artifacts/classical")
+THROUGHPUT_SAMPLE = 1000  # test rows timed for predict_images_per_s
 
 
 def model_id(feature: str, classifier: str) -> str:
@@ -73,38 +82,13 @@ def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None)
     return pipe, time.perf_counter() - start, None
 
 
-def save_model(pipe, dest: Path) -> list[str]:
-    """Write the pipeline with skops; return the non-default types it holds.
+def save_model(model, dest: Path) -> None:
+    """Write the image-in pipeline with skops (:func:`models.classical.load_pipeline` reads it)."""
+    from models.classical import dumps
 
-    Those types are exactly what this stage built, so they are the ones to trust when the
-    file is loaded again (here: by MLflow's serving-input check). Serialising once and
-    inspecting the bytes matters for big models (a random forest: ~1 s per dump).
-    """
-    import skops.io as sio
-
-    data = sio.dumps(pipe)
+    data = dumps(model)
     with atomic_path(dest, suffix=".skops") as tmp:
         tmp.write_bytes(data)
-    return sio.get_untrusted_types(data=data)
-
-
-def log_sklearn_model(pipe, example: np.ndarray, trusted: list[str]) -> None:
-    """Log the fitted pipeline in MLflow's sklearn flavour (skops format) with a signature.
-
-    Requirements are given explicitly: MLflow's inference would re-import the model in a
-    subprocess, which costs more than training most of these models. ``trusted`` are the
-    skops types of the pipeline this stage just built (:func:`save_model`).
-    """
-    from importlib.metadata import version
-
-    import mlflow
-    from mlflow.models import infer_signature
-
-    mlflow.sklearn.log_model(
-        pipe, name="model", input_example=example, signature=infer_signature(example, pipe.predict(example)),
-        pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy")],
-        skops_trusted_types=trusted or None,
-    )
 
 
 def class_scores(pipe, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
@@ -133,18 +117,35 @@ def class_scores(pipe, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
     return scores, kind
 
 
-def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, timed: bool = False):
-    """One pass of ``predict`` and one of :func:`class_scores` over a part of the split:
-    ``(Predictions, images per second of the predict pass or None)``."""
-    from models.evaluate import time_predict
+def _predict_is_argmax(clf) -> bool:
+    """Whether ``clf.predict`` is the argmax of its :func:`class_scores` (all registered
+    classifiers but the libsvm ones, whose ``predict`` is a one-vs-one vote that can differ
+    from the argmax of their one-vs-rest decision function or of Platt's probabilities)."""
+    from sklearn.svm import SVC, NuSVC
+
+    return not isinstance(clf, (SVC, NuSVC))
+
+
+def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int):
+    """The model's :class:`Predictions` of every image of a part, computed once: the rows go
+    through the fitted preprocessing steps once, then the classifier gives its per-class scores;
+    the labels are their argmax where that is how the classifier predicts, else one ``predict``."""
     from pipeline.results import Predictions
 
-    if timed:
-        y_pred, images_per_s = time_predict(pipe.predict, x, repeats=1)
-    else:
-        y_pred, images_per_s = pipe.predict(x), None
-    scores, kind = class_scores(pipe, x, n_classes)
-    return Predictions.of(y, y_pred, scores, kind), images_per_s
+    transformed = pipe[:-1].transform(x) if len(pipe.steps) > 1 else x
+    clf = pipe[-1]
+    scores, kind = class_scores(clf, transformed, n_classes)
+    y_pred = scores.argmax(axis=1) if _predict_is_argmax(clf) else clf.predict(transformed)
+    return Predictions.of(y, y_pred, scores, kind)
+
+
+def images_per_second(pipe, x: np.ndarray, sample: int = THROUGHPUT_SAMPLE) -> float:
+    """``pipe.predict`` throughput on the first ``min(n, sample)`` rows: a bounded sample, so
+    the figure costs little on a large test set and the predictions are computed only once."""
+    from models.evaluate import time_predict
+
+    _, rate = time_predict(pipe.predict, x[:sample], repeats=1)
+    return rate
 
 
 def extra_seed_data(cfg: Config, feature: str, classifier: str, data: dict) -> list[tuple[int, dict]]:
@@ -162,10 +163,11 @@ def extra_seed_data(cfg: Config, feature: str, classifier: str, data: dict) -> l
     return out
 
 
-def train_extra_seeds(cfg: Config, classifier: str, mid: str, seeded: list[tuple[int, dict]], run) -> list[dict]:
-    """Fit and score the model once per ``(seed, data)``, each logged as an MLflow run nested
-    under ``run``; their scores (:func:`pipeline.repeats.seed_scores`), in seed order."""
-    from pipeline.repeats import log_seed_run, seed_scores
+def train_extra_seeds(cfg: Config, classifier: str, seeded: list[tuple[int, dict]]) -> list[dict]:
+    """Fit and score the model once per ``(seed, data)``; their scores
+    (:func:`pipeline.repeats.seed_scores`), in seed order. ``compare`` logs each as an MLflow run
+    nested under the model's (from the metrics' ``per_seed``)."""
+    from pipeline.repeats import seed_scores
 
     scores = []
     for seed, data in seeded:
@@ -173,53 +175,48 @@ def train_extra_seeds(cfg: Config, classifier: str, mid: str, seeded: list[tuple
         val_accuracy = np.mean(pipe.predict(data["x_val"]) == data["y_val"])
         scores.append(seed_scores(seed, data["y_test"], pipe.predict(data["x_test"]), val_accuracy,
                                   len(data["class_names"])))
-        log_seed_run(run, approach="classical", model_id=mid, scores=scores[-1])
     return scores
 
 
 def run(cfg: Config, feature: str, classifier: str) -> dict:
-    import mlflow
-
-    from models.classical import param_count
-    from pipeline.features import load_features
+    from models.classical import image_pipeline, param_count
+    from pipeline.features import load_extractor, load_features
     from pipeline.results import record_model
-    from pipeline.tracking import stage_run
 
     _check_names(feature, classifier)
     build_classifier(cfg, classifier)  # a bad classical.<classifier> is reported before any data is read
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
         raise DataError(f"data/features/{feature}.npz: rows and labels differ; rerun `cvd features --name {feature}`")
+    extractor = load_extractor(feature)
     seeded = extra_seed_data(cfg, feature, classifier, data)
     mid = model_id(feature, classifier)
     tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
     params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
               "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
-    with stage_run("train_classical", experiment=cfg.experiment, run_name=f"classical-{mid}",
-                   dataset=data["dataset"], split_sha256=data["split_sha256"], tags=tags, params=params) as run:
-        pipe, fit_seconds, best = fit_model(cfg, classifier, data)
-        if best:
-            mlflow.log_params({f"best.{k.removeprefix('clf__')}": v for k, v in best.items()},
-                              run_id=run.info.run_id)
-        n_classes = len(data["class_names"])
-        val, _ = predict_part(pipe, data["x_val"], data["y_val"], n_classes)
-        test, images_per_s = predict_part(pipe, data["x_test"], data["y_test"], n_classes, timed=True)
-        val_accuracy = float(np.mean(val.correct))
-        repeats = train_extra_seeds(cfg, classifier, mid, seeded, run)
 
-        dest = ARTIFACT_DIR / f"{mid}.skops"
-        trusted = save_model(pipe, dest)
-        result = record_model(
-            run=run, approach="classical", model_id=mid, test=test, val=val,
-            class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
-            seed=cfg.seed, confidence=cfg.evaluation.confidence,
-            bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
-            extra_scores={"val_accuracy": round(val_accuracy, 6), "feature_dim": int(data["x_train"].shape[1])},
-            repeats=repeats,
-            run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
-                      "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1)},
-        )
-        log_sklearn_model(pipe, data["x_test"][:2], trusted)
+    pipe, fit_seconds, best = fit_model(cfg, classifier, data)
+    params |= {f"best.{k.removeprefix('clf__')}": v for k, v in (best or {}).items()}
+    n_classes = len(data["class_names"])
+    val = predict_part(pipe, data["x_val"], data["y_val"], n_classes)
+    test = predict_part(pipe, data["x_test"], data["y_test"], n_classes)
+    images_per_s = images_per_second(pipe, data["x_test"])
+    repeats = train_extra_seeds(cfg, classifier, seeded)
+
+    dest = ARTIFACT_DIR / f"{mid}.skops"
+    save_model(image_pipeline(extractor, pipe), dest)
+    result = record_model(
+        run=None, approach="classical", model_id=mid, test=test, val=val,
+        class_names=data["class_names"], param_count=param_count(pipe), model_path=dest,
+        seed=cfg.seed, confidence=cfg.evaluation.confidence,
+        bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
+        extra_scores={"val_accuracy": round(float(np.mean(val.correct)), 6),
+                      "feature_dim": int(data["x_train"].shape[1])},
+        repeats=repeats, draw_confusion=False,
+        run_info={**tags, "dataset": data["dataset"], "split_sha256": data["split_sha256"],
+                  "fit_seconds": round(fit_seconds, 4), "predict_images_per_s": round(images_per_s, 1),
+                  "params": {k: str(v) for k, v in params.items()}},
+    )
     spread = (f" (mean {result['test_accuracy_mean']:.4f} ± {result['test_accuracy_sd']:.4f} over "
               f"{result['repeats']} seeds)" if result["repeats"] > 1 else "")
     print(f"{mid}: test accuracy {result['test_accuracy']:.4f}{spread}, macro-F1 {result['macro_f1']:.4f}, "

@@ -196,8 +196,12 @@ def test_leaderboard_ranks_every_configured_model(compared):
     raw_knn = next(line for line in lines if "raw-knn" in line)
     assert "1,249,290" in raw_knn and "2.6 MB" in raw_knn and " 0.004 " in raw_knn
     assert lines[-1] == VERDICT
-    assert lines[-4].startswith("95 % CI: Wilson interval of the test accuracy on 360 test images. ≈ top: ")
-    assert "warning" not in compared.err
+    assert lines[-5].startswith("95 % CI: Wilson interval of the test accuracy on 360 test images. ≈ top: ")
+    assert lines[-2].startswith("registered classic-vs-deep-digits: ")
+    # the only warnings: these hand-made runs have no logged model to register
+    warnings = [line for line in compared.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: not registered in classic-vs-deep-digits: "), \
+        warnings
 
 
 # lenet5 gets 3 of the 360 test images wrong, hog-rbf_svm 4, no image in common: 4 vs 3 discordant,
@@ -338,7 +342,8 @@ def test_missing_model_runs_warn_but_do_not_fail(workdir, compared, monkeypatch)
     df, out, err = _run_quietly(compare.run, make_config(experiment="cvd-compare-test-missing"))
     assert len(df) == 5 and Path("reports/summary.json").is_file()
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 2, err
+    assert len(warnings) == 3, err  # the third: runs that do not exist cannot be registered either
+    assert warnings[2].startswith("warning: not registered in classic-vs-deep-digits: lenet5 as champion, best-deep")
     assert warnings[0] == "warning: no mlflow_run_id in the .run.json of raw-knn; not linked to the comparison run"
     assert warnings[1].startswith("warning: MLflow run(s) of lenet5 (00000000000000000000000000000004), ")
     assert "not linked" in warnings[1] and "(+0 more)" not in warnings[1]

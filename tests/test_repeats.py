@@ -55,6 +55,16 @@ def without_new_keys(scores: dict) -> str:
     return json.dumps({k: v for k, v in scores.items() if k not in NEW_KEYS}, indent=2, sort_keys=True)
 
 
+def logged_run(model_id: str) -> str:
+    """The classical model's MLflow run, logged from its files as `compare` does."""
+    from pipeline.model_runs import log_classical_runs
+    from pipeline.tracking import experiment_id_of
+
+    run_ids, _ = log_classical_runs(experiment_id_of("cvd-repeats-test"), [{"approach": "classical", "model": model_id}],
+                                    ["top", "middle", "bottom"])
+    return run_ids[model_id]
+
+
 def seed_runs(parent_id: str) -> list:
     return MlflowClient().search_runs(
         [mlflow.get_run(parent_id).info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -79,13 +89,13 @@ def test_random_forest_repeats_add_per_seed_scores_and_keep_the_first_seed_bit_i
     features.run(make_config(), "raw")
     outputs = ("predictions/raw-random_forest/test.csv", "predictions/raw-random_forest/val.csv",
                "plots/confusion/raw-random_forest.csv")
-    single = train_classical.run(make_config(1), "raw", "random_forest")
+    train_classical.run(make_config(1), "raw", "random_forest")
     once, once_files = scores_of("raw-random_forest"), [Path(p).read_bytes() for p in outputs]
     assert_summary(once, 1)
     assert once["test_accuracy_sd"] == once["macro_f1_sd"] == 0.0
-    assert seed_runs(single["mlflow_run_id"]) == []
+    assert seed_runs(logged_run("raw-random_forest")) == []
 
-    result = train_classical.run(make_config(3), "raw", "random_forest")
+    train_classical.run(make_config(3), "raw", "random_forest")
     thrice = scores_of("raw-random_forest")
     assert_summary(thrice, 3)
     per_seed = thrice["per_seed"]
@@ -95,7 +105,8 @@ def test_random_forest_repeats_add_per_seed_scores_and_keep_the_first_seed_bit_i
     assert without_new_keys(thrice) == without_new_keys(once)
     assert [Path(p).read_bytes() for p in outputs] == once_files
 
-    runs = seed_runs(result["mlflow_run_id"])
+    run_id = logged_run("raw-random_forest")
+    runs = seed_runs(run_id)
     assert [r.info.run_name for r in runs] == [f"raw-random_forest-seed{s}" for s in per_seed["seed"][1:]]
     for i, run in enumerate(runs, start=1):
         assert run.info.status == "FINISHED"
@@ -103,7 +114,7 @@ def test_random_forest_repeats_add_per_seed_scores_and_keep_the_first_seed_bit_i
             "classical", "raw-random_forest", str(per_seed["seed"][i]))
         assert {k: run.data.metrics[k] for k in ("test_accuracy", "val_accuracy", "macro_f1")} == {
             k: per_seed[k][i] for k in ("test_accuracy", "val_accuracy", "macro_f1")}
-    parent = mlflow.get_run(result["mlflow_run_id"]).data.metrics
+    parent = mlflow.get_run(run_id).data.metrics
     assert parent["repeats"] == 3 and parent["test_accuracy_sd"] == thrice["test_accuracy_sd"]
     assert parent["test_accuracy"] == thrice["test_accuracy"]  # the model run keeps the first seed's scores
 
@@ -113,10 +124,10 @@ def test_a_deterministic_model_trains_once_whatever_repeats_says(workdir):
     features.run(cfg, "raw")
     with np.load("data/features/raw.npz") as npz:
         assert not [key for key in npz.files if "__seed" in key]  # raw takes no seed: no extra matrices
-    result = train_classical.run(cfg, "raw", "logreg")
+    train_classical.run(cfg, "raw", "logreg")
     scores = scores_of("raw-logreg")
     assert_summary(scores, 1)
-    assert scores["per_seed"]["seed"] == [42] and seed_runs(result["mlflow_run_id"]) == []
+    assert scores["per_seed"]["seed"] == [42] and seed_runs(logged_run("raw-logreg")) == []
 
 
 def test_sift_features_make_logreg_stochastic(workdir):
@@ -138,10 +149,10 @@ def test_sift_features_make_logreg_stochastic(workdir):
         assert data[repeats.matrix_key("test", seed)].dtype == np.float32
         assert not np.array_equal(data[repeats.matrix_key("train", seed)], data["x_train"])
 
-    result = train_classical.run(cfg, "sift", "logreg")
+    train_classical.run(cfg, "sift", "logreg")
     scores = scores_of("sift-logreg")
     assert_summary(scores, 3)
-    assert len(seed_runs(result["mlflow_run_id"])) == 2
+    assert len(seed_runs(logged_run("sift-logreg"))) == 2
 
 
 def test_missing_seed_matrices_fail_before_training(workdir):

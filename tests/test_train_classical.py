@@ -4,15 +4,19 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import mlflow
 import numpy as np
 import pytest
-import skops.io as sio
 import yaml
 
 from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
-from pipeline import features, results, train_classical
+from models.classical import load_pipeline
+from pipeline import features, model_runs, results, train_classical
+from pipeline.tracking import experiment_id_of
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import save_split
@@ -43,32 +47,87 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_stage_writes_metrics_plots_model_and_mlflow_run(workdir):
+def test_stage_writes_metrics_plots_and_an_image_in_model(workdir):
     cfg = make_config()
     result = train_classical.run(cfg, "hog", "logreg")
     scores = json.loads((workdir / "metrics/classical/hog-logreg.json").read_text())
     info = json.loads((workdir / "metrics/classical/hog-logreg.run.json").read_text())
     assert scores["test_accuracy"] == pytest.approx(1.0)  # the toy classes are trivially separable
     assert scores["param_count"] == result["param_count"] > 0
-    assert info["mlflow_run_id"] == result["mlflow_run_id"] and info["fit_seconds"] >= 0
+    assert info["fit_seconds"] >= 0 and info["params"]["C"] == "1.0" and "mlflow_run_id" not in info
     with open(workdir / "plots/confusion/hog-logreg.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 12 and set(rows[0]) == {"actual", "predicted"}
-    model = sio.load(workdir / "artifacts/classical/hog-logreg.skops",
-                     trusted=sio.get_untrusted_types(file=workdir / "artifacts/classical/hog-logreg.skops"))
-    data = features.load_features("hog")
-    assert np.array_equal(model.predict(data["x_test"]), data["y_test"])
+    assert not (workdir / "plots/confusion/hog-logreg.png").exists()  # drawn by compare, for MLflow
+    # one pipeline from images to labels: the features stage's fitted extractor + the classifier
+    model = load_pipeline(workdir / "artifacts/classical/hog-logreg.skops")
+    assert [name for name, _ in model.steps] == ["features", "scale", "clf"]
+    split = make_split()
+    test = results.read_predictions("hog-logreg", "test")
+    assert np.array_equal(model.predict(split.x["test"]), test.y_pred)
+    assert np.array_equal(model.predict(split.x["test"][..., 0]), test.y_pred)  # (n, H, W) too
+    assert np.allclose(model.predict_proba(split.x["test"]), test.scores, atol=1e-7)
 
-    run = mlflow.get_run(info["mlflow_run_id"])
+
+def test_saved_pipelines_predict_what_the_stage_predicted(workdir):
+    """Every classifier, and PCA in between: the image-in model reproduces the stage's test and
+    validation labels exactly (nothing refitted when it was composed)."""
+    split = make_split()
+    cfg = make_config(pca=5)
+    for classifier in ("rbf_svm", "linear_svm", "random_forest", "knn"):
+        train_classical.run(cfg, "hog", classifier)
+        model = load_pipeline(workdir / f"artifacts/classical/hog-{classifier}.skops")
+        assert [name for name, _ in model.steps] == ["features", "scale", "pca", "clf"]
+        for part in ("val", "test"):
+            found = results.read_predictions(f"hog-{classifier}", part)
+            assert np.array_equal(model.predict(split.x[part]), found.y_pred), (classifier, part)
+
+
+def test_stage_process_imports_no_mlflow_or_matplotlib(workdir):
+    code = ("import sys; from pipeline import train_classical; from pipeline.config import load_config; "
+            "train_classical.run(load_config('params.yaml'), 'hog', 'logreg'); "
+            "print(sorted(m for m in ('mlflow', 'matplotlib') if m in sys.modules))")
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["features"]["names"] = ["raw", "hog"]
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    out = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (workdir / "metrics/classical/hog-logreg.json").is_file()
+
+
+def test_compare_logs_the_stage_files_to_mlflow_once(workdir):
+    cfg = make_config()
+    result = train_classical.run(cfg, "hog", "logreg")
+    scores = json.loads((workdir / "metrics/classical/hog-logreg.json").read_text())
+    experiment_id = experiment_id_of("cvd-train-classical-test")
+    rows = [{"approach": "classical", "model": "hog-logreg"}]
+    run_ids, new = model_runs.log_classical_runs(experiment_id, rows, ["top", "middle", "bottom"])
+    assert new == 1
+    run = mlflow.get_run(run_ids["hog-logreg"])
+    assert run.info.run_name == "classical-hog-logreg" and run.info.status == "FINISHED"
     assert run.data.tags["approach"] == "classical" and run.data.tags["feature"] == "hog"
     assert run.data.tags["classifier"] == "logreg" and run.data.tags["split_sha256"] == make_split().sha256
+    assert run.data.tags["stage"] == "train_classical" and run.data.params["C"] == "1.0"
     for key in ("test_accuracy", "macro_f1", "param_count", "fit_seconds", "predict_images_per_s"):
         assert key in run.data.metrics
-    assert run.data.metrics["param_count"] == scores["param_count"]
+    assert run.data.metrics["param_count"] == scores["param_count"] == result["param_count"]
     for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high", "n_test"):
         assert run.data.metrics[key] == scores[key], key
-    logged = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/model")
-    assert np.array_equal(logged.predict(data["x_test"]), data["y_test"])
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots/confusion")}
+    assert artifacts == {"plots/confusion/hog-logreg.png", "plots/confusion/hog-logreg.csv"}
+    # the logged model takes images, like the file
+    images = make_split().x["test"]
+    logged = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert logged.metadata.get_input_schema().inputs[0].shape == (-1, 16, 16, 1)
+    assert np.array_equal(logged.predict(images), make_split().y["test"])
+    # unchanged files: the same run, nothing logged; a retrained model: a new run
+    assert model_runs.log_classical_runs(experiment_id, rows, ["top", "middle", "bottom"]) == (run_ids, 0)
+    train_classical.run(make_config(logreg={"C": 0.5, "max_iter": 2000}), "hog", "logreg")
+    again, new = model_runs.log_classical_runs(experiment_id, rows, ["top", "middle", "bottom"])
+    assert new == 1 and again["hog-logreg"] != run_ids["hog-logreg"]
+    assert mlflow.get_run(again["hog-logreg"]).data.params["C"] == "0.5"
 
 
 def assert_intervals_hold_the_estimates(scores: dict, n_test: int) -> None:
@@ -93,10 +152,8 @@ def test_stage_writes_per_image_probabilities_and_intervals(workdir):
         assert np.array_equal(found.scores.argmax(axis=1), found.y_pred)
     test = results.read_predictions("hog-logreg", "test")
     assert scores["test_accuracy"] == pytest.approx(np.mean(test.correct), abs=1e-6)
-    model = sio.load(workdir / "artifacts/classical/hog-logreg.skops",
-                     trusted=sio.get_untrusted_types(file=workdir / "artifacts/classical/hog-logreg.skops"))
-    x_test = features.load_features("hog")["x_test"]
-    assert np.allclose(test.scores, model.predict_proba(x_test), atol=1e-7)
+    model = load_pipeline(workdir / "artifacts/classical/hog-logreg.skops")
+    assert np.allclose(test.scores, model.predict_proba(split.x["test"]), atol=1e-7)
 
 
 @pytest.mark.parametrize("classifier", ["rbf_svm", "linear_svm"])
@@ -106,14 +163,12 @@ def test_svms_write_decision_scores(workdir, classifier):
     scores = json.loads((workdir / f"metrics/classical/hog-{classifier}.json").read_text())
     assert scores["score_kind"] == "decision_function"
     assert_intervals_hold_the_estimates(scores, 12)
-    model = sio.load(workdir / f"artifacts/classical/hog-{classifier}.skops",
-                     trusted=sio.get_untrusted_types(file=workdir / f"artifacts/classical/hog-{classifier}.skops"))
-    data = features.load_features("hog")
+    model = load_pipeline(workdir / f"artifacts/classical/hog-{classifier}.skops")
     for part in ("val", "test"):
         found = results.read_predictions(f"hog-{classifier}", part)
         assert len(found) == len(split.y[part]) and found.score_kind == "decision_function"
-        assert np.array_equal(found.y_pred, model.predict(data[f"x_{part}"]))
-        assert np.allclose(found.scores, model.decision_function(data[f"x_{part}"]), rtol=1e-6, atol=1e-6)
+        assert np.array_equal(found.y_pred, model.predict(split.x[part]))
+        assert np.allclose(found.scores, model.decision_function(split.x[part]), rtol=1e-6, atol=1e-6)
         assert np.array_equal(found.scores.argmax(axis=1), found.y_pred)
 
 
@@ -148,11 +203,14 @@ def test_same_seed_gives_byte_identical_metrics(workdir):
     assert [path.read_bytes() for path in paths] == first
 
 
-def test_grid_search_logs_best_params(workdir):
+def test_grid_search_records_best_params(workdir):
     cfg = make_config(search=True)
-    result = train_classical.run(cfg, "hog", "knn")
-    run = mlflow.get_run(result["mlflow_run_id"])
-    assert "best.n_neighbors" in run.data.params
+    train_classical.run(cfg, "hog", "knn")
+    info = json.loads((workdir / "metrics/classical/hog-knn.run.json").read_text())
+    assert info["params"]["best.n_neighbors"] in {"3", "5", "7"}  # params.yaml classical.grid.knn
+    run_ids, _ = model_runs.log_classical_runs(experiment_id_of("cvd-search-test"),
+                                               [{"approach": "classical", "model": "hog-knn"}], ["a", "b", "c"])
+    assert mlflow.get_run(run_ids["hog-knn"]).data.params["best.n_neighbors"] == info["params"]["best.n_neighbors"]
 
 
 def test_bad_names_and_missing_features(workdir):
