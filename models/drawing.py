@@ -26,6 +26,13 @@ def _layer(model: Any, name: str) -> Any:
         raise InputError(f"model {model.name!r} has no layer {name!r}; its layers: {names}") from None
 
 
+def conv_layer_names(model: Any) -> list[str]:
+    """The names of the model's 2-D convolution layers, input to output."""
+    import keras
+
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
 def conv_filters(model: Any, name: str) -> np.ndarray:
     """The kernel of convolution layer ``name``: float32 ``(F, F, C_in, K)``."""
     layer = _layer(model, name)

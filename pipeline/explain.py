@@ -276,21 +276,21 @@ VISUAL_CAPTIONS = {
 
 def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[Mapping[str, str]],
                explain_files: Sequence[str], counts: Mapping[str, Any], drawn: Sequence[str],
-               visual_files: Sequence[str], level: str) -> str:
+               visual_files: Sequence[str], level: str, plots: Sequence[str] = ()) -> str:
     """reports/index.html from what exists: ``explain_files`` (names in reports/explain/),
-    ``visual_files`` (paths under reports/explain/visualize/), ``drawn`` (image folder names)."""
+    ``visual_files`` (paths under reports/explain/visualize/), ``drawn`` (image folder names),
+    ``plots`` (compare's plots in reports/plots/, by name)."""
     from pipeline.report_html import Picture, Section, Table, leaderboard_table, page
 
     c, d = counts["classical"], counts["deep"]
     have = set(explain_files)
     ex = EXPLAIN_DIR.relative_to(REPORTS_DIR).as_posix()
-    plots = [Picture(f"plots/{name}.png", name.replace("_", " ")) for name in PLOTS
-             if (REPORTS_DIR / "plots" / f"{name}.png").is_file()]
+    plot_pictures = [Picture(f"plots/{name}.png", name.replace("_", " "), width=560) for name in plots]
     sections = [
         Section("Leaderboard", [f"Ranked by test accuracy; ★ = the best model of each approach, chosen on validation "
                                 f"accuracy, which the verdict compares. {summary.get('dataset', '')}, "
                                 f"{counts['n_test']:,} test images."],
-                tables=[leaderboard_table(leaderboard, [c, d], level)], pictures=plots),
+                tables=[leaderboard_table(leaderboard, [c, d], level)], pictures=plot_pictures),
         Section("Per class", [f"Test accuracy of {c} (classical) and {d} (deep) on each class, and the difference "
                               f"(deep - classical, in points)."],
                 tables=[Table(["class", "test images", f"{c} %", f"{d} %", "deep - classical"],
@@ -326,7 +326,7 @@ def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[M
             "What each approach computes from this image: the handcrafted features the classifiers get, and the "
             "CNNs' feature maps after each convolution and pooling layer (cvd visualize draws any image)."],
             pictures=[Picture(f"{vis}/{name}/{s}.png", VISUAL_CAPTIONS.get(s, s.replace("_", " ")),
-                              width=256 if s == "image" else None) for s in stems]))
+                              width=256 if s == "image" else None, pixels=s == "image") for s in stems]))
     shared = sorted(f for f in visual_files if f.startswith(("lecture/", "cnn/")))
     sections.append(Section("The lecture's examples and the learnt filters", [
         "The worked convolution, padding, stride and pooling examples computed by features/conv.py, and the "
@@ -392,7 +392,8 @@ def run(cfg: Config) -> dict:
     pictures = visualize.split_pictures(split, "test", chosen)
     drawings = visualize.render(pictures, visualize.prepare_tools(cfg, split, None, pictures))
     html_text = build_page(summary, verdict.verdict_line(summary, level), leaderboard_rows, list(files), counts,
-                           [p.name for p in pictures], list(drawings), level)
+                           [p.name for p in pictures], list(drawings), level,
+                           [name for name in PLOTS if (REPORTS_DIR / "plots" / f"{name}.png").is_file()])
 
     outputs = {EXPLAIN_DIR / name: content for name, content in files.items()}
     outputs |= {EXPLAIN_DIR / "visualize" / rel: content for rel, content in drawings.items()}

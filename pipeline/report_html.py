@@ -24,7 +24,7 @@ th, td { border: 1px solid #ccc; padding: .25em .5em; text-align: right; }
 th { background: #eee; } td.text, th.text { text-align: left; }
 tr.classical td.text:first-child { border-left: 4px solid #4c72b0; } tr.deep td.text:first-child { border-left: 4px solid #dd8452; }
 figure { display: inline-block; margin: .5em 1em .5em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; image-rendering: pixelated; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; } img.pixels { image-rendering: pixelated; }
 figcaption { font-size: .85em; color: #555; max-width: 100%; }
 nav a { margin-right: 1em; } .note { color: #666; font-size: .9em; }
 """
@@ -37,6 +37,7 @@ class Picture:
     src: str
     caption: str = ""
     width: int | None = None
+    pixels: bool = False  # an enlarged image: keep its pixels sharp when the browser scales it
 
 
 @dataclass
@@ -79,7 +80,8 @@ def _table(table: Table) -> str:
 def _picture(p: Picture) -> str:
     e = html.escape
     width = f' width="{int(p.width)}"' if p.width else ""
-    return (f'<figure><a href="{e(p.src)}"><img src="{e(p.src)}" alt="{e(p.caption or p.src)}"{width}></a>'
+    cls = ' class="pixels"' if p.pixels else ""
+    return (f'<figure><a href="{e(p.src)}"><img src="{e(p.src)}"{cls} alt="{e(p.caption or p.src)}"{width}></a>'
             f"<figcaption>{e(p.caption)}</figcaption></figure>")
 
 

@@ -39,7 +39,7 @@ OUT_DIR = Path("reports/visualize")
 SPLIT_PATH = Path("data/prepared/split.npz")
 CNN_DIR = Path("artifacts/cnn")
 SIFT_FEATURES = Path("data/features/sift.npz")
-FILTER_LAYERS = {"lenet5": ("conv1", "conv2"), "alexnet": ("conv1",)}  # others: conv1
+FILTER_LAYERS = {"lenet5": ("conv1", "conv2"), "alexnet": ("conv1",)}  # others: their first convolution
 IMAGE_SCALE = 8  # image.png: display pixels per image pixel
 
 
@@ -191,7 +191,8 @@ def shared_figures(tools: Tools) -> dict[str, Any]:
 
     figures = {f"lecture/{name}": drawing.worked_example(name) for name in drawing.WORKED_EXAMPLES}
     for arch, model in tools.cnns.items():
-        for layer in FILTER_LAYERS.get(arch, ("conv1",)):
+        convs = cnn_drawing.conv_layer_names(model)
+        for layer in [name for name in FILTER_LAYERS.get(arch, ()) if name in convs] or convs[:1]:
             figures[f"cnn/{arch}_{layer}"] = cnn_drawing.filters_figure(
                 cnn_drawing.conv_filters(model, layer), f"{arch} {layer}")
     return figures

@@ -30,6 +30,7 @@ STAGE_COMPONENTS = {
     "train_classical": None,
     "train_cnn": "models/architectures",
     "compare": None,
+    "explain": None,
 }
 
 

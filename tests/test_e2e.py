@@ -94,6 +94,11 @@ def test_every_stage_output_exists(repo):
         assert (repo / f"plots/history/{arch}.csv").is_file()
     for name in ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves", "pairwise_pvalues"):
         assert (repo / f"reports/plots/{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (repo / "reports/index.html").read_text(encoding="utf-8")  # explain's report, every image beside it
+    from pipeline.report_html import image_sources, missing_images
+
+    assert {"explain/per_class.png", "explain/confusion_difference.png", "plots/accuracy_bars.png"} <= set(image_sources(page))
+    assert missing_images(page, repo / "reports") == []
 
 
 def test_leaderboard_has_one_row_per_configured_model(repo):
@@ -159,7 +164,8 @@ def test_second_repro_reruns_nothing(repo):
 def test_editing_a_module_outdates_exactly_the_stages_that_import_it(repo, module):
     stages = dvc(repo, "stage", "list", "--name-only").split()
     expected = stages_importing(module, stages, root=repo)
-    assert expected or module == "features/conv.py"  # conv.py serves tests and `cvd describe`, no stage
+    # conv.py serves tests, `cvd describe` and the lecture's examples on the report: explain only
+    assert expected == {"explain"} if module == "features/conv.py" else expected
     path = repo / module
     original = path.read_bytes()
     try:
@@ -173,7 +179,7 @@ def test_editing_a_module_outdates_exactly_the_stages_that_import_it(repo, modul
 
 def test_exp_run_reruns_only_dependent_stages(repo):
     out = dvc(repo, "exp", "run", "-S", "classical.knn.n_neighbors=3")
-    assert stages_run(out) == {f"train_classical@{f}-knn" for f in FEATURES} | {"compare"}
+    assert stages_run(out) == {f"train_classical@{f}-knn" for f in FEATURES} | {"compare", "explain"}
 
 
 def free_port() -> int:

@@ -118,7 +118,7 @@ def test_dvc_repro_runs_their_stages_to_the_leaderboard(extended):
     out = run(extended, "dvc", "repro")
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert ran == {"prepare", "features@cell_means", "train_classical@cell_means-logreg", "train_cnn@tiny_cnn",
-                   "compare"}
+                   "compare", "explain"}
     with open(extended / "reports/leaderboard.csv", newline="") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {"cell_means-logreg", "tiny_cnn"}
