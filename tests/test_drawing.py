@@ -1,0 +1,145 @@
+"""features.drawing and models.drawing on small generated images: sizes, content, gray and RGB."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from features import drawing
+from features.errors import ImageError
+from features.extractors.hog import HOGFeatures
+from features.extractors.sift import SIFTFeatures
+
+SIZE = 32
+
+
+def step_image() -> np.ndarray:
+    """Dark left half, bright right half: one vertical edge at column 16."""
+    image = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    image[:, SIZE // 2:] = 200
+    return image
+
+
+def blob_image() -> np.ndarray:
+    image = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    cv2.circle(image, (16, 16), 8, 255, -1)
+    return image
+
+
+def rgb(image: np.ndarray) -> np.ndarray:
+    out = np.zeros((*image.shape, 3), dtype=np.uint8)
+    out[..., 0] = image  # red only: the RGB -> gray conversion must be the extractors' (BT.601 luma)
+    return out
+
+
+def not_blank(array: np.ndarray) -> bool:
+    return bool((array != array.reshape(-1, array.shape[-1])[0]).any())
+
+
+@pytest.mark.parametrize("make", [step_image, lambda: rgb(step_image())], ids=["gray", "rgb"])
+def test_every_figure_renders_a_non_blank_picture(make):
+    image = make()
+    figures = {
+        "sobel": drawing.sobel_figure(image, 3),
+        "hog": drawing.hog_figure(image, 9, (4, 4), (2, 2)),
+        "sift": drawing.sift_figure(image, 4, 5),
+        "bovw": drawing.bovw_figure(np.linspace(0, 1, 5 * 8), 8, spatial_pyramid=True),
+        **{name: drawing.worked_example(name) for name in drawing.WORKED_EXAMPLES},
+    }
+    for name, fig in figures.items():
+        picture = drawing.figure_rgb(fig)
+        width, height = fig.get_size_inches() * fig.dpi
+        assert picture.shape == (round(height), round(width), 3), name
+        assert picture.dtype == np.uint8 and not_blank(picture), name
+
+
+def test_sobel_gradients_are_the_extractors_and_find_the_edge():
+    gx, gy, magnitude = drawing.sobel_gradients(step_image(), 3)
+    assert gx.shape == gy.shape == magnitude.shape == (SIZE, SIZE)
+    assert np.abs(gy).max() == 0  # no horizontal edge
+    assert set(np.flatnonzero(gx.max(axis=0))) == {15, 16}  # the columns beside the step
+    np.testing.assert_allclose(magnitude, np.hypot(gx, gy), rtol=1e-5)
+    # red-only RGB goes through the same BT.601 conversion as the extractors
+    gray = cv2.cvtColor(rgb(step_image()), cv2.COLOR_RGB2GRAY)
+    np.testing.assert_array_equal(drawing.sobel_gradients(rgb(step_image()), 3)[0], drawing.sobel_gradients(gray, 3)[0])
+
+
+def test_hog_cells_are_the_extractors_histograms():
+    cells = drawing.hog_cells(step_image(), 9, (4, 4))
+    assert cells.shape == (8, 8, 9)
+    assert cells[:, 3:5].sum() > 0 and cells[:, :3].sum() == 0 and cells[:, 5:].sum() == 0  # only at the edge
+    assert set(np.argmax(cells[:, 3:5], axis=-1).ravel()) == {0}  # horizontal gradient: the 0-20 degree bin
+    # one L2-Hys block of the drawn cells reproduces the extractor's first block
+    block = cells[0:2, 3:5].transpose(0, 1, 2).reshape(-1)
+    block = block / np.sqrt((block**2).sum() + 1e-10)
+    block = np.minimum(block, 0.2)
+    block = block / np.sqrt((block**2).sum() + 1e-10)
+    features = HOGFeatures(9, (4, 4), (2, 2)).fit_transform(step_image()[None])[0].reshape(7, 7, 2, 2, 9)
+    np.testing.assert_allclose(features[0, 3].reshape(-1), block, atol=1e-6)
+
+
+def test_hog_glyphs_are_drawn_where_the_gradients_are():
+    glyphs = drawing.hog_glyphs(step_image(), 9, (4, 4), (2, 2), scale=8)
+    assert glyphs.shape == (SIZE * 8, SIZE * 8, 3)
+    bright = glyphs[..., 1] > 150  # glyph lines are grey levels up to 255; the background is darkened
+    cols = np.flatnonzero(bright[8 * 8 + 4:].any(axis=0))  # below the first block's yellow outline
+    assert cols.min() >= 3 * 32 and cols.max() < 5 * 32  # inside cells 3-4, the edge's cells
+    blank = drawing.hog_glyphs(np.zeros((SIZE, SIZE), np.uint8), scale=8)
+    assert blank[8 * 8 + 4:, 8 * 8 + 4:].max() <= 70  # no gradient: only the grey cell grid, no glyph
+
+
+def test_dense_keypoints_are_the_extractors_grid_and_are_drawn():
+    keypoints = drawing.sift_dense_keypoints(blob_image(), step=4, size=5)
+    assert len(keypoints) == ((SIZE - 5) // 4 + 1) ** 2
+    descriptors = SIFTFeatures(step=4, size=5)._descriptors(blob_image()[None])
+    assert {tuple(xy) for xy in descriptors.xy} <= {kp.pt for kp in keypoints}
+    canvas = drawing.draw_keypoints(rgb(blob_image()), keypoints, scale=4)
+    assert canvas.shape == (SIZE * 4, SIZE * 4, 3)
+    green = canvas[..., 1] > 0  # the red-only image has no green: every green pixel is drawn
+    assert green.sum() > 100  # the circles
+    assert drawing.sift_dense_keypoints(np.zeros((4, 4), np.uint8), 4, 5) == []  # smaller than one patch
+
+
+def test_bag_of_words_figure_checks_the_vector_length():
+    with pytest.raises(ImageError, match="40 values"):
+        drawing.bovw_figure(np.ones(41), 8, spatial_pyramid=True)
+
+
+def test_worked_examples_show_the_lecture_numbers():
+    fig = drawing.worked_example("stride")
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"-30", "30", "20", "-20"} <= texts  # the 4x4 output of the 7x7 edge image, P=1, S=2
+    assert "= 4" in fig._suptitle.get_text()
+    pool = {t.get_text() for t in drawing.worked_example("max_pool").axes[1].texts}
+    assert pool == {"20", "30", "112", "37"}
+    with pytest.raises(ValueError, match="allowed: convolution"):
+        drawing.worked_example("dilation")
+
+
+def test_bad_images_are_refused():
+    with pytest.raises(ImageError, match="shape"):
+        drawing.sobel_figure(np.zeros((2, 3, 4, 5), np.uint8))
+    with pytest.raises(ImageError, match="uint8"):
+        drawing.hog_figure(np.zeros((8, 8), np.float32))
+
+
+def test_cnn_filters_and_feature_maps_of_lenet5():
+    from models import architectures
+    from models import drawing as cnn_drawing
+
+    model = architectures.get("lenet5").build((SIZE, SIZE, 1), 3)
+    assert cnn_drawing.conv_layer_names(model) == ["conv1", "conv2"]
+    assert cnn_drawing.conv_filters(model, "conv1").shape == (5, 5, 1, 6)
+    assert cnn_drawing.conv_filters(model, "conv2").shape == (5, 5, 6, 16)
+    for layer in ("conv1", "conv2"):
+        picture = drawing.figure_rgb(cnn_drawing.filters_figure(cnn_drawing.conv_filters(model, layer), layer))
+        assert not_blank(picture)
+    maps = cnn_drawing.feature_maps(model, blob_image()[..., None])
+    assert [(name, m.shape) for name, m in maps] == [("conv1", (28, 28, 6)), ("pool1", (14, 14, 6)),
+                                                     ("conv2", (10, 10, 16)), ("pool2", (5, 5, 16))]
+    picture = drawing.figure_rgb(cnn_drawing.feature_maps_figure(maps, blob_image()[..., None], "lenet5"))
+    assert not_blank(picture)
+    with pytest.raises(ValueError, match="not a 2-D convolution"):
+        cnn_drawing.conv_filters(model, "fc1")
+    with pytest.raises(ValueError, match="takes images of shape"):
+        cnn_drawing.feature_maps(model, np.zeros((28, 28, 1), np.uint8))
