@@ -71,10 +71,10 @@ def register(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> t
     by_model = {row["model"]: row for row in rows}
     chosen = choose(summary)
     try:
-        client.get_registered_model(name)
-    except MlflowException:
         client.create_registered_model(name, description=f"Best models of the classic-vs-deep comparison on "
                                                          f"{summary.get('dataset')}; aliases: {', '.join(ROLES)}")
+    except MlflowException:  # it exists (perhaps just created by a parallel `dvc exp run`)
+        client.get_registered_model(name)
     done: dict[str, tuple[str, str, bool]] = {}
     versions: dict[str, tuple[str, bool]] = {}
     failed: dict[str, tuple[list[str], str]] = {}  # model id -> (aliases, first error line)
