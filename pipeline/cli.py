@@ -197,6 +197,39 @@ def explain(params: str) -> None:
 
 
 @cli.command()
+@params_option
+@click.argument("model")
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--out", default="predictions.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="CSV to write: path, class, score, score_kind, top3.")
+@user_errors
+def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
+    """Classify image files or folders with MODEL: a model id (hog-logreg, lenet5), `best`
+    (the champion of the last compare) or an MLflow URI (models:/classic-vs-deep-digits@champion).
+
+    Images are read as `prepare` reads them (same channels, resized to the split's size).
+    """
+    from pipeline import predict as stage
+
+    cfg = _load(params)
+    rows = stage.run(cfg, model, images, out)
+    click.echo(stage.table(rows))
+    click.echo(f"wrote {len(rows)} predictions to {out}")
+
+
+@cli.command()
+@params_option
+@click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--experiment", help="MLflow experiment to open (default: params.yaml mlflow.experiment).")
+@user_errors
+def ui(params: str, port: int | None, experiment: str | None) -> None:
+    """Start the MLflow UI on the project's tracking store and print the link to the model comparison."""
+    from pipeline import ui as stage
+
+    stage.run(experiment or _load(params).experiment, port, echo=lambda line: click.echo(line))
+
+
+@cli.command()
 @click.argument("arch", type=click.Choice(architectures.names()))
 @click.option("--input-shape", help="Data shape H,W,C (default: the architecture's own input).")
 @click.option("--num-classes", type=int, help="Number of classes (default: the architecture's own).")

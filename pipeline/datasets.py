@@ -194,10 +194,38 @@ def load_cifar10_source(directory: str | Path) -> Pools:
                  x_test, y_test, class_names, sources=[str(directory / n) for n in names])
 
 
-def load_folder_source(directory: str | Path, image_size: int | None, channels: int) -> Pools:
-    """One sub-folder per class of PNG/JPEG/BMP/TIFF images, read with OpenCV and resized."""
+def read_image_file(path: str | Path, image_size: int | None, channels: int) -> np.ndarray:
+    """One PNG/JPEG/BMP/TIFF file as ``prepare`` reads it: decoded by OpenCV straight to 8-bit
+    grayscale (``channels`` 1) or RGB (3), then resized to ``image_size`` (:func:`resize_batch`);
+    shape ``(image_size, image_size, channels)``. ``cvd predict`` reads new images with it.
+
+    Raises:
+        DataError: naming the file: it cannot be read or decoded, or it decodes only as an image
+            OpenCV cannot convert to 8-bit grayscale/RGB (e.g. a floating-point TIFF).
+    """
     import cv2
 
+    path = Path(path)
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    image = cv2.imdecode(buf, flag) if buf.size else None
+    if image is None:
+        raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+        if raw is not None:  # a valid image whose pixel format has no 8-bit gray/RGB conversion
+            c = 1 if raw.ndim == 2 else raw.shape[2]
+            raise DataError(f"{path}: {c}-channel {raw.dtype} image cannot be converted to "
+                            f"{channels}-channel 8-bit images")
+        raise DataError(f"{path}: corrupt or unreadable image")
+    if channels == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return resize_batch(image[None], image_size, channels)[0]
+
+
+def load_folder_source(directory: str | Path, image_size: int | None, channels: int) -> Pools:
+    """One sub-folder per class of PNG/JPEG/BMP/TIFF images, each read by :func:`read_image_file`."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory (data.path must hold one sub-folder per class)")
@@ -207,7 +235,6 @@ def load_folder_source(directory: str | Path, image_size: int | None, channels: 
     if len(class_dirs) < 2:
         raise DataError(f"{directory}: found {len(class_dirs)} class folder(s); need at least 2 "
                         f"(one sub-folder per class)")
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     images, labels, skipped = [], [], 0
     for label, class_dir in enumerate(class_dirs):
         files = sorted(p for p in class_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -216,13 +243,7 @@ def load_folder_source(directory: str | Path, image_size: int | None, channels: 
         if not usable:
             raise DataError(f"{class_dir}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
         for path in usable:
-            buf = np.fromfile(path, dtype=np.uint8)
-            image = cv2.imdecode(buf, flag) if buf.size else None
-            if image is None:
-                raise DataError(f"{path}: corrupt or unreadable image")
-            if channels == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            images.append(resize_batch(image[None], image_size, channels)[0])
+            images.append(read_image_file(path, image_size, channels))
             labels.append(label)
     return Pools(np.stack(images), np.asarray(labels, dtype=np.int64), None, None,
                  [p.name for p in class_dirs], sources=[str(directory)], skipped={"other_extensions": skipped})

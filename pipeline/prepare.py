@@ -93,9 +93,9 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     save_split(out_dir / "split.npz", split)
     write_json(out_dir / "manifest.json", manifest)
 
-    from pipeline.tracking import log_metrics, stage_run
+    from pipeline.tracking import data_experiment, log_metrics, stage_run
 
-    with stage_run("prepare", experiment=cfg.experiment, run_name=f"prepare-{d.dataset}",
+    with stage_run("prepare", experiment=data_experiment(cfg.experiment), run_name=f"prepare-{d.dataset}",
                    dataset=d.dataset, split_sha256=split.sha256, params={"seed": cfg.seed, "data": vars(d)}):
         log_metrics({"n_" + name: n for name, n in manifest["counts"].items()}
                     | {"num_classes": split.num_classes, "skipped_files": sum(pools.skipped.values())})

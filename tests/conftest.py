@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SHARED_DATASETS
+from helpers import SHARED_DATASETS, copy_repo, venv_env
 from pipeline.datasets import read_idx
 
 
@@ -41,3 +41,30 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     return tmp_path
+
+
+SMALL_RUN = {"feature": "hog", "classifier": "logreg", "arch": "lenet5"}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project after a real ``dvc repro`` on 30 digits per class: ``hog-logreg`` and
+    ``lenet5`` (2 epochs), their MLflow runs in the copy's own ``mlflow.db``. ~1-2 min; for slow tests."""
+    import subprocess
+
+    import yaml
+
+    repo = copy_repo(tmp_path_factory.mktemp("small_run"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["limit_per_class"] = 30
+    params["evaluation"]["bootstrap_resamples"] = 200
+    params["features"]["names"] = [SMALL_RUN["feature"]]
+    params["features"]["n_jobs"] = 1
+    params["classical"]["classifiers"] = [SMALL_RUN["classifier"]]
+    params["cnn"]["architectures"] = [SMALL_RUN["arch"]]
+    params["cnn"][SMALL_RUN["arch"]]["epochs"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, f"dvc repro failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return repo

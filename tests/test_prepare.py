@@ -59,7 +59,7 @@ def test_manifest_and_mlflow_run(workdir):
     manifest = prepare.run(config())
     assert manifest["counts_per_class"]["test"]["0"] == 36
     assert (workdir / "data/prepared/manifest.json").is_file()
-    runs = mlflow.search_runs(experiment_names=["classic-vs-deep"])
+    runs = mlflow.search_runs(experiment_names=["classic-vs-deep-data"])  # the data stages' own experiment
     assert len(runs) == 1
     row = runs.iloc[0]
     assert row["tags.stage"] == "prepare" and row["tags.split_sha256"] == manifest["sha256"]
