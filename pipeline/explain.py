@@ -345,7 +345,10 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
 
         from pipeline.tracking import tracking_uri
 
-        mlflow.set_tracking_uri(tracking_uri())
+        uri = tracking_uri()
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+            return f"MLflow: no store at {uri}; the report was not logged"
+        mlflow.set_tracking_uri(uri)
         if mlflow.get_experiment_by_name(cfg.experiment) is None:
             return f"MLflow: no experiment {cfg.experiment!r}; the report was not logged"
         runs = mlflow.search_runs(experiment_names=[cfg.experiment], output_format="list", max_results=1,

@@ -7,8 +7,10 @@ For each image (files given on the command line, or ``--from-split test --n 8`` 
 * ``sobel.png``      Sobel Gx, Gy and magnitude with ``features.sobel``'s ksize
 * ``hog.png``        HOG cell histograms as glyphs with ``features.hog``'s cells and blocks
 * ``sift.png``       the dense SIFT grid of ``features.sift`` and the keypoints SIFT detects
-* ``bovw.png``       its bag-of-visual-words vector, when a codebook can be fitted (the split's
-                     training images are needed: ``features.sift`` fitted with ``seed``)
+* ``bovw.png``       its bag-of-visual-words vector: for a split image, its row of
+                     ``data/features/sift.npz``; for a file, the saved fitted extractor
+                     (``artifacts/features/sift.skops``) or, without it, ``features.sift`` fitted
+                     here on the split's training images with ``seed`` (the same codebook)
 * ``<arch>_maps.png``  the feature maps after every convolution/pooling layer of each trained CNN
 
 and once, not per image, ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the
@@ -172,11 +174,11 @@ def image_figures(picture: Picture, tools: Tools) -> dict[str, Any]:
                                   hog["block_norm"], hog["transform_sqrt"]),
         "sift": drawing.sift_figure(image, sift["step"], sift["size"], sift["mode"]),
     }
-    vector = picture.bovw
+    vector, bovw = picture.bovw, sift
     if vector is None and tools.sift is not None:
-        vector = tools.sift.transform(image[None])[0]
+        vector, bovw = tools.sift.transform(image[None])[0], tools.sift.get_params()  # its own settings
     if vector is not None:
-        figures["bovw"] = drawing.bovw_figure(vector, sift["n_words"], sift["spatial_pyramid"])
+        figures["bovw"] = drawing.bovw_figure(vector, bovw["n_words"], bovw["spatial_pyramid"])
     for arch, model in tools.cnns.items():
         maps = cnn_drawing.feature_maps(model, image)
         figures[f"{arch}_maps"] = cnn_drawing.feature_maps_figure(
@@ -237,13 +239,19 @@ def write(files: dict[str, bytes], out: Path) -> list[Path]:
 
 def prepare_tools(cfg: Config, split, archs: Sequence[str] | None, pictures: Sequence[Picture] = ()) -> Tools:
     """Extractor settings, the trained CNNs and, when some picture has no stored bag of visual
-    words and the split is there, the SIFT codebook fitted on its training images."""
+    words, the fitted SIFT extractor: the one ``features@sift`` saved, else one fitted here on
+    the split's training images with ``seed`` (the same codebook)."""
+    from pipeline.features import extractor_path, load_extractor
+
     tools = Tools(extractor_settings(cfg))
-    if split is not None and any(p.bovw is None for p in pictures):
-        tools.sift = fit_sift(cfg, split)
-    elif split is None:
-        note(f"no bag-of-visual-words pictures: the SIFT codebook is fitted on the training images of "
-             f"{SPLIT_PATH}, which does not exist (run `cvd prepare`)")
+    if any(p.bovw is None for p in pictures):
+        if extractor_path("sift").is_file():
+            tools.sift = load_extractor("sift")
+        elif split is not None:
+            tools.sift = fit_sift(cfg, split)
+        else:
+            note(f"no bag-of-visual-words pictures: no fitted SIFT codebook ({extractor_path('sift')}) and no "
+                 f"{SPLIT_PATH} to fit one on (run `cvd prepare`)")
     tools.cnns = load_cnns(cfg, archs)
     return tools
 

@@ -95,6 +95,18 @@ def test_bag_of_words_from_a_fitted_codebook_without_stored_features(mlflow_tmp)
     assert "bovw.png" in files_in(mlflow_tmp / "pics/x")
 
 
+def test_bag_of_words_from_the_extractor_features_saved(mlflow_tmp):
+    from features.extractors.sift import SIFTFeatures
+    from pipeline.features import save_extractor
+
+    write_params(mlflow_tmp)
+    save_extractor(SIFTFeatures(step=4, size=5, n_words=8).fit(make_split().x["train"]), "sift")
+    cv2.imwrite("x.png", make_split().x["test"][0][..., 0])
+    result = run_cvd("x.png", "--out", "pics")  # no split here: only the saved extractor has a codebook
+    assert result.exit_code == 0, result.output
+    assert "bovw.png" in files_in(mlflow_tmp / "pics/x")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["missing.png"], "error: missing.png: no such image file"),
     (["broken.png"], "error: broken.png: corrupt or unreadable image"),
