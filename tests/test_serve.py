@@ -1,0 +1,122 @@
+"""The registered champion served: real `dvc repro`, `mlflow models serve`, an HTTP request.
+
+A temporary copy of the repository runs a small pipeline (HOG + logistic regression, and a
+one-epoch LeNet-5 that cannot beat it on validation, so the champion is the classical model),
+then `mlflow models serve -m models:/classic-vs-deep-digits@champion --env-manager local` on a
+free 127.0.0.1 port answers two test images with the classes the stage predicted for them and
+that `cvd predict` gives for the same images saved as PNG files.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import copy_repo, free_port, venv_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NAME = "classic-vs-deep-digits"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = copy_repo(tmp_path_factory.mktemp("serve") / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["limit_per_class"] = 30
+    params["features"].update({"names": ["hog"], "n_jobs": 1})
+    params["classical"]["classifiers"] = ["logreg"]
+    params["cnn"].update({"architectures": ["lenet5"], "epochs": 1})
+    params["cnn"]["lenet5"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = venv_env()
+    subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=env)
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"dvc repro failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return repo
+
+
+def tracking_env(repo: Path) -> dict:
+    return venv_env({"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
+
+
+@contextlib.contextmanager
+def served(repo: Path, uri: str, cwd: Path, timeout: float = 180):
+    """`mlflow models serve` of ``uri`` on a free 127.0.0.1 port; yields its base URL."""
+    port = free_port()
+    log = (cwd / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=cwd, env=tracking_env(repo), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, f"mlflow models serve exited:\n{(cwd / 'serve.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"mlflow models serve did not answer within {timeout} s"
+            time.sleep(1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def post_images(url: str, images: np.ndarray) -> np.ndarray:
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps({"inputs": images.tolist()}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return np.asarray(json.loads(response.read())["predictions"])
+
+
+def test_served_champion_answers_like_the_stage_and_cvd_predict(repo, tmp_path):
+    import cv2
+    from mlflow import MlflowClient
+
+    from pipeline import registry
+    from pipeline.io import load_split
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    summary = json.loads((repo / "reports/summary.json").read_text())
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    assert champion.tags["model"] == registry.choose(summary)["champion"] == "hog-logreg"
+    assert client.get_model_version_by_alias(NAME, "best-classical").version == champion.version
+    assert client.get_model_version_by_alias(NAME, "best-deep").tags["model"] == "lenet5"
+
+    split = load_split(repo / "data/prepared/split.npz")
+    class_names = json.loads((repo / "data/prepared/manifest.json").read_text())["class_names"]
+    picks = [0, int(np.flatnonzero(split.y["test"] != split.y["test"][0])[0])]  # two different true classes
+    images = split.x["test"][picks]
+    with open(repo / "predictions/hog-logreg/test.csv", newline="") as fh:
+        stage = [class_names[int(r["y_pred"])] for r in csv.DictReader(fh)]
+
+    with served(repo, f"models:/{NAME}@champion", tmp_path) as url:
+        answer = post_images(url, images)
+    assert [class_names[int(i)] for i in answer] == [stage[i] for i in picks]
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in zip(picks, images):
+        cv2.imwrite(str(folder / f"test{i:04d}.png"), image)
+    out = subprocess.run(["cvd", "predict", f"models:/{NAME}@champion", str(folder), "--out", str(tmp_path / "p.csv")],
+                         cwd=repo, env=tracking_env(repo), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(tmp_path / "p.csv", newline="") as fh:
+        predicted = {Path(r["path"]).name: r["class"] for r in csv.DictReader(fh)}
+    assert [predicted[f"test{i:04d}.png"] for i in picks] == [stage[i] for i in picks]
