@@ -300,13 +300,13 @@ def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[M
                 pictures=[Picture(f"{ex}/per_class.png", "per-class accuracy and difference")]
                 if "per_class.png" in have else []),
     ]
-    for stem, n, text in (("only_classical_right", counts["only_classical_right"], f"{c} right, {d} wrong"),
-                          ("only_deep_right", counts["only_deep_right"], f"{d} right, {c} wrong")):
+    for stem, title, n, text in (
+            ("only_classical_right", "Classical right, deep wrong", counts["only_classical_right"], f"{c} right, {d} wrong"),
+            ("only_deep_right", "Deep right, classical wrong", counts["only_deep_right"], f"{d} right, {c} wrong")):
         paragraphs = [f"{n} test image(s): {text}. Each tile: the image's position in the test split, its true "
                       f"class, each model's prediction and confidence (probability; 'score' for a decision "
                       f"function). All of them: {ex}/disagreements.csv."]
-        sections.append(Section(f"Classical right, deep wrong" if stem == "only_classical_right"
-                                else "Deep right, classical wrong", paragraphs,
+        sections.append(Section(title, paragraphs,
                                 pictures=[Picture(f"{ex}/{stem}.png", text)] if f"{stem}.png" in have else []))
     sections.append(Section("Most confident mistakes", [
         f"{c}: {counts['classical_mistakes']} mistakes, {d}: {counts['deep_mistakes']}; both wrong on "
