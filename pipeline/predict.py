@@ -2,9 +2,9 @@
 
 MODEL is a model id of the pipeline (``hog-logreg``: ``artifacts/classical/<id>.skops``, the
 image-in scikit-learn pipeline; ``lenet5``: ``artifacts/cnn/<arch>.keras``), ``best`` (the
-champion of the last ``compare``: of the validation-selected best model of each approach, the
-one with the higher validation accuracy, then fewer parameters -- ``reports/summary.json``), or
-an MLflow model URI (``models:/classic-vs-deep-digits@champion``, ``runs:/<id>/model``).
+champion of the last ``compare``, as the registry's ``champion`` alias chooses it from
+``reports/summary.json``), or an MLflow model URI (``models:/classic-vs-deep-digits@champion``,
+``runs:/<id>/model``).
 
 IMAGES are files or folders (searched recursively for PNG/JPEG/BMP/TIFF files), read exactly as
 ``prepare`` reads a folder dataset (:func:`pipeline.datasets.read_image_file`: OpenCV, the
@@ -21,6 +21,8 @@ classified (:func:`pipeline.io.atomic_path`).
 """
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,16 +60,18 @@ def configured_ids(cfg: Config) -> list[str]:
 
 
 def champion(summary_path: Path = SUMMARY) -> str:
-    """The model id ``best`` means: of ``compare``'s best classical and best deep model (each
-    chosen on validation accuracy), the higher validation accuracy, then fewer parameters."""
+    """The model id ``best`` means: the registry's ``champion`` of the last ``compare`` -- of the
+    best classical and the best deep model (each chosen on validation accuracy), the higher
+    validation accuracy, then fewer parameters (:func:`pipeline.registry.choose`)."""
+    from pipeline.registry import choose
+
     if not summary_path.is_file():
         raise DataError(f"{summary_path}: not found, so there is no best model yet; run `dvc repro` "
                         f"(or `cvd compare`) first")
-    summary = read_json(summary_path)
-    best = [row for row in (summary.get("best_classical"), summary.get("best_deep")) if row]
-    if not best:
+    chosen = choose(read_json(summary_path)).get("champion")
+    if not chosen:
         raise DataError(f"{summary_path}: names no best model; run `dvc repro` (or `cvd compare`) first")
-    return min(best, key=lambda r: (-r["val_accuracy"], r["param_count"], r["model"]))["model"]
+    return chosen
 
 
 def _classical_scores(pipe, n_classes: int) -> Callable:
@@ -97,6 +101,9 @@ def _load_uri(uri: str, n_classes: int) -> Model:
     from pipeline.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
+    # MLflow's download progress bars and INFO lines are not this command's output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         loaded = mlflow.pyfunc.load_model(uri)
     except (MlflowException, OSError) as exc:

@@ -200,14 +200,15 @@ def test_mlflow_model_uri(small_run, tmp_path):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{small_run / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("classic-vs-deep").experiment_id],
                              "tags.model = 'lenet5'", order_by=["attributes.start_time DESC"], max_results=1)[0]
-    client.create_registered_model("predict-test")
-    version = client.create_model_version("predict-test", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    mlflow.set_tracking_uri(f"sqlite:///{small_run / 'mlflow.db'}")
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "predict-test")
     paths = write_test_images(small_run, tmp_path / "test")
     out = tmp_path / "out.csv"
     result = run_cvd(small_run, "predict", f"models:/predict-test/{version.version}", *map(str, paths[:10]),
                      "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert [r["class"] for r in read_rows(out)] == stage_predictions(small_run, "lenet5")[:10]
+    assert "Downloading artifacts" not in result.stderr and "INFO" not in result.stderr
     missing = run_cvd(small_run, "predict", "models:/predict-test/99", str(paths[0]), "--out", str(tmp_path / "x.csv"))
     assert missing.returncode == 2 and missing.stderr.startswith("error: MODEL models:/predict-test/99: cannot be loaded")
     assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.csv").exists()
