@@ -121,8 +121,9 @@ def gallery_figure(images: np.ndarray, tiles: Sequence[tuple[int, str, str]], ti
     from features.drawing import as_rgb, upscale
     from matplotlib.figure import Figure
 
+    columns = min(columns, max(len(tiles), 4))  # a few tiles keep their size, not the full width
     rows = max(1, int(np.ceil(len(tiles) / columns)))
-    fig = Figure(figsize=(1.45 * columns, 1.95 * rows + 0.5), dpi=100)
+    fig = Figure(figsize=(1.45 * columns, 1.95 * rows + 0.7), dpi=100)
     axes = np.atleast_2d(fig.subplots(rows, columns, squeeze=False))
     for ax in axes.ravel():
         ax.set_axis_off()
@@ -130,7 +131,7 @@ def gallery_figure(images: np.ndarray, tiles: Sequence[tuple[int, str, str]], ti
         ax.imshow(upscale(as_rgb(images[position]), TILE_SCALE), interpolation="nearest")
         ax.set_title(label, fontsize=6.5, color=colour, loc="left")
     fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(top=1 - 0.45 / (1.95 * rows + 0.5), hspace=0.7, wspace=0.15, left=0.01, right=0.99, bottom=0.01)
+    fig.subplots_adjust(top=1 - 0.65 / (1.95 * rows + 0.7), hspace=0.7, wspace=0.15, left=0.01, right=0.99, bottom=0.01)
     return fig
 
 
@@ -241,13 +242,13 @@ def analyse(classical: Predictions, deep: Predictions, images: np.ndarray, class
         if len(group):
             shown = f"{min(len(group), GALLERY_LIMIT)} of {len(group)}" if len(group) > GALLERY_LIMIT else len(group)
             files[f"{stem}.png"] = png(gallery_figure(images, [tile(int(i)) for i in group[:GALLERY_LIMIT]],
-                                                      f"{who}: {shown} test images (C = classical, D = deep)"))
+                                                      f"{who}:\n{shown} test images (C = classical, D = deep)"))
     for stem, p, model in (("mistakes_classical", classical, cname), ("mistakes_deep", deep, dname)):
         rows = confident_mistakes(p, MISTAKES)
         if len(rows):
             files[f"{stem}.png"] = png(gallery_figure(
                 images, [tile(int(p.index[r])) for r in rows],
-                f"{model}: its {len(rows)} most confident mistakes of {int((~p.correct).sum())} (C = classical, D = deep)"))
+                f"{model}: its {len(rows)} most confident mistakes\nof {int((~p.correct).sum())} (C = classical, D = deep)"))
     diff = confusion(deep, k) - confusion(classical, k)
     files["confusion_difference.csv"] = csv_bytes(
         [{"actual": labels[i], "predicted": labels[j], "deep_minus_classical": int(v)}
