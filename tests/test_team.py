@@ -30,7 +30,7 @@ EXPERIMENT, EXPERIMENT_C = "stronger-penalty", "0.001"  # classical.logreg.C, 1.
 # the outputs DVC caches (never in git): the remote carries them from one member to the other
 CACHED = ("data/prepared/split.npz", f"data/features/{FEATURE}.npz", f"artifacts/classical/{CLASSICAL}.skops",
           f"predictions/{CLASSICAL}", f"artifacts/cnn/{ARCH}.keras", f"predictions/{ARCH}")
-STAGES = {"prepare", f"features@{FEATURE}", f"train_classical@{CLASSICAL}", f"train_cnn@{ARCH}", "compare"}
+STAGES = {"prepare", f"features@{FEATURE}", f"train_classical@{CLASSICAL}", f"train_cnn@{ARCH}", "compare", "explain"}
 
 
 @dataclass
@@ -186,7 +186,7 @@ def find_experiment(shown: list, name: str) -> dict:
 
 
 def test_second_members_experiment_reaches_the_first(team, first, second, experiment):
-    assert stages_run(team.outputs["2: dvc exp run"]) == {f"train_classical@{CLASSICAL}", "compare"}
+    assert stages_run(team.outputs["2: dvc exp run"]) == {f"train_classical@{CLASSICAL}", "compare", "explain"}
     rev = find_experiment(experiment, EXPERIMENT)
     params = rev["data"]["params"]["params.yaml"]["data"]
     assert params["classical"][CLASSIFIER]["C"] == float(EXPERIMENT_C)
