@@ -283,8 +283,12 @@ def components(markdown: bool) -> None:
 
 
 def main() -> None:
+    from pipeline import quiet
+
     for name, value in QUIET_LIBRARY_LOGS.items():
         os.environ.setdefault(name, value)
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == QUIET_LIBRARY_LOGS["TF_CPP_MIN_LOG_LEVEL"]:
+        quiet.install()  # what the level cannot reach: the lines printed while TensorFlow loads
     cli(prog_name="cvd")
 
 

@@ -14,7 +14,9 @@ from helpers import REPO_ROOT, make_folder
 
 # TensorFlow/absl: "E0000 00:00:... cuda_platform.cc:52] failed call to cuInit", "W0000 ...";
 # OpenCV: "[ERROR:0@0.011] global grfmt_png.cpp:297 readHeader ...", "[ WARN:0@0.01] ..."
-LIBRARY_LOG = re.compile(r"^[EWF]\d{4} |\[ERROR:|\[ WARN:", re.MULTILINE)
+# and, while TensorFlow loads, "I0000 ... port.cc:153] oneDNN custom operations are on" and
+# "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR".
+LIBRARY_LOG = re.compile(r"^[EWFI]\d{4} |\[ERROR:|\[ WARN:|^WARNING: All log messages", re.MULTILINE)
 
 
 def run_cvd(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -52,3 +54,34 @@ def test_the_users_own_setting_wins(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert "[ERROR:" in out.stderr and "corrupt or unreadable image" in out.stderr
+
+
+def test_startup_filter_drops_only_tensorflows_loading_lines(capfd):
+    from pipeline.quiet import startup_noise_filtered
+
+    with startup_noise_filtered():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1795626184.334860    1070 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"Traceback: a real problem\n")
+    assert capfd.readouterr().err == "Traceback: a real problem\n"
+
+
+def test_startup_filter_restores_stderr_when_the_import_fails(capfd):
+    from pipeline.quiet import startup_noise_filtered
+
+    try:
+        with startup_noise_filtered():
+            os.write(2, b"loader: libfoo.so not found\n")
+            raise ImportError("libfoo")
+    except ImportError:
+        pass
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "loader: libfoo.so not found\nafter\n"
+
+
+def test_the_users_own_tensorflow_level_keeps_its_lines(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0", MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "describe", "lenet5"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^I\d{4} ", out.stderr, re.MULTILINE), out.stderr

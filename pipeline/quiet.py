@@ -1,0 +1,71 @@
+"""TensorFlow's start-up lines kept out of ``cvd``'s output; everything else it prints kept.
+
+Loading TensorFlow's native library prints INFO lines ("oneDNN custom operations are on",
+"Could not find cuda drivers on your machine") and absl's "All log messages before
+absl::InitializeLog() is called are written to STDERR" straight to file descriptor 2, before
+``TF_CPP_MIN_LOG_LEVEL`` is read, so no setting silences them. While ``tensorflow`` is first
+imported, :func:`install` sends descriptor 2 to a temporary file and then replays every line
+that is not one of those, so a real import error still shows in full.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
+# "I0000 00:00:1795626184.334860    1070 port.cc:153] ..." (absl INFO) and absl's pre-init notice
+STARTUP_NOISE = re.compile(r"I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] "
+                           r"|WARNING: All log messages before absl::InitializeLog\(\) is called")
+
+
+@contextlib.contextmanager
+def startup_noise_filtered() -> Iterator[None]:
+    """Descriptor 2 goes to a temporary file inside the block; afterwards its lines, less
+    :data:`STARTUP_NOISE`, are written to stderr (also when the block raises)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not STARTUP_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` with the other finders and runs its module under the filter."""
+
+    def find_spec(self, name, path, target=None):  # noqa: ANN001 - importlib's signature
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: later imports of tensorflow find it in sys.modules
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_quietly(module):  # noqa: ANN001
+            with startup_noise_filtered():
+                exec_module(module)
+
+        spec.loader.exec_module = exec_quietly
+        return spec
+
+
+def install() -> None:
+    """Filter TensorFlow's start-up lines whenever this process first imports it."""
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
