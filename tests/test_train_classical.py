@@ -233,3 +233,33 @@ def test_only_the_trained_classifier_is_validated(workdir):
     with pytest.raises(ConfigError, match=r"^params\.yaml: .*rbf_svm.*unknown hyperparameter 'bogus'"):
         train_classical.run(cfg, "hog", "rbf_svm")
     assert not (workdir / "metrics/classical/hog-rbf_svm.json").exists()
+
+
+class Foreign:
+    """A type no model file of this project holds."""
+
+    def __init__(self):
+        self.payload = [1, 2, 3]
+
+
+def test_model_files_this_project_did_not_write_are_refused(tmp_path):
+    import skops.io as sio
+    from sklearn.preprocessing import StandardScaler
+
+    from models.classical import dumps
+    from models.errors import InputError
+
+    foreign = tmp_path / "foreign.skops"
+    foreign.write_bytes(sio.dumps(Foreign()))
+    with pytest.raises(InputError, match=r"foreign\.skops: holds types this project never writes: .*Foreign; not loaded"):
+        load_pipeline(foreign)
+    garbage = tmp_path / "garbage.skops"
+    garbage.write_bytes(b"not a zip file")
+    with pytest.raises(InputError, match=r"garbage\.skops: not a skops model file"):
+        load_pipeline(garbage)
+    scaler = tmp_path / "scaler.skops"
+    scaler.write_bytes(dumps(StandardScaler().fit(np.eye(3))))
+    with pytest.raises(InputError, match=r"scaler\.skops: not an image-in pipeline"):
+        load_pipeline(scaler)
+    with pytest.raises(InputError, match=r"missing\.skops: model file not found"):
+        load_pipeline(tmp_path / "missing.skops")
