@@ -14,8 +14,9 @@ class names are those of the prepared split the models were trained on
 (``data/prepared/manifest.json``).
 
 Output: a CSV (default ``predictions.csv``), one row per image -- ``path``, ``class`` (the
-predicted class name), ``score`` of that class and ``score_kind`` (``probability``: softmax or
-predict_proba; ``decision_function``: the SVMs, which have no probabilities), ``top3`` (the three
+predicted class name), ``probability`` of that class (empty for the SVMs, which have none),
+``score`` of that class and ``score_kind`` (``probability``: softmax or predict_proba;
+``decision_function``: the SVMs' margins), ``top3`` (the three
 best classes, ``name=score`` separated by ``; ``) -- written only when every image was
 classified (:func:`pipeline.io.atomic_path`).
 """
@@ -39,7 +40,7 @@ MANIFEST = Path("data/prepared/manifest.json")
 SUMMARY = Path("reports/summary.json")
 CLASSICAL_DIR = Path("artifacts/classical")
 CNN_DIR = Path("artifacts/cnn")
-COLUMNS = ("path", "class", "score", "score_kind", "top3")
+COLUMNS = ("path", "class", "probability", "score", "score_kind", "top3")
 TOP_K = 3
 PROGRESS_FROM = 200  # images: fewer are read in well under a second, a bar would only flash
 SHOWN_ROWS = 20
@@ -196,7 +197,8 @@ def read_images(files: Sequence[Path], image_size: int, channels: int) -> np.nda
 
 
 def predict(model: Model, images: np.ndarray, class_names: Sequence[str], files: Sequence[Path]) -> list[dict]:
-    """One row per image: path, predicted class name, its score, the score kind and the top 3."""
+    """One row per image: path, predicted class name, its probability (SVMs: none) and score, the
+    score kind and the top 3."""
     y_pred, scores, kind = model.scores(images)
     if scores.shape != (len(images), len(class_names)):
         raise DataError(f"MODEL {model.name}: gives {scores.shape[1]} class scores, but the prepared split has "
@@ -204,7 +206,9 @@ def predict(model: Model, images: np.ndarray, class_names: Sequence[str], files:
     rows = []
     for path, label, row in zip(files, y_pred, scores):
         top = np.argsort(-row, kind="stable")[:TOP_K]
-        rows.append({"path": str(path), "class": class_names[int(label)], "score": f"{row[int(label)]:.6g}",
+        score = f"{row[int(label)]:.6g}"
+        rows.append({"path": str(path), "class": class_names[int(label)],
+                     "probability": score if kind == "probability" else "", "score": score,
                      "score_kind": kind, "top3": "; ".join(f"{class_names[i]}={row[i]:.4g}" for i in top)})
     return rows
 

@@ -129,9 +129,12 @@ def test_rows_name_the_class_its_score_and_the_top_three():
     scores = np.array([[0.1, 0.7, 0.2, 0.0], [0.0, 0.0, 0.1, 0.9]])
     model = predict.Model("toy", lambda x: (np.array([1, 3]), scores, "probability"))
     rows = predict.predict(model, np.zeros((2, 4, 4, 1), np.uint8), ["a", "b", "c", "d"], [Path("x"), Path("y")])
-    assert rows[0] == {"path": "x", "class": "b", "score": "0.7", "score_kind": "probability",
+    assert rows[0] == {"path": "x", "class": "b", "probability": "0.7", "score": "0.7", "score_kind": "probability",
                        "top3": "b=0.7; c=0.2; a=0.1"}
     assert rows[1]["class"] == "d" and rows[1]["top3"].startswith("d=0.9; c=0.1")
+    margins = predict.Model("svm", lambda x: (np.array([0]), np.array([[1.5, -0.5, -1.0, -2.0]]), "decision_function"))
+    row = predict.predict(margins, np.zeros((1, 4, 4, 1), np.uint8), ["a", "b", "c", "d"], [Path("z")])[0]
+    assert (row["probability"], row["score"], row["score_kind"]) == ("", "1.5", "decision_function")
     with pytest.raises(predict.DataError, match="gives 4 class scores, but the prepared split has 3"):
         predict.predict(model, np.zeros((2, 4, 4, 1), np.uint8), ["a", "b", "c"], [Path("x"), Path("y")])
 
