@@ -70,15 +70,20 @@ def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None)
     """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
     from models.classical import make_search, predefined_split
 
+    from pipeline.progress import heartbeat
+
     pipe, grid = build_classifier(cfg, classifier, seed)
+    n, dim = data["x_train"].shape
+    what = f"fitting {classifier}{' (grid search)' if grid else ''} on {n:,} images x {dim:,} features"
     start = time.perf_counter()
-    if grid:
-        x = np.concatenate([data["x_train"], data["x_val"]])
-        y = np.concatenate([data["y_train"], data["y_val"]])
-        search = make_search(pipe, grid, cv=predefined_split(len(data["y_train"]), len(data["y_val"])))
-        search.fit(x, y)
-        return search.best_estimator_, time.perf_counter() - start, search.best_params_
-    pipe.fit(data["x_train"], data["y_train"])
+    with heartbeat(what):
+        if grid:
+            x = np.concatenate([data["x_train"], data["x_val"]])
+            y = np.concatenate([data["y_train"], data["y_val"]])
+            search = make_search(pipe, grid, cv=predefined_split(len(data["y_train"]), len(data["y_val"])))
+            search.fit(x, y)
+            return search.best_estimator_, time.perf_counter() - start, search.best_params_
+        pipe.fit(data["x_train"], data["y_train"])
     return pipe, time.perf_counter() - start, None
 
 
