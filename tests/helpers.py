@@ -148,13 +148,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_answering(server, url: str, what: str, timeout: float, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; fail the test if ``server`` exits first (with the tail of
+    ``log``) or the deadline passes."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        last_words = f":\n{log.read_text()[-3000:]}" if log is not None and log.exists() else ""
+        assert server.poll() is None, f"{what} exited with {server.returncode}{last_words}"
+        assert time.monotonic() < deadline, f"{what} did not answer within {timeout} s"
+        time.sleep(1)
+
+
 @contextlib.contextmanager
 def mlflow_server(store: Path, timeout: float = 120):
     """``mlflow server`` on a free 127.0.0.1 port, runs in ``store/server.db`` and artifacts
     served from ``store/artifacts``; yields its URI once ``/health`` answers, stops it after."""
     import subprocess
-    import time
-    import urllib.request
 
     port = free_port()
     server = subprocess.Popen(
@@ -164,17 +182,7 @@ def mlflow_server(store: Path, timeout: float = 120):
         env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, f"mlflow server exited with {server.returncode}"
-            assert time.monotonic() < deadline, f"mlflow server did not answer within {timeout} s"
-            time.sleep(1)
+        wait_until_answering(server, f"{uri}/health", "mlflow server", timeout)
         yield uri
     finally:
         server.terminate()

@@ -13,7 +13,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import copy_repo, free_port, venv_env
+from helpers import copy_repo, free_port, venv_env, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,17 +59,7 @@ def served(repo: Path, uri: str, cwd: Path, timeout: float = 180):
         cwd=cwd, env=tracking_env(repo), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, f"mlflow models serve exited:\n{(cwd / 'serve.log').read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"mlflow models serve did not answer within {timeout} s"
-            time.sleep(1)
+        wait_until_answering(server, f"{url}/ping", "mlflow models serve", timeout, log=cwd / "serve.log")
         yield url
     finally:
         server.terminate()
