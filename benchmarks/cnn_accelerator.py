@@ -56,7 +56,12 @@ def prepared_split(cfg):
     return x, {name: y[name].astype(np.int64) for name in SPLITS}, len(pools.class_names)
 
 
-def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices) -> dict:
+def print_epoch(row: dict) -> None:
+    print("  epoch " + ", ".join(f"{k} {v}" for k, v in row.items() if k != "epoch") + f" ({row['epoch']})",
+          file=sys.stderr, flush=True)
+
+
+def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices, epoch_log: bool = False) -> dict:
     from models import training
     from models.statistics import wilson_interval
     from pipeline.train_cnn import build_model, fit_model, runtime
@@ -66,7 +71,8 @@ def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices) -> di
     with runtime(cfg, devices) as rt:
         model = build_model(cfg, arch, xs["train"].shape[1:], num_classes,
                             steps_per_epoch=math.ceil(len(xs["train"]) / cfg.cnn.batch_size), rt=rt)
-        fit = fit_model(cfg, model, xs["train"], y["train"], xs["val"], y["val"], verbose=0)
+        fit = fit_model(cfg, model, xs["train"], y["train"], xs["val"], y["val"], verbose=0,
+                        on_epoch=print_epoch if epoch_log else None)
         model.predict(xs["test"][: cfg.cnn.batch_size], batch_size=cfg.cnn.batch_size, verbose=0)
         start = time.perf_counter()
         probabilities = model.predict(xs["test"], batch_size=cfg.cnn.batch_size, verbose=0)
@@ -88,6 +94,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--arch", action="append", help="architecture(s); default: params.yaml cnn.architectures")
     parser.add_argument("-S", dest="overrides", action="append", default=[], help="params override key=value")
+    parser.add_argument("--epoch-log", action="store_true", help="print each epoch's history row to stderr")
     args = parser.parse_args()
 
     import keras
@@ -107,7 +114,7 @@ def main() -> None:
           "| fit s | test accuracy [95 % CI] | test images/s |")
     print("|---|---|---|---:|---:|---:|---:|---:|---|---:|", flush=True)
     for arch in args.arch or cfg.cnn.architectures:
-        r = train_one(cfg, arch, x, y, num_classes, devices)
+        r = train_one(cfg, arch, x, y, num_classes, devices, epoch_log=args.epoch_log)
         print(f"| {arch} | {devices.label} | {r['precision']} | {r['batch_size']} | {r['epochs_run']} / "
               f"{r['max_epochs']} ({r['best_epoch']}) | {r['first_epoch_s']:.2f} | {r['median_epoch_s']:.2f} "
               f"| {r['fit_s']:.1f} | {100 * r['accuracy']:.2f} % [{100 * r['low']:.2f}, {100 * r['high']:.2f}] "

@@ -284,15 +284,57 @@ def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = N
     return EpochRecorder()
 
 
+def augmented_batches(x: Any, y: Any, *, batch_size: int, seed: int, horizontal_flip: bool = False,
+                      max_shift: int = 0) -> Any:
+    """A ``keras.utils.PyDataset`` of training batches, reshuffled and augmented every epoch.
+
+    Epoch ``e`` visits the images in the order ``default_rng([seed, e]).permutation(n)`` and
+    augments batch ``i`` with ``batch_rng(seed, e, i)`` (:mod:`models.augment`), so the batches
+    depend only on the seed, never on Keras' or the backend's random state.
+    """
+    import keras
+    import numpy as np
+
+    from models.augment import augment, batch_rng, check_augmentation
+
+    check_augmentation(horizontal_flip, max_shift)
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y) or len(x) == 0:
+        raise InputError(f"augmented_batches needs as many labels as images (> 0); got {len(x)} and {len(y)}")
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self._order = np.random.default_rng([seed, 0]).permutation(len(x))
+
+        def __len__(self):
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, index):
+            rows = self._order[index * batch_size:(index + 1) * batch_size]
+            images = augment(x[rows], batch_rng(seed, self.epoch, index),
+                             horizontal_flip=horizontal_flip, max_shift=max_shift)
+            return images, y[rows]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._order = np.random.default_rng([seed, self.epoch]).permutation(len(x))
+
+    return AugmentedBatches()
+
+
 def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epochs: int, batch_size: int,
         patience: int, lr_schedule: str = "plateau", on_epoch: Callable[[dict], None] | None = None,
-        verbose: int = 2) -> FitResult:
+        verbose: int = 2, augmentation: dict | None = None, seed: int = 0) -> FitResult:
     """Train with early stopping on val_loss (best weights restored) and the schedule's callback.
 
     ``x_*`` are the scaled float32 images (:func:`scale_images`); ``on_epoch`` receives each
     history row as soon as the epoch ends. Keras prints one line per epoch (``verbose=2``).
     With ``lr_schedule="plateau"`` the rate halves after ``max(1, patience // 2)`` epochs
-    without a lower val_loss.
+    without a lower val_loss. ``augmentation`` (``horizontal_flip``, ``max_shift``, see
+    :mod:`models.augment`) with either switched on trains on :func:`augmented_batches` drawn
+    from ``seed``; otherwise Keras shuffles the arrays themselves.
 
     Raises:
         InputError: no epoch ran.
@@ -306,9 +348,14 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
     if lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
+    augmentation = augmentation or {}
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
-              shuffle=True, callbacks=callbacks, verbose=verbose)
+    if augmentation.get("horizontal_flip") or augmentation.get("max_shift"):
+        batches = augmented_batches(x_train, y_train, batch_size=batch_size, seed=seed, **augmentation)
+        model.fit(batches, epochs=epochs, validation_data=(x_val, y_val), callbacks=callbacks, verbose=verbose)
+    else:
+        model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
+                  shuffle=True, callbacks=callbacks, verbose=verbose)
     fit_seconds = time.perf_counter() - start
     if not rows:
         raise InputError("training ran no epoch")

@@ -126,6 +126,12 @@ class TrainingOverrides(TypedDict, total=False):
 TRAINING_OVERRIDES = tuple(TrainingOverrides.__annotations__)
 
 
+class AugmentConfig(_Strict):
+    """Training-time augmentation (models/augment.py); off unless switched on."""
+    horizontal_flip: bool = False
+    max_shift: Annotated[int, Field(ge=0, le=64)] = 0
+
+
 class CnnConfig(_Strict):
     architectures: Annotated[NameList, _name_list(_architecture_names)]
     epochs: Epochs
@@ -135,6 +141,7 @@ class CnnConfig(_Strict):
     lr_schedule: str = "plateau"  # checked by models.training, which defines the schedules
     mixed_precision: str = "auto"  # likewise
     deterministic: bool = True
+    augment: AugmentConfig = AugmentConfig()
     arch_params: dict[Annotated[str, _registered(_architecture_names)],
                       Annotated[TrainingOverrides, BeforeValidator(_none_is_empty)]] = {}
 

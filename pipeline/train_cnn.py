@@ -74,7 +74,8 @@ def check_settings(cfg: Config, arch: str) -> None:
 def fit_model(cfg: Config, model: Any, x_train, y_train, x_val, y_val, **kwargs: Any) -> training.FitResult:
     """:func:`models.training.fit` with params.yaml's cnn settings."""
     return training.fit(model, x_train, y_train, x_val, y_val, epochs=cfg.cnn.epochs, batch_size=cfg.cnn.batch_size,
-                        patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule, **kwargs)
+                        patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule,
+                        augmentation=cfg.cnn.augment.model_dump(), seed=kwargs.pop("seed", cfg.seed), **kwargs)
 
 
 def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: training.Runtime, run: Any) -> list[dict]:
@@ -90,7 +91,7 @@ def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: trainin
         keras.utils.set_random_seed(seed)
         model = build_model(cfg, arch, split.image_shape, split.num_classes,
                             steps_per_epoch=math.ceil(len(x["train"]) / cfg.cnn.batch_size), rt=rt)
-        fit = fit_model(cfg, model, x["train"], split.y["train"], x["val"], split.y["val"])
+        fit = fit_model(cfg, model, x["train"], split.y["train"], x["val"], split.y["val"], seed=seed)
         y_pred = np.argmax(model.predict(x["test"], batch_size=cfg.cnn.batch_size, verbose=0), axis=1)
         scores.append(seed_scores(seed, split.y["test"], y_pred, fit.best_val_accuracy, split.num_classes))
         log_seed_run(run, approach="deep", model_id=arch, scores=scores[-1])
@@ -162,6 +163,7 @@ def run(cfg: Config, arch: str) -> dict:
                   "learning_rate": cfg.cnn.learning_rate, "patience": cfg.cnn.patience,
                   "lr_schedule": cfg.cnn.lr_schedule, "mixed_precision": cfg.cnn.mixed_precision,
                   "deterministic": cfg.cnn.deterministic, "precision_policy": rt.precision,
+                  **{f"augment.{k}": v for k, v in cfg.cnn.augment.model_dump().items()},
                   "gpu_count": devices.gpu_count, "gpu_names": ", ".join(devices.gpu_names) or "none",
                   **cfg.cnn.arch_params[arch]}
         with stage_run("train_cnn", experiment=cfg.experiment, run_name=f"deep-{arch}", dataset=split.dataset,

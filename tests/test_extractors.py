@@ -34,8 +34,9 @@ PARAMS = {
     "sobel": {},
     "hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]},
     "sift": {"n_words": 4},
+    "stack": {"parts": ["hog", "raw"], "part_params": {"hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]}}},
 }
-EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "sift": 4}
+EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "sift": 4, "stack": 1296 + 784}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_one_new_module_is_one_new_extractor(extra_extractor_dir, images):
         EXTRACTOR = Extractor(transformer=InvertedPixels, citation="none", summary="1 - raw")
     '''))
     (extra_extractor_dir / "_helper.py").write_text("")
-    assert extractor_names() == ("hog", "inverted", "raw", "sift", "sobel")
+    assert extractor_names() == ("hog", "inverted", "raw", "sift", "sobel", "stack")
     assert get_extractor("inverted").name == "inverted"
     inverted = make_extractor("inverted", chunk_size=7).fit_transform(images)
     np.testing.assert_allclose(inverted, 1 - make_extractor("raw").fit_transform(images), atol=1e-7)
@@ -107,11 +108,11 @@ def test_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO_ROOT).stdout
-    assert out.strip() == "[] [] ('hog', 'raw', 'sift', 'sobel')"
+    assert out.strip() == "[] [] ('hog', 'raw', 'sift', 'sobel', 'stack')"
 
 
 def test_unknown_extractor():
-    with pytest.raises(ParameterError, match=r"^unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel$"):
+    with pytest.raises(ParameterError, match=r"^unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack$"):
         get_extractor("surf")
     with pytest.raises(ParameterError, match=r"unknown feature extractor '_batch'"):
         make_extractor("_batch")  # a module of the package, but not an extractor

@@ -300,3 +300,20 @@ def test_multi_gpu_path_trains_under_mirrored_strategy():
     assert result.epochs_run == 1 and math.isfinite(result.history[0]["loss"])
     out = model.predict(scale_images(split.x["test"][:4]), verbose=0)
     assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_augmentation_is_seeded_and_changes_what_is_learned():
+    split = make_split()
+    augment = {"horizontal_flip": True, "max_shift": 2}
+    first, history = _train_and_predict(make_config(augment=augment), split)
+    second, _ = _train_and_predict(make_config(augment=augment), split)
+    plain, _ = _train_and_predict(make_config(), split)
+    np.testing.assert_array_equal(first, second)  # the augmented batches follow from `seed`
+    assert not np.array_equal(first, plain)
+    assert len(history) == 1 and math.isfinite(history[0]["val_loss"])
+
+
+def test_bad_augmentation_setting_names_the_params_key():
+    with pytest.raises(ConfigError, match=r"cnn\.augment\.max_shift"):
+        make_config(augment={"horizontal_flip": False, "max_shift": -1})

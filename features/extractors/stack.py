@@ -1,0 +1,104 @@
+"""Several extractors' features side by side: early fusion of complementary descriptors.
+
+Each image's vector is the concatenation, in ``parts`` order, of what each part extractor
+computes for it (like scikit-learn's ``FeatureUnion``, but over image batches and chunked
+once for all parts). HOG describes local edge orientation with its contrast normalised
+away, Sobel's magnitude maps keep where the strong edges are, and raw pixels keep
+intensity and shape; concatenated and reduced by PCA they give an RBF SVM more than any one
+of them (measured on Fashion-MNIST in README "Large data": 92.7 % vs 91.8 % for HOG alone).
+
+``part_params`` gives each part its parameters (the ``features`` stage fills it from the
+parts' own params.yaml sections, so ``hog`` inside ``stack`` is exactly ``features.hog``);
+``random_state`` is handed to the parts that take one (SIFT's codebook).
+
+Reference
+---------
+C. G. M. Snoek, M. Worring, A. W. M. Smeulders, "Early versus late fusion in semantic video
+analysis", ACM Multimedia 2005, doi:10.1145/1101149.1101236.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from features import Extractor, extractor_names, get_extractor, make_extractor
+from features._batch import ImageFeatureExtractor, check_int
+from features.errors import ParameterError
+
+NAME = "stack"
+
+
+class StackedFeatures(ImageFeatureExtractor):
+    """The features of ``parts`` concatenated per image, float32.
+
+    Parameters
+    ----------
+    parts : list of str
+        Registered extractor names, at least one, no repeats, not ``stack`` itself.
+    part_params : dict or None
+        ``{part: {parameter: value}}``; a part left out uses its extractor's defaults.
+    random_state : int
+        Passed to every part that takes a ``random_state``.
+    n_jobs, chunk_size : int
+        joblib workers and images per chunk, for all parts together (see ``features._batch``).
+    """
+
+    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, n_jobs=1,
+                 chunk_size=2048):
+        self.parts = parts
+        self.part_params = part_params
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.chunk_size = chunk_size
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        owner = type(self).__name__
+        check_int(owner, "random_state", self.random_state, 0)
+        parts = self.parts
+        if isinstance(parts, str) or not isinstance(parts, (list, tuple)) or not parts:
+            raise ParameterError(f"{owner}: parts={parts!r} is invalid; expected a non-empty list of extractor names")
+        allowed = [name for name in extractor_names() if name != NAME]
+        for part in parts:
+            if part not in allowed:
+                raise ParameterError(f"{owner}: parts item {part!r} is invalid; allowed: {', '.join(allowed)}")
+        if len(set(parts)) != len(parts):
+            raise ParameterError(f"{owner}: parts={list(parts)!r} repeats an extractor")
+        extra = sorted(set(self.part_params or {}) - set(parts))
+        if extra:
+            raise ParameterError(f"{owner}: part_params names {extra[0]!r}, which is not in parts {list(parts)}")
+        self._build_parts()  # a bad part parameter fails here, before any image is read
+
+    def _build_parts(self) -> list[ImageFeatureExtractor]:
+        built = []
+        for part in self.parts:
+            params = dict((self.part_params or {}).get(part) or {})
+            if "random_state" in get_extractor(part).parameters():
+                params.setdefault("random_state", self.random_state)
+            built.append(make_extractor(part, **params))
+        return built
+
+    def _min_image_size(self) -> tuple[tuple[int, int], str]:
+        sizes = [(part._min_image_size(), name) for part, name in zip(self._build_parts(), self.parts)]
+        (size, needs), _ = max(sizes, key=lambda item: item[0][0][0] * item[0][0][1])
+        return size, needs
+
+    def _fit_images(self, images: np.ndarray) -> None:
+        self.parts_ = self._build_parts()
+        for part in self.parts_:
+            part._fit_images(images)
+            part.image_shape_ = images.shape[1:]
+
+    def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
+        return np.hstack([part._transform_chunk(images) for part in self.parts_]).astype(np.float32, copy=False)
+
+
+EXTRACTOR = Extractor(
+    transformer=StackedFeatures,
+    citation=inspect.cleandoc("""
+        C. G. M. Snoek, M. Worring, A. W. M. Smeulders, "Early versus late fusion in semantic video
+        analysis", ACM Multimedia 2005, doi:10.1145/1101149.1101236 (early fusion: concatenated features)
+    """).replace("\n", " "),
+    summary="several extractors' features concatenated per image (default HOG + Sobel + raw pixels)",
+)

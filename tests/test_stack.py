@@ -1,0 +1,70 @@
+"""features/extractors/stack.py: several extractors' features side by side."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features import make_extractor
+from features.errors import ImageError, ParameterError
+
+HOG = {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2], "transform_sqrt": True}
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (30, 16, 16), dtype=np.uint8)
+
+
+def test_stack_is_its_parts_concatenated_in_order(images):
+    stacked = make_extractor("stack", parts=["sobel", "hog", "raw"], part_params={"hog": HOG},
+                             chunk_size=7).fit(images[:20]).transform(images)
+    parts = [make_extractor("sobel").fit(images[:20]).transform(images),
+             make_extractor("hog", **HOG).fit(images[:20]).transform(images),
+             make_extractor("raw").fit(images[:20]).transform(images)]
+    np.testing.assert_array_equal(stacked, np.hstack(parts))
+    assert stacked.dtype == np.float32
+
+
+def test_a_fitted_part_learns_from_the_training_images_with_the_stack_seed(images):
+    stack = make_extractor("stack", parts=["sift", "raw"], part_params={"sift": {"n_words": 3}},
+                           random_state=5).fit(images)
+    sift = make_extractor("sift", n_words=3, random_state=5).fit(images)
+    np.testing.assert_array_equal(stack.transform(images)[:, :sift.transform(images[:1]).shape[1]],
+                                  sift.transform(images))
+    other = make_extractor("stack", parts=["sift", "raw"], part_params={"sift": {"n_words": 3}},
+                           random_state=6).fit(images)
+    assert not np.array_equal(other.transform(images), stack.transform(images))
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"parts": []}, r"parts=\[\] is invalid"),
+    ({"parts": "hog"}, r"parts='hog' is invalid"),
+    ({"parts": ["hog", "surf"]}, r"parts item 'surf' is invalid; allowed: hog, raw, sift, sobel$"),
+    ({"parts": ["hog", "stack"]}, r"parts item 'stack' is invalid"),
+    ({"parts": ["hog", "hog"]}, r"repeats an extractor"),
+    ({"parts": ["hog"], "part_params": {"raw": {}}}, r"part_params names 'raw', which is not in parts"),
+    ({"parts": ["hog"], "part_params": {"hog": {"orientation": 9}}}, r"HOGFeatures: unknown parameter 'orientation'"),
+])
+def test_bad_parts_are_named(params, message):
+    with pytest.raises(ParameterError, match=message):
+        make_extractor("stack", **params)
+
+
+def test_too_small_images_name_the_part_that_needs_more(images):
+    stack = make_extractor("stack", parts=["raw", "hog"], part_params={"hog": {"pixels_per_cell": [8, 8],
+                                                                               "cells_per_block": [3, 3]}})
+    with pytest.raises(ImageError, match="24x24 minimum"):
+        stack.fit(images)
+
+
+def test_the_stage_configures_each_part_from_its_own_section():
+    from helpers import REPO_ROOT
+    from pipeline.config import load_config
+    from pipeline.features import build_extractor
+
+    cfg = load_config(REPO_ROOT / "params.yaml", {"features.hog.transform_sqrt": True,
+                                                   "features.stack.parts": ["hog", "sift"]})
+    stack = build_extractor(cfg, "stack")
+    assert stack.part_params["hog"]["transform_sqrt"] is True
+    assert stack.part_params["sift"] == cfg.features.params["sift"]
+    assert stack.random_state == cfg.seed
