@@ -41,6 +41,7 @@ from models.errors import InputError, ParameterError
 
 PRECISION_SETTINGS = ("auto", "on", "off")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
+MONITORS = ("val_loss", "val_accuracy")
 MIXED = "mixed_float16"
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"]
 
@@ -326,7 +327,7 @@ def augmented_batches(x: Any, y: Any, *, batch_size: int, seed: int, horizontal_
 
 def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epochs: int, batch_size: int,
         patience: int, lr_schedule: str = "plateau", on_epoch: Callable[[dict], None] | None = None,
-        verbose: int = 2, augmentation: dict | None = None, seed: int = 0) -> FitResult:
+        verbose: int = 2, augmentation: dict | None = None, seed: int = 0, monitor: str = "val_loss") -> FitResult:
     """Train with early stopping on val_loss (best weights restored) and the schedule's callback.
 
     ``x_*`` are the scaled float32 images (:func:`scale_images`); ``on_epoch`` receives each
@@ -334,20 +335,25 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
     With ``lr_schedule="plateau"`` the rate halves after ``max(1, patience // 2)`` epochs
     without a lower val_loss. ``augmentation`` (``horizontal_flip``, ``max_shift``, see
     :mod:`models.augment`) with either switched on trains on :func:`augmented_batches` drawn
-    from ``seed``; otherwise Keras shuffles the arrays themselves.
+    from ``seed``; otherwise Keras shuffles the arrays themselves. ``monitor`` (one of
+    :data:`MONITORS`) is what early stopping, the restored epoch and the plateau schedule
+    follow: the lowest validation loss, or the highest validation accuracy -- they part ways
+    once a model grows over-confident on the images it gets wrong.
 
     Raises:
         InputError: no epoch ran.
     """
     import keras
 
+    if monitor not in MONITORS:
+        raise ParameterError(f"monitor = {monitor!r}: allowed: {', '.join(MONITORS)}")
     rows: list[dict] = []
-    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+    stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                             restore_best_weights=True, verbose=1 if verbose else 0)
     callbacks = [epoch_recorder(rows, on_epoch), stopper]
     if lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
+            monitor=monitor, factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
     augmentation = augmentation or {}
     start = time.perf_counter()
     if augmentation.get("horizontal_flip") or augmentation.get("max_shift"):

@@ -138,6 +138,7 @@ class CnnConfig(_Strict):
     batch_size: BatchSize
     learning_rate: LearningRate
     patience: Annotated[int, Field(ge=0)] = 5
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"  # models.training.MONITORS
     lr_schedule: str = "plateau"  # checked by models.training, which defines the schedules
     mixed_precision: str = "auto"  # likewise
     deterministic: bool = True

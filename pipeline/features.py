@@ -63,12 +63,7 @@ def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
 
     accepted = get_extractor(name).parameters()
     shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
-    params = {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
-    if "part_params" in accepted and "part_params" not in params and isinstance(params.get("parts"), (list, tuple)):
-        # a composite extractor (stack): each part as its own section configures it
-        params["part_params"] = {part: dict(cfg.features.params.get(part, {})) for part in params["parts"]
-                                 if isinstance(part, str)}
-    return params
+    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
 
 
 def build_extractor(cfg: Config, name: str, seed: int | None = None):

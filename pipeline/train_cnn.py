@@ -74,7 +74,7 @@ def check_settings(cfg: Config, arch: str) -> None:
 def fit_model(cfg: Config, model: Any, x_train, y_train, x_val, y_val, **kwargs: Any) -> training.FitResult:
     """:func:`models.training.fit` with params.yaml's cnn settings."""
     return training.fit(model, x_train, y_train, x_val, y_val, epochs=cfg.cnn.epochs, batch_size=cfg.cnn.batch_size,
-                        patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule,
+                        patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule, monitor=cfg.cnn.monitor,
                         augmentation=cfg.cnn.augment.model_dump(), seed=kwargs.pop("seed", cfg.seed), **kwargs)
 
 
@@ -160,7 +160,7 @@ def run(cfg: Config, arch: str) -> dict:
         counts = count_params(model)
         tags = {"approach": "deep", "arch": arch, "model": arch, "device": devices.label, "backend": backend}
         params = {"arch": arch, "seed": cfg.seed, "epochs": cfg.cnn.epochs, "batch_size": batch_size,
-                  "learning_rate": cfg.cnn.learning_rate, "patience": cfg.cnn.patience,
+                  "learning_rate": cfg.cnn.learning_rate, "patience": cfg.cnn.patience, "monitor": cfg.cnn.monitor,
                   "lr_schedule": cfg.cnn.lr_schedule, "mixed_precision": cfg.cnn.mixed_precision,
                   "deterministic": cfg.cnn.deterministic, "precision_policy": rt.precision,
                   **{f"augment.{k}": v for k, v in cfg.cnn.augment.model_dump().items()},

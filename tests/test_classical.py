@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -193,3 +194,38 @@ def test_search_fits_on_train_plus_validation_only(data):
 def test_bad_search_grid_is_a_parameter_error(grid, match):
     with pytest.raises(ParameterError, match=match):
         make_search(make_classifier("rbf_svm"), grid)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("shape", ["ovr", "ovo"])
+def test_svc_one_pass_equals_predict_and_decision_function(n_classes, shape):
+    from sklearn.svm import SVC, NuSVC
+
+    from models.classical import svc_one_pass
+
+    rng = np.random.default_rng(n_classes)
+    x = rng.normal(size=(300, 4))
+    y = rng.integers(0, n_classes, 300) * 3  # overlapping classes, labels not 0..k-1
+    for clf in (SVC(C=1.0, decision_function_shape=shape).fit(x, y), NuSVC(nu=0.3, decision_function_shape=shape).fit(x, y)):
+        labels, scores = svc_one_pass(clf, x)
+        np.testing.assert_array_equal(labels, clf.predict(x))
+        np.testing.assert_allclose(scores, clf.decision_function(x), rtol=1e-12, atol=1e-12)
+        assert clf.decision_function_shape == shape  # restored
+        if n_classes > 2 and shape == "ovr":  # the vote and the ovr argmax can differ; the labels are predict's
+            assert scores.shape == (300, n_classes)
+
+
+def test_svc_one_pass_declines_where_predict_is_not_the_vote():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    from models.classical import svc_one_pass
+
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    y = np.arange(60) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.9 deprecates probability=True
+        platt = SVC(probability=True, random_state=0).fit(x, y)
+    assert svc_one_pass(platt, x) is None
+    assert svc_one_pass(SVC(break_ties=True).fit(x, y), x) is None
+    assert svc_one_pass(LogisticRegression().fit(x, y), x) is None

@@ -57,14 +57,16 @@ def test_too_small_images_name_the_part_that_needs_more(images):
         stack.fit(images)
 
 
-def test_the_stage_configures_each_part_from_its_own_section():
+def test_the_stage_configures_the_parts_from_the_stack_section_alone():
     from helpers import REPO_ROOT
     from pipeline.config import load_config
     from pipeline.features import build_extractor
 
-    cfg = load_config(REPO_ROOT / "params.yaml", {"features.hog.transform_sqrt": True,
-                                                   "features.stack.parts": ["hog", "sift"]})
+    cfg = load_config(REPO_ROOT / "params.yaml", {"features.hog.orientations": 12,
+                                                   "features.stack.parts": ["hog", "sift"],
+                                                   "features.stack.part_params": {"hog": {"transform_sqrt": True}}})
     stack = build_extractor(cfg, "stack")
-    assert stack.part_params["hog"]["transform_sqrt"] is True
-    assert stack.part_params["sift"] == cfg.features.params["sift"]
+    assert stack.part_params == {"hog": {"transform_sqrt": True}}  # not features.hog's 12 orientations
     assert stack.random_state == cfg.seed
+    hog = stack._build_parts()[0]
+    assert hog.orientations == 9 and hog.transform_sqrt is True

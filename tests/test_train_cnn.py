@@ -317,3 +317,33 @@ def test_augmentation_is_seeded_and_changes_what_is_learned():
 def test_bad_augmentation_setting_names_the_params_key():
     with pytest.raises(ConfigError, match=r"cnn\.augment\.max_shift"):
         make_config(augment={"horizontal_flip": False, "max_shift": -1})
+
+
+def test_bad_monitor_is_named_by_the_config_and_by_training():
+    from models.errors import ParameterError
+    from models.training import fit
+
+    with pytest.raises(ConfigError, match=r"cnn\.monitor"):
+        make_config(monitor="val_f1")
+    with pytest.raises(ParameterError, match="monitor = 'accuracy': allowed: val_loss, val_accuracy"):
+        fit(None, None, None, None, None, epochs=1, batch_size=1, patience=1, monitor="accuracy")
+
+
+@pytest.mark.slow
+def test_monitoring_val_accuracy_keeps_the_most_accurate_epoch():
+    from models.training import Devices, scale_images
+    from pipeline.config import for_arch
+    from pipeline.train_cnn import build_model, fit_model, runtime
+
+    split = make_split()
+    cfg = for_arch(make_config(epochs=4, patience=10, monitor="val_accuracy"), "lenet5")
+    with runtime(cfg, Devices("tensorflow")) as rt:
+        model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
+        result = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
+                           scale_images(split.x["val"]), split.y["val"], verbose=0)
+        restored = float(np.mean(np.argmax(model.predict(scale_images(split.x["val"]), verbose=0), axis=1)
+                                 == split.y["val"]))
+    accuracies = [row["val_accuracy"] for row in result.history]
+    assert len(accuracies) == 4
+    assert result.best_epoch == accuracies.index(max(accuracies)) + 1  # the first epoch with the top accuracy
+    assert restored == pytest.approx(result.best_val_accuracy, abs=1e-6)

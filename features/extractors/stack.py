@@ -7,9 +7,10 @@ away, Sobel's magnitude maps keep where the strong edges are, and raw pixels kee
 intensity and shape; concatenated and reduced by PCA they give an RBF SVM more than any one
 of them (measured on Fashion-MNIST in README "Large data": 92.7 % vs 91.8 % for HOG alone).
 
-``part_params`` gives each part its parameters (the ``features`` stage fills it from the
-parts' own params.yaml sections, so ``hog`` inside ``stack`` is exactly ``features.hog``);
-``random_state`` is handed to the parts that take one (SIFT's codebook).
+``part_params`` gives each part its parameters, in ``stack``'s own params.yaml section (so
+``features@stack`` depends on that section alone; a part left out of it takes its
+extractor's defaults, not ``features.<part>``); ``random_state`` is handed to the parts
+that take one (SIFT's codebook).
 
 Reference
 ---------
