@@ -11,9 +11,7 @@ square-root compression + Sobel + raw pixels vs 91.65 % on HOG alone).
 ``part_params`` gives each part its parameters, in ``stack``'s own params.yaml section (so
 ``features@stack`` depends on that section alone; a part left out of it takes its
 extractor's defaults, not ``features.<part>``); ``random_state`` is handed to the parts
-that take one (SIFT's codebook). ``deskew`` shears every image upright first
-(:mod:`features.deskew`; for handwriting, not for objects or clothing), inside the
-extractor, so a saved image-in model deskews the images it is asked to classify too.
+that take one (SIFT's codebook).
 
 Reference
 ---------
@@ -27,8 +25,7 @@ import inspect
 import numpy as np
 
 from features import Extractor, extractor_names, get_extractor, make_extractor
-from features._batch import ImageFeatureExtractor, check_bool, check_int
-from features.deskew import deskew as deskew_images
+from features._batch import ImageFeatureExtractor, check_int
 from features.errors import ParameterError
 
 NAME = "stack"
@@ -45,18 +42,15 @@ class StackedFeatures(ImageFeatureExtractor):
         ``{part: {parameter: value}}``; a part left out uses its extractor's defaults.
     random_state : int
         Passed to every part that takes a ``random_state``.
-    deskew : bool
-        Shear each image upright about its centroid before the parts see it.
     n_jobs, chunk_size : int
         joblib workers and images per chunk, for all parts together (see ``features._batch``).
     """
 
-    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, deskew=False, n_jobs=1,
+    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, n_jobs=1,
                  chunk_size=2048):
         self.parts = parts
         self.part_params = part_params
         self.random_state = random_state
-        self.deskew = deskew
         self.n_jobs = n_jobs
         self.chunk_size = chunk_size
 
@@ -64,7 +58,6 @@ class StackedFeatures(ImageFeatureExtractor):
         super()._check_params()
         owner = type(self).__name__
         check_int(owner, "random_state", self.random_state, 0)
-        check_bool(owner, "deskew", self.deskew)
         parts = self.parts
         if isinstance(parts, str) or not isinstance(parts, (list, tuple)) or not parts:
             raise ParameterError(f"{owner}: parts={parts!r} is invalid; expected a non-empty list of extractor names")
@@ -95,13 +88,11 @@ class StackedFeatures(ImageFeatureExtractor):
 
     def _fit_images(self, images: np.ndarray) -> None:
         self.parts_ = self._build_parts()
-        images = deskew_images(images) if self.deskew else images
         for part in self.parts_:
             part._fit_images(images)
             part.image_shape_ = images.shape[1:]
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        images = deskew_images(images) if self.deskew else images
         return np.hstack([part._transform_chunk(images) for part in self.parts_]).astype(np.float32, copy=False)
 
 
