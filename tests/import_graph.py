@@ -121,8 +121,6 @@ def _stage_closure(stage: str, item: str | None, root: Path) -> frozenset[str]:
     folder = STAGE_COMPONENTS.get(stage)
     if folder and item:
         starts.add(f"{folder}/{item}.py")
-    if stage == "features":  # features@stack runs the extractors its parts name, by name: any of them
-        starts |= {p.relative_to(root).as_posix() for p in (root / folder).glob("*.py") if not p.stem.startswith("_")}
     starts |= _with_parents(f"pipeline.{stage}", root)
     return frozenset(closure(starts, root))
 
@@ -162,7 +160,7 @@ def main() -> None:
     for stage, folder in STAGE_COMPONENTS.items():
         item = example.get(stage)
         files = stage_code(f"{stage}@{item}" if item else stage)
-        if item and stage != "features":  # dvc.yaml names the item's own module through the foreach variable
+        if item:  # dvc.yaml names the item's own module through the foreach variable
             files = (files - {f"{folder}/{item}.py"}) | {f"{folder}/${{item}}.py"}
         print(f"{stage}:")
         for f in sorted(files):

@@ -13,6 +13,11 @@ square-root compression + Sobel + raw pixels vs 91.65 % on HOG alone).
 extractor's defaults, not ``features.<part>``); ``random_state`` is handed to the parts
 that take one (SIFT's codebook).
 
+DVC caveat: ``features@stack`` depends on this module and its own params section, not on
+the parts' modules (dvc.yaml lists each item's own module, so that a new extractor is one
+module plus its section). After editing a part's code, e.g. ``hog.py``, rerun it with
+``dvc repro -f features@stack``.
+
 Reference
 ---------
 C. G. M. Snoek, M. Worring, A. W. M. Smeulders, "Early versus late fusion in semantic video
