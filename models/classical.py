@@ -31,6 +31,9 @@ PARAM_COUNT_DEFINITIONS: dict[str, str] = {
 }
 
 
+SCALINGS = ("standard", "none")
+
+
 def _allowed(names) -> str:
     """The comma-separated, sorted list used in every error message."""
     return ", ".join(sorted(names))
@@ -75,23 +78,30 @@ def _build_estimator(name: str, random_state: int, hyperparams: Mapping[str, Any
     return estimator
 
 
-def make_classifier(name: str, *, pca: int | float | None = None, random_state: int = 0, **hyperparams):
+def make_classifier(name: str, *, pca: int | float | None = None, scale: str = "standard",
+                    random_state: int = 0, **hyperparams):
     """Build the unfitted pipeline ``scale`` -> [``pca``] -> ``clf`` for a registered classifier.
 
     ``hyperparams`` are the estimator's own constructor arguments (e.g. ``C``/``gamma`` for
     ``rbf_svm``); their names and values are checked now, so a typo in params.yaml fails
     before any fitting. ``random_state`` is passed to PCA and to every estimator that takes
     one. ``pca`` is an int >= 1 (number of components) or a float in (0, 1) (fraction of
-    variance kept); ``None`` leaves the step out.
+    variance kept); ``None`` leaves the step out. ``scale`` is ``"standard"`` (StandardScaler:
+    every dimension to zero mean and unit variance) or ``"none"`` (the step passes the features
+    through, for features whose dimensions are already on one scale: standardising HOG or pixel
+    dimensions that barely vary on the training images magnifies their noise).
 
     Raises:
-        ParameterError: unknown classifier, unknown hyperparameter, invalid value, bad ``pca``.
+        ParameterError: unknown classifier, unknown hyperparameter, invalid value, bad ``pca``
+            or ``scale``.
     """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     _check_pca(pca)
-    steps = [("scale", StandardScaler())]
+    if scale not in SCALINGS:
+        raise ParameterError(f"scale must be one of {', '.join(SCALINGS)}; got {scale!r}")
+    steps = [("scale", StandardScaler() if scale == "standard" else "passthrough")]
     if pca is not None:
         from sklearn.decomposition import PCA  # 0.15 s of imports a stage without PCA skips
 
@@ -267,7 +277,7 @@ def param_count(fitted_pipeline) -> int:
     Raises:
         TypeError: a step whose type has no counting rule.
     """
-    return int(sum(_step_count(step) for _, step in fitted_pipeline.steps))
+    return int(sum(_step_count(step) for _, step in fitted_pipeline.steps if step != "passthrough"))
 
 
 def svc_one_pass(clf: Any, x: Any) -> tuple[Any, Any] | None:

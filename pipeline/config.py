@@ -97,6 +97,7 @@ class DataConfig(_Strict):
     val_fraction: Fraction = 0.15
     test_fraction: Fraction = 0.2  # only for datasets without an official test split
     limit_per_class: Annotated[int, Field(ge=3)] | None = None
+    deskew: bool = False  # pipeline/deskew.py, after resizing, for every split and model
 
 
 class FeaturesConfig(_Strict):
@@ -109,6 +110,7 @@ class FeaturesConfig(_Strict):
 class ClassicalConfig(_Strict):
     classifiers: Annotated[NameList, _name_list(_classifier_names)]
     pca: Any = None  # checked by models.classical.make_classifier
+    scale: Literal["standard", "none"] = "standard"  # models.classical.SCALINGS
     search: bool = False
     hyperparams: dict[Annotated[str, _registered(_classifier_names)], Section] = {}
     grid: dict[Annotated[str, _registered(_classifier_names)], Section] = {}  # lists: models.classical.make_search

@@ -8,7 +8,7 @@ champion of the last ``compare``, as the registry's ``champion`` alias chooses i
 
 IMAGES are files or folders (searched recursively for PNG/JPEG/BMP/TIFF files), read exactly as
 ``prepare`` reads a folder dataset (:func:`pipeline.datasets.read_image_file`: OpenCV, the
-split's channels, resized to the split's image size); a CNN gets them scaled to [0, 1] as in
+split's channels, resized to the split's image size, deskewed if the split was); a CNN gets them scaled to [0, 1] as in
 ``train_cnn`` (AlexNet's 63-pixel resize is a layer of the saved model). The size, channels and
 class names are those of the prepared split the models were trained on
 (``data/prepared/manifest.json``).
@@ -248,6 +248,10 @@ def run(cfg: Config, model_name: str, paths: Sequence[str | Path], out: str | Pa
     label, source = resolve(cfg, model_name)
     files = image_files(paths)
     images = read_images(files, height, channels)
+    if manifest.get("deskew"):  # as prepare deskewed the images the models learned from
+        from pipeline.deskew import deskew_batch
+
+        images = deskew_batch(images)
     model = load_model(label, source, len(class_names))
     rows = predict(model, images, class_names, files)
     write_rows(out, rows)

@@ -51,13 +51,14 @@ def _check_names(feature: str, classifier: str) -> None:
 
 
 def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
-    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.pca``), and
+    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.scale``, ``.pca``), and
     its search grid when ``classical.search`` is on; a bad value is one ConfigError line.
     ``random_state`` is ``seed``, by default params.yaml's."""
     from models.classical import make_classifier, make_search, predefined_split
 
     with component_section(cfg, f"classical.{classifier}"):
-        pipe = make_classifier(classifier, pca=cfg.classical.pca, random_state=cfg.seed if seed is None else seed,
+        pipe = make_classifier(classifier, pca=cfg.classical.pca, scale=cfg.classical.scale,
+                               random_state=cfg.seed if seed is None else seed,
                                **cfg.classical.hyperparams.get(classifier, {}))
     grid = cfg.classical.grid.get(classifier)
     if grid:  # checked even when search is off, so a typo does not wait for the day it is used
@@ -225,7 +226,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     seeded = extra_seed_data(cfg, feature, classifier, data)
     mid = model_id(feature, classifier)
     tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
-    params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
+    params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca, "scale": cfg.classical.scale,
               "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
 
     pipe, fit_seconds, best = fit_model(cfg, classifier, data)

@@ -70,11 +70,14 @@ def note(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------- input
-def read_image_files(paths: Sequence[str | Path], image_size: int | None, channels: int) -> list[Picture]:
-    """Read and resize image files as ``prepare`` reads a ``folder`` dataset."""
+def read_image_files(paths: Sequence[str | Path], image_size: int | None, channels: int,
+                     deskew: bool = False) -> list[Picture]:
+    """Read and resize image files as ``prepare`` reads a ``folder`` dataset (and deskew them
+    when ``deskew``, as ``prepare`` does with ``data.deskew``)."""
     import cv2
 
     from pipeline.datasets import resize_batch
+    from pipeline.deskew import deskew_batch
 
     pictures, used = [], set()
     for path in map(Path, paths):
@@ -86,7 +89,8 @@ def read_image_files(paths: Sequence[str | Path], image_size: int | None, channe
             raise DataError(f"{path}: corrupt or unreadable image")
         if channels == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        image = resize_batch(image[None], image_size, channels)[0]
+        image = resize_batch(image[None], image_size, channels)
+        image = (deskew_batch(image) if deskew else image)[0]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "image"
         while name in used:
             name += "_"
@@ -265,7 +269,7 @@ def run(cfg: Config, files: Sequence[str] = (), from_split: str | None = None, n
     if from_split:
         pictures = pick_from_split(split, from_split, n, cfg.seed)
     else:
-        pictures = read_image_files(files, cfg.data.image_size, cfg.data.channels)
+        pictures = read_image_files(files, cfg.data.image_size, cfg.data.channels, deskew=cfg.data.deskew)
     tools = prepare_tools(cfg, split, archs, pictures)
     written = write(render(pictures, tools), Path(out))
     print(f"wrote {len(written)} pictures of {len(pictures)} image(s) to {out}/ "

@@ -98,6 +98,24 @@ def test_unknown_hyperparameter_lists_allowed_ones():
     assert "gamma" in message and "\n" not in message
 
 
+def test_scale_none_passes_the_features_through_and_counts_no_scaler():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 4)) * [1.0, 1.0, 100.0, 0.01]
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    plain = make_classifier("knn", scale="none", n_neighbors=3).fit(X, y)
+    standard = make_classifier("knn", n_neighbors=3).fit(X, y)
+    assert plain.named_steps["scale"] == "passthrough"
+    np.testing.assert_array_equal(plain.named_steps["clf"]._fit_X, X)
+    assert param_count(standard) - param_count(plain) == 2 * X.shape[1]  # the scaler's mean_ and scale_
+    # unscaled, the 100x dimension dominates the distances; standardised, it does not
+    assert (plain.predict(X) != standard.predict(X)).any()
+
+
+def test_unknown_scale_is_named():
+    with pytest.raises(ParameterError, match=r"^scale must be one of standard, none; got 'minmax'$"):
+        make_classifier("knn", scale="minmax")
+
+
 def test_fixed_kernel_is_not_a_hyperparameter():
     with pytest.raises(ParameterError, match="unknown hyperparameter 'kernel'"):
         make_classifier("rbf_svm", kernel="linear")

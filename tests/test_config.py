@@ -63,6 +63,8 @@ def test_default_params_load(raw):
         ("seed", -1, "params.yaml: seed = -1: must be an integer >= 0"),
         ("seed", True, "params.yaml: seed = True: must be an integer"),
         ("classical.search", "yes", "params.yaml: classical.search = 'yes': must be true or false"),
+        ("classical.scale", "minmax", "params.yaml: classical.scale = 'minmax': allowed: standard, none"),
+        ("data.deskew", "yes", "params.yaml: data.deskew = 'yes': must be true or false"),
         ("cnn.epochs", 0, "params.yaml: cnn.epochs = 0: must be an integer >= 1"),
         ("cnn.learning_rate", 0, "params.yaml: cnn.learning_rate = 0: must be a number > 0.0"),
         ("cnn.alexnet.epochs", 0, "params.yaml: cnn.alexnet.epochs = 0: must be an integer >= 1"),
@@ -109,7 +111,7 @@ def test_name_lists_are_checked_against_the_registry(raw, dotted, registry):
                    "mlflow, seed"),
         ("evaluation.level", "unknown key 'evaluation.level'; allowed in 'evaluation': alpha, bootstrap_resamples, "
                              "confidence"),
-        ("data.size", "unknown key 'data.size'; allowed in 'data': channels, dataset, image_size, "),
+        ("data.size", "unknown key 'data.size'; allowed in 'data': channels, dataset, deskew, image_size, "),
         ("mlflow.uri", "unknown key 'mlflow.uri'; allowed in 'mlflow': experiment"),
         ("classical.grid.svm", "unknown key 'classical.grid.svm'; allowed in 'classical.grid': knn, linear_svm"),
     ],

@@ -14,11 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from helpers import REPO_ROOT, venv_env
 from pipeline import predict
 from pipeline.cli import cli
+from pipeline.config import parse_config
 from pipeline.io import write_json
 
 CLASSES = ["cat", "dog"]
@@ -215,3 +217,23 @@ def test_mlflow_model_uri(small_run, tmp_path):
     missing = run_cvd(small_run, "predict", "models:/predict-test/99", str(paths[0]), "--out", str(tmp_path / "x.csv"))
     assert missing.returncode == 2 and missing.stderr.startswith("error: MODEL models:/predict-test/99: cannot be loaded")
     assert len(missing.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.csv").exists()
+
+
+def test_images_are_deskewed_when_the_split_was(trained, monkeypatch):
+    from pipeline.deskew import deskew_batch
+
+    write_json(trained / "data/prepared/manifest.json",
+               {"image_shape": [16, 16, 1], "class_names": CLASSES, "deskew": True})
+    folder = images(trained / "in", 3)
+    seen = []
+
+    def scores(batch):
+        seen.append(batch)
+        return np.zeros(len(batch), np.int64), np.full((len(batch), 2), 0.5), "probability"
+
+    monkeypatch.setattr(predict, "load_model", lambda label, source, n: predict.Model(label, scores))
+    cfg = parse_config(yaml.safe_load((trained / "params.yaml").read_text()))
+    predict.run(cfg, "lenet5", [folder], out=trained / "out.csv")
+    raw = predict.read_images(sorted(folder.iterdir()), 16, 1)
+    assert not np.array_equal(deskew_batch(raw), raw)  # the test images do slant
+    np.testing.assert_array_equal(seen[0], deskew_batch(raw))

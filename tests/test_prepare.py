@@ -89,3 +89,20 @@ def test_too_few_images_to_stratify(workdir):
     with pytest.raises(DataError, match="stratified split"):
         prepare.run(config(dataset="folder", path=str(root)))
     assert not (workdir / "data").exists()
+
+
+def test_deskew_straightens_every_split_and_is_recorded(workdir):
+    from pipeline.deskew import deskew_batch, slants
+
+    plain_manifest = prepare.run(config())
+    plain = load_split()
+    manifest = prepare.run(config(deskew=True))
+    deskewed = load_split()
+    assert (plain_manifest["deskew"], manifest["deskew"]) == (False, True)
+    assert manifest["sha256"] != plain_manifest["sha256"]
+    for part in ("train", "val", "test"):
+        np.testing.assert_array_equal(deskewed.y[part], plain.y[part])
+        np.testing.assert_array_equal(deskewed.x[part], deskew_batch(plain.x[part]))
+    before, _ = slants(plain.x["train"])
+    after, _ = slants(deskewed.x["train"])
+    assert np.abs(after).mean() < 0.1 * np.abs(before).mean()

@@ -70,3 +70,34 @@ def test_the_stage_configures_the_parts_from_the_stack_section_alone():
     assert stack.random_state == cfg.seed
     hog = stack._build_parts()[0]
     assert hog.orientations == 9 and hog.transform_sqrt is True
+
+
+def test_balance_divides_each_part_by_its_training_rms_deviation(images):
+    train = images[:20]
+    stack = make_extractor("stack", parts=["hog", "raw"], part_params={"hog": HOG}, balance=True,
+                           chunk_size=6).fit(train)
+    parts = [make_extractor("hog", **HOG).fit(train), make_extractor("raw").fit(train)]
+    expected_scales = [np.sqrt(p.transform(train).astype(np.float64).var(axis=0).mean()) for p in parts]
+    np.testing.assert_allclose(stack.part_scales_, expected_scales, rtol=1e-6)
+    balanced = stack.transform(images)
+    np.testing.assert_allclose(balanced, np.hstack([p.transform(images) / s for p, s in zip(parts, expected_scales)]),
+                               rtol=1e-5)
+    # on the training images every part now has unit mean variance per dimension
+    width = parts[0].transform(train[:1]).shape[1]
+    on_train = stack.transform(train).astype(np.float64)
+    for block in (on_train[:, :width], on_train[:, width:]):
+        assert block.var(axis=0).mean() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_constant_part_is_left_unscaled_and_balance_off_changes_nothing(images):
+    blank = np.zeros_like(images[:10])
+    stack = make_extractor("stack", parts=["raw"], balance=True).fit(blank)
+    assert stack.part_scales_.tolist() == [1.0]
+    plain = make_extractor("stack", parts=["hog", "raw"], part_params={"hog": HOG}).fit(images)
+    np.testing.assert_array_equal(plain.transform(images), np.hstack([
+        make_extractor("hog", **HOG).fit(images).transform(images), make_extractor("raw").fit(images).transform(images)]))
+
+
+def test_balance_must_be_a_bool():
+    with pytest.raises(ParameterError, match="balance"):
+        make_extractor("stack", balance="yes")

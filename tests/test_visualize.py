@@ -123,3 +123,20 @@ def test_user_mistakes_are_one_line_and_write_nothing(mlflow_tmp, args, message)
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith(message.split(";")[0])
     assert not (mlflow_tmp / "pics").exists()
+
+
+def test_image_files_are_deskewed_as_prepare_deskews_the_split(tmp_path):
+    from pipeline.datasets import resize_batch
+    from pipeline.deskew import deskew_batch
+    from pipeline.visualize import read_image_files
+
+    rows, cols = np.mgrid[:40, :40]
+    slanted = np.where(np.abs(cols - 20 - 0.4 * (rows - 20)) <= 2, 255, 0).astype(np.uint8)
+    path = tmp_path / "seven.png"
+    cv2.imwrite(str(path), slanted)
+    resized = resize_batch(slanted[None], 32, 1)
+    plain, = read_image_files([path], 32, 1)
+    upright, = read_image_files([path], 32, 1, deskew=True)
+    np.testing.assert_array_equal(plain.image, resized[0])
+    np.testing.assert_array_equal(upright.image, deskew_batch(resized)[0])
+    assert not np.array_equal(upright.image, plain.image)

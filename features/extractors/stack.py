@@ -8,6 +8,15 @@ intensity and shape; concatenated and reduced by PCA they give an RBF SVM more t
 of them (Fashion-MNIST, README "Large data": PCA 200 + RBF SVM reach 92.60 % on HOG with
 square-root compression + Sobel + raw pixels vs 91.65 % on HOG alone).
 
+With ``balance`` each part is divided by the root-mean-square deviation of its features over the
+training images (one number per part, learned in ``fit``), so every part weighs the same per
+dimension in a Euclidean distance. That is what an RBF kernel or k-NN on the stack sees when
+the classifier does not standardise each dimension itself (``classical.scale: none``): HOG's
+block-normalised values and raw pixels in [0, 1] then enter at comparable scale without
+standardisation blowing up near-constant dimensions (border pixels, empty HOG cells). MNIST,
+deskewed, PCA 150 + RBF SVM: 99.26 % balanced and unstandardised vs 98.57 % standardised
+(README "Large data").
+
 ``part_params`` gives each part its parameters, in ``stack``'s own params.yaml section (so
 ``features@stack`` depends on that section alone; a part left out of it takes its
 extractor's defaults, not ``features.<part>``); ``random_state`` is handed to the parts
@@ -30,7 +39,7 @@ import inspect
 import numpy as np
 
 from features import Extractor, extractor_names, get_extractor, make_extractor
-from features._batch import ImageFeatureExtractor, check_int
+from features._batch import ImageFeatureExtractor, check_bool, check_int
 from features.errors import ParameterError
 
 NAME = "stack"
@@ -47,15 +56,19 @@ class StackedFeatures(ImageFeatureExtractor):
         ``{part: {parameter: value}}``; a part left out uses its extractor's defaults.
     random_state : int
         Passed to every part that takes a ``random_state``.
+    balance : bool
+        Divide each part by the root-mean-square deviation of its training features
+        (``part_scales_``), so that the parts weigh the same per dimension.
     n_jobs, chunk_size : int
         joblib workers and images per chunk, for all parts together (see ``features._batch``).
     """
 
-    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, n_jobs=1,
-                 chunk_size=2048):
+    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, balance=False,
+                 n_jobs=1, chunk_size=2048):
         self.parts = parts
         self.part_params = part_params
         self.random_state = random_state
+        self.balance = balance
         self.n_jobs = n_jobs
         self.chunk_size = chunk_size
 
@@ -63,6 +76,7 @@ class StackedFeatures(ImageFeatureExtractor):
         super()._check_params()
         owner = type(self).__name__
         check_int(owner, "random_state", self.random_state, 0)
+        check_bool(owner, "balance", self.balance)
         parts = self.parts
         if isinstance(parts, str) or not isinstance(parts, (list, tuple)) or not parts:
             raise ParameterError(f"{owner}: parts={parts!r} is invalid; expected a non-empty list of extractor names")
@@ -96,9 +110,30 @@ class StackedFeatures(ImageFeatureExtractor):
         for part in self.parts_:
             part._fit_images(images)
             part.image_shape_ = images.shape[1:]
+        self.part_scales_ = self._rms_deviations(images) if self.balance else np.ones(len(self.parts_))
+
+    def _rms_deviations(self, images: np.ndarray) -> np.ndarray:
+        """Per part, sqrt of the mean over its dimensions of each dimension's variance on ``images``
+        (1 for a part that is constant), accumulated chunk by chunk in float64."""
+        sums: list[np.ndarray] = []
+        squares: list[np.ndarray] = []
+        for _, blocks in self._chunks(images, lambda chunk: [p._transform_chunk(chunk) for p in self.parts_]):
+            for i, block in enumerate(blocks):
+                block = block.astype(np.float64)
+                if i == len(sums):
+                    sums.append(np.zeros(block.shape[1]))
+                    squares.append(np.zeros(block.shape[1]))
+                sums[i] += block.sum(axis=0)
+                squares[i] += np.square(block).sum(axis=0)
+        n = len(images)
+        variances = [np.maximum(sq / n - np.square(s / n), 0.0) for s, sq in zip(sums, squares)]
+        rms = np.array([np.sqrt(v.mean()) for v in variances])
+        return np.where(rms > 0, rms, 1.0)
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        return np.hstack([part._transform_chunk(images) for part in self.parts_]).astype(np.float32, copy=False)
+        scales = getattr(self, "part_scales_", np.ones(len(self.parts_)))
+        return np.hstack([part._transform_chunk(images) / scale
+                          for part, scale in zip(self.parts_, scales)]).astype(np.float32, copy=False)
 
 
 EXTRACTOR = Extractor(
