@@ -209,11 +209,12 @@ def load_pipeline(path):
     Contract: ``model.predict(images)`` takes a uint8 image batch, shape ``(n, H, W)`` or
     ``(n, H, W, C)`` with C = 1 or 3 (RGB), exactly as ``prepare``'s loader produces it at
     params.yaml ``data.image_size`` x ``data.image_size`` and ``data.channels`` (the ``x_<part>``
-    arrays of ``data/prepared/split.npz``), and returns the predicted class indices ``(n,)``
-    (int64). Class ``i`` is ``class_names[i]`` of ``data/prepared/manifest.json`` (or of the
-    split file). ``predict_proba`` (logreg, random forest, kNN) or ``decision_function`` (the
-    SVMs) give per-class scores in the same column order. Images of another size are refused
-    by the extractor with a one-line ``features.errors.ImageError``.
+    arrays of ``data/prepared/split.npz``, deskewed when ``data.deskew`` is on), and returns the
+    predicted class indices ``(n,)`` (int64). Class ``i`` is ``class_names[i]`` of
+    ``data/prepared/manifest.json`` (or of the split file). ``predict_proba`` (logreg, random
+    forest, kNN) or ``decision_function`` (the SVMs) give per-class scores in the same column
+    order. Images of another size are refused by the extractor with a one-line
+    ``features.errors.ImageError``.
 
     Loading runs no code from the file (skops, :func:`load_skops`).
     """

@@ -77,11 +77,13 @@ def champion(summary_path: Path = SUMMARY) -> str:
 
 def _classical_scores(pipe, n_classes: int) -> Callable:
     def scores(images: np.ndarray):
-        from pipeline.train_classical import labels_and_scores
+        from pipeline.train_classical import labels_and_scores, predict_is_argmax
 
         transformed, clf = pipe[:-1].transform(images), pipe[-1]
-        labels, scores, kind = labels_and_scores(clf, transformed, n_classes)  # an SVC's kernel pass, once
-        labels = clf.predict(transformed) if labels is None else labels
+        argmax = predict_is_argmax(clf)  # else an SVC: labels and scores from one kernel pass
+        labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not argmax)
+        if labels is None:
+            labels = scores.argmax(axis=1) if argmax else clf.predict(transformed)
         return np.asarray(labels, dtype=np.int64), scores, kind
 
     return scores

@@ -135,7 +135,7 @@ def labels_and_scores(pipe, x: np.ndarray, n_classes: int, *, need_labels: bool 
     return labels, scores, kind
 
 
-def _predict_is_argmax(clf) -> bool:
+def predict_is_argmax(clf) -> bool:
     """Whether ``clf.predict`` is the argmax of its :func:`class_scores` (all registered
     classifiers but the libsvm ones, whose ``predict`` is a one-vs-one vote that can differ
     from the argmax of their one-vs-rest decision function or of Platt's probabilities)."""
@@ -160,10 +160,10 @@ def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int):
     preprocess = time.perf_counter() - start
     clf = pipe[-1]
     start = time.perf_counter()
-    labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not _predict_is_argmax(clf))
+    labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not predict_is_argmax(clf))
     if labels is not None:  # an SVC: labels and scores from one kernel pass, which is what predict costs
         return Predictions.of(y, labels, scores, kind), preprocess + time.perf_counter() - start
-    if _predict_is_argmax(clf):
+    if predict_is_argmax(clf):
         return Predictions.of(y, scores.argmax(axis=1), scores, kind), None
     start = time.perf_counter()
     y_pred = clf.predict(transformed)

@@ -83,6 +83,19 @@ def test_saved_pipelines_predict_what_the_stage_predicted(workdir):
             assert np.array_equal(model.predict(split.x[part]), found.y_pred), (classifier, part)
 
 
+def test_unscaled_pipeline_is_saved_loaded_and_recorded(workdir):
+    split = make_split()
+    standard = train_classical.run(make_config(pca=5), "hog", "knn")
+    unscaled = train_classical.run(make_config(pca=5, scale="none"), "hog", "knn")
+    info = json.loads((workdir / "metrics/classical/hog-knn.run.json").read_text())
+    assert info["params"]["scale"] == "none"
+    model = load_pipeline(workdir / "artifacts/classical/hog-knn.skops")
+    assert model.named_steps["scale"] == "passthrough"
+    assert standard["param_count"] - unscaled["param_count"] == 2 * model.named_steps["pca"].n_features_in_
+    for part in ("val", "test"):
+        assert np.array_equal(model.predict(split.x[part]), results.read_predictions("hog-knn", part).y_pred)
+
+
 def test_stage_process_imports_no_mlflow_or_matplotlib(workdir):
     code = ("import sys; from pipeline import train_classical; from pipeline.config import load_config; "
             "train_classical.run(load_config('params.yaml'), 'hog', 'logreg'); "
