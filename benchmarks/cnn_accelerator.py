@@ -1,7 +1,7 @@
 """The Fashion-MNIST CNN stages on whatever accelerator Keras sees (or the CPU), without DVC/MLflow.
 
 Builds exactly the split ``prepare`` builds from params.yaml (``pipeline.prepare.split_pools``
-+ ``preprocess``: same seed, same 51,000 / 9,000 / 10,000 images, same size) and trains
++ ``pipeline.datasets.preprocess``: same seed, same 51,000 / 9,000 / 10,000 images, same size) and trains
 each architecture through ``train_cnn``'s own ``runtime`` / ``build_model`` / ``fit_model``
 helpers, so the numbers are the stage's, minus MLflow logging and the model file. Meant for a
 GPU machine that has Keras' JAX backend but neither TensorFlow, DVC nor MLflow:
@@ -44,15 +44,15 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def prepared_split(cfg):
-    from pipeline.datasets import load_source
+    from pipeline.datasets import load_source, preprocess
     from pipeline.io import SPLITS
-    from pipeline.prepare import preprocess, split_pools
+    from pipeline.prepare import split_pools
 
     d = cfg.data
     pools = load_source(d.dataset, d.path, d.image_size, d.channels)
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
                        test_fraction=d.test_fraction, limit_per_class=d.limit_per_class)
-    x = {name: preprocess(x[name], d) for name in SPLITS}
+    x = {name: preprocess(x[name], d.image_size, d.channels, d.deskew) for name in SPLITS}
     return x, {name: y[name].astype(np.int64) for name in SPLITS}, len(pools.class_names)
 
 

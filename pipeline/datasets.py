@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import DATASETS
+from pipeline.deskew import deskew_batch
 from pipeline.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -61,6 +62,13 @@ def resize_batch(images: np.ndarray, size: int | None, channels: int) -> np.ndar
     for i, im in enumerate(images):
         out[i] = cv2.resize(im, (size, size), interpolation=interp).reshape(size, size, channels)
     return out
+
+
+def preprocess(images: np.ndarray, size: int | None, channels: int, deskew: bool = False) -> np.ndarray:
+    """What every image goes through before any model sees it (``prepare``, ``cvd visualize``):
+    :func:`resize_batch`, then :func:`pipeline.deskew.deskew_batch` when ``deskew``."""
+    images = resize_batch(images, size, channels)
+    return deskew_batch(images) if deskew else images
 
 
 def load_digits_source() -> Pools:

@@ -8,10 +8,10 @@ champion of the last ``compare``, as the registry's ``champion`` alias chooses i
 
 IMAGES are files or folders (searched recursively for PNG/JPEG/BMP/TIFF files), read exactly as
 ``prepare`` reads a folder dataset (:func:`pipeline.datasets.read_image_file`: OpenCV, the
-split's channels, resized to the split's image size, deskewed if the split was); a CNN gets them scaled to [0, 1] as in
-``train_cnn`` (AlexNet's 63-pixel resize is a layer of the saved model). The size, channels and
-class names are those of the prepared split the models were trained on
-(``data/prepared/manifest.json``).
+split's channels, resized to the split's image size, deskewed if the split was); a CNN gets
+them scaled to [0, 1] as in ``train_cnn`` (AlexNet's 63-pixel resize is a layer of the saved
+model). The size, channels and class names are those of the prepared split the models were
+trained on (``data/prepared/manifest.json``).
 
 Output: a CSV (default ``predictions.csv``), one row per image -- ``path``, ``class`` (the
 predicted class name), ``probability`` of that class (empty for the SVMs, which have none),

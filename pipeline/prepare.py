@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config, DataConfig
-from pipeline.datasets import Pools, load_source, resize_batch
-from pipeline.deskew import deskew_batch
+from pipeline.config import Config
+from pipeline.datasets import Pools, load_source, preprocess
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, Split, save_split, split_digest, write_json
 
@@ -60,13 +59,6 @@ def split_pools(pools: Pools, *, seed: int, val_fraction: float, test_fraction: 
             {"train": y_train, "val": y_val, "test": y_test})
 
 
-def preprocess(images: np.ndarray, data: DataConfig) -> np.ndarray:
-    """What every image goes through before any model sees it: resized to ``data.image_size``
-    with ``data.channels``, then deskewed if ``data.deskew`` (``cvd predict`` does the same)."""
-    images = resize_batch(images, data.image_size, data.channels)
-    return deskew_batch(images) if data.deskew else images
-
-
 def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:
     counts = {
         name: {cls: int(np.sum(split.y[name] == i)) for i, cls in enumerate(split.class_names)}
@@ -94,7 +86,7 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     pools = load_source(d.dataset, d.path, d.image_size, d.channels)
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
                        test_fraction=d.test_fraction, limit_per_class=d.limit_per_class)
-    x = {name: preprocess(x[name], d) for name in SPLITS}
+    x = {name: preprocess(x[name], d.image_size, d.channels, d.deskew) for name in SPLITS}
     y = {name: y[name].astype(np.int64) for name in SPLITS}
     split = Split(x, y, pools.class_names, d.dataset, split_digest(x, y, pools.class_names))
     manifest = build_manifest(split, cfg, pools)

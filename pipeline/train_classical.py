@@ -51,8 +51,8 @@ def _check_names(feature: str, classifier: str) -> None:
 
 
 def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
-    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.scale``, ``.pca``), and
-    its search grid when ``classical.search`` is on; a bad value is one ConfigError line.
+    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.scale`` and
+    ``classical.pca``), and its search grid when ``classical.search`` is on; a bad value is one ConfigError line.
     ``random_state`` is ``seed``, by default params.yaml's."""
     from models.classical import make_classifier, make_search, predefined_split
 
@@ -226,8 +226,8 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     seeded = extra_seed_data(cfg, feature, classifier, data)
     mid = model_id(feature, classifier)
     tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
-    params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca, "scale": cfg.classical.scale,
-              "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
+    params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
+              "scale": cfg.classical.scale, "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
 
     pipe, fit_seconds, best = fit_model(cfg, classifier, data)
     params |= {f"best.{k.removeprefix('clf__')}": v for k, v in (best or {}).items()}

@@ -76,8 +76,7 @@ def read_image_files(paths: Sequence[str | Path], image_size: int | None, channe
     when ``deskew``, as ``prepare`` does with ``data.deskew``)."""
     import cv2
 
-    from pipeline.datasets import resize_batch
-    from pipeline.deskew import deskew_batch
+    from pipeline.datasets import preprocess
 
     pictures, used = [], set()
     for path in map(Path, paths):
@@ -89,8 +88,7 @@ def read_image_files(paths: Sequence[str | Path], image_size: int | None, channe
             raise DataError(f"{path}: corrupt or unreadable image")
         if channels == 3:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        image = resize_batch(image[None], image_size, channels)
-        image = (deskew_batch(image) if deskew else image)[0]
+        image = preprocess(image[None], image_size, channels, deskew)[0]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "image"
         while name in used:
             name += "_"

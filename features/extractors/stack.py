@@ -131,9 +131,8 @@ class StackedFeatures(ImageFeatureExtractor):
         return np.where(rms > 0, rms, 1.0)
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        scales = getattr(self, "part_scales_", np.ones(len(self.parts_)))
         return np.hstack([part._transform_chunk(images) / scale
-                          for part, scale in zip(self.parts_, scales)]).astype(np.float32, copy=False)
+                          for part, scale in zip(self.parts_, self.part_scales_)]).astype(np.float32, copy=False)
 
 
 EXTRACTOR = Extractor(
