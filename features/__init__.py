@@ -6,7 +6,7 @@ and defines ``EXTRACTOR = Extractor(transformer=..., citation=..., summary=...)`
 Adding an extractor is adding one such module (plus its params.yaml section).
 
 Importing this package is cheap: no numpy, cv2 or scikit-learn. :func:`extractor_names`
-only lists the modules; :func:`get_extractor` imports one when it is asked for by name.
+only lists the modules and :func:`check_extractor_name` checks a name against them; :func:`get_extractor` imports one when it is asked for by name.
 
 ``features.conv`` holds the lecture's convolution arithmetic (not an extractor);
 ``features._batch`` the machinery the extractors share.
@@ -47,14 +47,23 @@ def extractor_names() -> tuple[str, ...]:
     ))
 
 
+def check_extractor_name(name: str) -> str:
+    """``name`` if it is a registered extractor (nothing imported), else ParameterError listing them.
+
+    The one check of an extractor name: params.yaml's config, the CLI and the stages call it.
+    """
+    names = extractor_names()
+    if name not in names:
+        raise ParameterError(f"unknown feature extractor {name!r}; allowed: {', '.join(names)}")
+    return name
+
+
 def get_extractor(name: str) -> Extractor:
     """The extractor ``name``, importing ``features.extractors.<name>``.
 
     Raises ParameterError, listing the allowed names, when there is no such module.
     """
-    names = extractor_names()
-    if name not in names:
-        raise ParameterError(f"unknown feature extractor {name!r}; allowed: {', '.join(names)}")
+    check_extractor_name(name)
     module = importlib.import_module(f"features.extractors.{name}")
     entry = getattr(module, "EXTRACTOR", None)
     if not isinstance(entry, Extractor):  # a programming error in the module, not a user mistake

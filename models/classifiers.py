@@ -67,13 +67,18 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(CLASSIFIERS))
 
 
-def get(name: str) -> Classifier:
-    """The registry entry ``name``.
+def check_name(name: str) -> str:
+    """``name`` if it is a registered classifier: the one check of a classifier name, which
+    params.yaml's config, the CLI and the stages call.
 
     Raises:
         ParameterError: an unknown name; the message lists the registered ones.
     """
-    try:
-        return CLASSIFIERS[name]
-    except (KeyError, TypeError):
-        raise ParameterError(f"unknown classifier {name!r}; allowed: {', '.join(names())}") from None
+    if not isinstance(name, str) or name not in CLASSIFIERS:
+        raise ParameterError(f"unknown classifier {name!r}; allowed: {', '.join(names())}")
+    return name
+
+
+def get(name: str) -> Classifier:
+    """The registry entry ``name`` (:func:`check_name` first)."""
+    return CLASSIFIERS[check_name(name)]

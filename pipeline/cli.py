@@ -1,9 +1,9 @@
 """The ``cvd`` command line: one command per DVC stage (stage name = command = module).
 
 Heavy libraries (TensorFlow, MLflow, scikit-learn, OpenCV) are imported inside the
-commands, so ``cvd --help`` answers instantly; the choices of ``--name``, ``--feature``,
-``--classifier`` and ``--arch`` come from the component registries, which list modules
-without importing them. A user mistake (:class:`CvdError`, or a ``FeatureError`` /
+commands, so ``cvd --help`` answers instantly. The help of ``--name``, ``--feature``,
+``--classifier`` and ``--arch`` lists the component registries' names (listed without importing
+a component); the value is checked once, by the registry's own check, which the stage calls. A user mistake (:class:`CvdError`, or a ``FeatureError`` /
 ``ModelError`` from the components) prints one line and exits with code 2; anything else
 is a bug and keeps its traceback.
 """
@@ -99,7 +99,7 @@ def prepare(params: str, dataset: str | None, data_path: str | None, image_size:
 
 @cli.command()
 @params_option
-@click.option("--name", required=True, type=click.Choice(extractor_names()), help="Feature set to extract.")
+@click.option("--name", required=True, help=f"Feature set to extract: {', '.join(extractor_names())}.")
 @user_errors
 def features(params: str, name: str) -> None:
     """Fit one extractor on the training images and transform every split."""
@@ -111,8 +111,8 @@ def features(params: str, name: str) -> None:
 
 @cli.command("train-classical")
 @params_option
-@click.option("--feature", required=True, type=click.Choice(extractor_names()), help="Feature set.")
-@click.option("--classifier", required=True, type=click.Choice(classifiers.names()), help="Classifier.")
+@click.option("--feature", required=True, help=f"Feature set: {', '.join(extractor_names())}.")
+@click.option("--classifier", required=True, help=f"Classifier: {', '.join(classifiers.names())}.")
 @user_errors
 def train_classical(params: str, feature: str, classifier: str) -> None:
     """Train one scikit-learn classifier on one feature set and evaluate it on test."""
@@ -124,15 +124,16 @@ def train_classical(params: str, feature: str, classifier: str) -> None:
 
 @cli.command("train-cnn")
 @params_option
-@click.option("--arch", required=True, type=click.Choice(architectures.names()), help="Architecture.")
-@click.option("--epochs", type=int, help="Override cnn.epochs for this run.")
+@click.option("--arch", required=True, help=f"Architecture: {', '.join(architectures.names())}.")
+@click.option("--epochs", type=int, help="Override cnn.epochs and cnn.<arch>.train.epochs for this run.")
 @user_errors
 def train_cnn(params: str, arch: str, epochs: int | None) -> None:
     """Train one CNN on the prepared split and evaluate it on test."""
     from pipeline import train_cnn as stage
 
-    # --epochs wins over both the shared cnn.epochs and the architecture's own cnn.<arch>.epochs
-    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.epochs": epochs})
+    architectures.check_name(arch)  # before it names an override key
+    # --epochs wins over both the shared cnn.epochs and the architecture's own cnn.<arch>.train.epochs
+    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.train.epochs": epochs})
     stage.run(cfg, arch)
 
 
@@ -169,8 +170,8 @@ def compare(params: str, from_mlflow: bool, experiment: str | None, pair: tuple[
 @click.option("--n", "n", type=int, default=8, show_default=True, help="How many images with --from-split.")
 @click.option("--out", default="reports/visualize", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the PNGs (one sub-folder per image).")
-@click.option("--arch", "archs", multiple=True, type=click.Choice(architectures.names()),
-              help="CNN(s) to draw (error if not trained); default: every trained one.")
+@click.option("--arch", "archs", multiple=True, help=f"CNN(s) to draw ({', '.join(architectures.names())}; "
+              "error if not trained); default: every trained one.")
 @user_errors
 def visualize(params: str, images: tuple[str, ...], from_split: str | None, n: int, out: str,
               archs: tuple[str, ...]) -> None:
@@ -180,6 +181,8 @@ def visualize(params: str, images: tuple[str, ...], from_split: str | None, n: i
     """
     from pipeline import visualize as stage
 
+    for arch in archs:
+        architectures.check_name(arch)
     cfg = _load(params)
     stage.run(cfg, images, from_split, n, out, archs or None)
 
@@ -230,7 +233,7 @@ def ui(params: str, port: int | None, experiment: str | None) -> None:
 
 
 @cli.command()
-@click.argument("arch", type=click.Choice(architectures.names()))
+@click.argument("arch")
 @click.option("--input-shape", help="Data shape H,W,C (default: the architecture's own input).")
 @click.option("--num-classes", type=int, help="Number of classes (default: the architecture's own).")
 @click.option("--variant", help="The architecture's variant parameter (AlexNet: lecture or original).")
@@ -238,7 +241,8 @@ def ui(params: str, port: int | None, experiment: str | None) -> None:
 @user_errors
 def describe(arch: str, input_shape: str | None, num_classes: int | None, variant: str | None,
              image_size: int | None) -> None:
-    """Print the layer table: output sizes by the lecture's formula, weights, biases, totals."""
+    """Print the layer table of ARCH (an architecture: see `cvd components`): output sizes by the
+    lecture's formula, weights, biases, totals."""
     from pipeline.errors import ConfigError
 
     shape = None

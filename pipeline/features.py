@@ -57,13 +57,16 @@ def load_extractor(name: str):
 
 
 def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
-    """``features.<name>`` plus the stage-wide n_jobs/chunk_size and the seed, where the
-    extractor takes them (its own section wins)."""
+    """``features.<name>`` plus, where the extractor takes them, the stage-wide n_jobs/chunk_size,
+    the seed, and ``sections``: every other extractor's section (for one built of others, such as
+    ``stack``). Its own section wins."""
     from features import get_extractor
 
     accepted = get_extractor(name).parameters()
-    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed}
-    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.params.get(name, {})
+    sections = {other: cfg.features.section(other) for other in cfg.features.model_extra if other != name}
+    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed,
+              "sections": sections}
+    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.section(name)
 
 
 def build_extractor(cfg: Config, name: str, seed: int | None = None):

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from features import check_extractor_name
+from models import classifiers
 from pipeline.config import Config, component_section
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.io import SPLITS, atomic_path
 
 ARTIFACT_DIR = Path("artifacts/classical")
@@ -37,17 +39,6 @@ THROUGHPUT_SAMPLE = 1000  # test rows timed for predict_images_per_s
 
 def model_id(feature: str, classifier: str) -> str:
     return f"{feature}-{classifier}"
-
-
-def _check_names(feature: str, classifier: str) -> None:
-    """One line listing the allowed names for an unknown ``--feature`` / ``--classifier``."""
-    import features
-    from models import classifiers
-
-    if feature not in features.extractor_names():
-        raise ConfigError(f"--feature = {feature!r}: allowed: {', '.join(features.extractor_names())}")
-    if classifier not in classifiers.names():
-        raise ConfigError(f"--classifier = {classifier!r}: allowed: {', '.join(classifiers.names())}")
 
 
 def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
@@ -59,8 +50,8 @@ def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
     with component_section(cfg, f"classical.{classifier}"):
         pipe = make_classifier(classifier, pca=cfg.classical.pca, scale=cfg.classical.scale,
                                random_state=cfg.seed if seed is None else seed,
-                               **cfg.classical.hyperparams.get(classifier, {}))
-    grid = cfg.classical.grid.get(classifier)
+                               **cfg.classical.section(classifier))
+    grid = cfg.classical.grid.section(classifier)
     if grid:  # checked even when search is off, so a typo does not wait for the day it is used
         with component_section(cfg, f"classical.grid.{classifier}"):
             make_search(pipe, grid, cv=predefined_split(1, 1))
@@ -217,7 +208,8 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     from pipeline.features import load_extractor, load_features
     from pipeline.results import record_model
 
-    _check_names(feature, classifier)
+    check_extractor_name(feature)
+    classifiers.check_name(classifier)
     build_classifier(cfg, classifier)  # a bad classical.<classifier> is reported before any data is read
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
@@ -227,7 +219,7 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     mid = model_id(feature, classifier)
     tags = {"approach": "classical", "feature": feature, "classifier": classifier, "model": mid}
     params = {"classifier": classifier, "feature": feature, "pca": cfg.classical.pca,
-              "scale": cfg.classical.scale, "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.hyperparams[classifier]}
+              "scale": cfg.classical.scale, "search": cfg.classical.search, "seed": cfg.seed, **cfg.classical.section(classifier)}
 
     pipe, fit_seconds, best = fit_model(cfg, classifier, data)
     params |= {f"best.{k.removeprefix('clf__')}": v for k, v in (best or {}).items()}

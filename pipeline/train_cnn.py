@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from models import architectures, training
-from pipeline.config import TRAINING_OVERRIDES, Config, component_section, for_arch
+from pipeline.config import Config, component_section
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import Split, atomic_path, write_csv
 
@@ -49,31 +49,34 @@ def runtime(cfg: Config, devices: training.Devices):
 
 def build_model(cfg: Config, arch: str, input_shape: tuple[int, ...], num_classes: int, *,
                 steps_per_epoch: int, rt: training.Runtime) -> Any:
-    """The compiled model of ``arch`` as ``cfg`` (already :func:`for_arch`) configures it; inside ``rt``."""
+    """The compiled model of ``arch`` as ``cfg`` configures it (``cnn.<arch>``); inside ``rt``."""
+    settings = cfg.cnn.training(arch)
     with rt.scope():
         with component_section(cfg, f"cnn.{arch}"):
-            model = architectures.get(arch).build(tuple(input_shape), num_classes, **cfg.cnn.arch_params[arch])
-        return training.compile_model(model, learning_rate=cfg.cnn.learning_rate, lr_schedule=cfg.cnn.lr_schedule,
-                                      epochs=cfg.cnn.epochs, steps_per_epoch=steps_per_epoch)
+            model = architectures.get(arch).build(tuple(input_shape), num_classes, **cfg.cnn.section(arch).arguments())
+        return training.compile_model(model, learning_rate=settings.learning_rate, lr_schedule=cfg.cnn.lr_schedule,
+                                      epochs=settings.epochs, steps_per_epoch=steps_per_epoch)
 
 
 def check_settings(cfg: Config, arch: str) -> None:
     """params.yaml ``cnn.<arch>`` and the training vocabulary, checked before any data is read."""
     architecture = architectures.get(arch)
-    allowed = (*architecture.parameters(), *TRAINING_OVERRIDES)
-    unknown = sorted(set(cfg.cnn.arch_params.get(arch, {})) - set(allowed))
+    arguments = cfg.cnn.section(arch).arguments()
+    unknown = sorted(set(arguments) - set(architecture.parameters()))
     if unknown:
+        allowed = (*architecture.parameters(), "train")
         raise ConfigError(f"{cfg.source}: unknown key 'cnn.{arch}.{unknown[0]}'; allowed: {', '.join(allowed)}")
     with component_section(cfg, f"cnn.{arch}"):
-        architecture.layers(**for_arch(cfg, arch).cnn.arch_params[arch])
+        architecture.layers(**arguments)
     with component_section(cfg, "cnn"):
         training.choose_precision(cfg.cnn.mixed_precision, gpu_count=0)
         training.check_lr_schedule(cfg.cnn.lr_schedule)
 
 
-def fit_model(cfg: Config, model: Any, x_train, y_train, x_val, y_val, **kwargs: Any) -> training.FitResult:
-    """:func:`models.training.fit` with params.yaml's cnn settings."""
-    return training.fit(model, x_train, y_train, x_val, y_val, epochs=cfg.cnn.epochs, batch_size=cfg.cnn.batch_size,
+def fit_model(cfg: Config, arch: str, model: Any, x_train, y_train, x_val, y_val, **kwargs: Any) -> training.FitResult:
+    """:func:`models.training.fit` with params.yaml's cnn settings for ``arch``."""
+    settings = cfg.cnn.training(arch)
+    return training.fit(model, x_train, y_train, x_val, y_val, epochs=settings.epochs, batch_size=settings.batch_size,
                         patience=cfg.cnn.patience, lr_schedule=cfg.cnn.lr_schedule, monitor=cfg.cnn.monitor,
                         augmentation=cfg.cnn.augment.model_dump(), seed=kwargs.pop("seed", cfg.seed), **kwargs)
 
@@ -87,12 +90,13 @@ def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: trainin
     from pipeline.repeats import log_seed_run, seed_scores, seeds
 
     scores = []
+    batch_size = cfg.cnn.training(arch).batch_size
     for seed in seeds(cfg.seed, cfg.evaluation.repeats)[1:]:
         keras.utils.set_random_seed(seed)
         model = build_model(cfg, arch, split.image_shape, split.num_classes,
-                            steps_per_epoch=math.ceil(len(x["train"]) / cfg.cnn.batch_size), rt=rt)
-        fit = fit_model(cfg, model, x["train"], split.y["train"], x["val"], split.y["val"], seed=seed)
-        y_pred = np.argmax(model.predict(x["test"], batch_size=cfg.cnn.batch_size, verbose=0), axis=1)
+                            steps_per_epoch=math.ceil(len(x["train"]) / batch_size), rt=rt)
+        fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], seed=seed)
+        y_pred = np.argmax(model.predict(x["test"], batch_size=batch_size, verbose=0), axis=1)
         scores.append(seed_scores(seed, split.y["test"], y_pred, fit.best_val_accuracy, split.num_classes))
         log_seed_run(run, approach="deep", model_id=arch, scores=scores[-1])
         print(f"{arch} seed {seed}: test accuracy {scores[-1]['test_accuracy']:.4f}, {fit.epochs_run} epochs")
@@ -142,16 +146,15 @@ def run(cfg: Config, arch: str) -> dict:
     from pipeline.results import Predictions, history_path, record_model
     from pipeline.tracking import log_metrics, stage_run
 
-    if arch not in architectures.names():
-        raise ConfigError(f"--arch = {arch!r}: allowed: {', '.join(architectures.names())}")
+    architectures.check_name(arch)
     check_settings(cfg, arch)
-    cfg = for_arch(cfg, arch)
+    settings = cfg.cnn.training(arch)
     split = load_split()
     _check_split(split)
     x = {name: training.scale_images(split.x[name]) for name in ("train", "val", "test")}
     devices = training.detect_devices()
     backend = keras.backend.backend()
-    batch_size = cfg.cnn.batch_size
+    batch_size = settings.batch_size
 
     with runtime(cfg, devices) as rt:
         # Built before the MLflow run opens, so a bad cnn.<arch> parameter leaves no failed run.
@@ -159,13 +162,13 @@ def run(cfg: Config, arch: str) -> dict:
                             steps_per_epoch=math.ceil(len(x["train"]) / batch_size), rt=rt)
         counts = count_params(model)
         tags = {"approach": "deep", "arch": arch, "model": arch, "device": devices.label, "backend": backend}
-        params = {"arch": arch, "seed": cfg.seed, "epochs": cfg.cnn.epochs, "batch_size": batch_size,
-                  "learning_rate": cfg.cnn.learning_rate, "patience": cfg.cnn.patience, "monitor": cfg.cnn.monitor,
+        params = {"arch": arch, "seed": cfg.seed, "epochs": settings.epochs, "batch_size": batch_size,
+                  "learning_rate": settings.learning_rate, "patience": cfg.cnn.patience, "monitor": cfg.cnn.monitor,
                   "lr_schedule": cfg.cnn.lr_schedule, "mixed_precision": cfg.cnn.mixed_precision,
                   "deterministic": cfg.cnn.deterministic, "precision_policy": rt.precision,
                   **{f"augment.{k}": v for k, v in cfg.cnn.augment.model_dump().items()},
                   "gpu_count": devices.gpu_count, "gpu_names": ", ".join(devices.gpu_names) or "none",
-                  **cfg.cnn.arch_params[arch]}
+                  **cfg.cnn.section(arch).arguments()}
         with stage_run("train_cnn", experiment=cfg.experiment, run_name=f"deep-{arch}", dataset=split.dataset,
                        split_sha256=split.sha256, tags=tags, params=params) as mlflow_run:
             run_id = mlflow_run.info.run_id
@@ -174,7 +177,7 @@ def run(cfg: Config, arch: str) -> dict:
                 history = {k: v for k, v in row.items() if k != "epoch"}
                 log_metrics({"history": history}, step=row["epoch"], run_id=run_id)
 
-            fit = fit_model(cfg, model, x["train"], split.y["train"], x["val"], split.y["val"], on_epoch=log_epoch)
+            fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], on_epoch=log_epoch)
             write_csv(history_path(arch), fit.history, training.HISTORY_COLUMNS)
             mlflow.log_artifact(str(history_path(arch)), artifact_path="plots", run_id=run_id)
 

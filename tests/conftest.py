@@ -62,7 +62,7 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["features"]["n_jobs"] = 1
     params["classical"]["classifiers"] = [SMALL_RUN["classifier"]]
     params["cnn"]["architectures"] = [SMALL_RUN["arch"]]
-    params["cnn"][SMALL_RUN["arch"]]["epochs"] = 2
+    params["cnn"][SMALL_RUN["arch"]]["train"]["epochs"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = subprocess.run(["dvc", "repro"], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
                          text=True, timeout=900)

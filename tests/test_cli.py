@@ -62,15 +62,23 @@ def test_describe_rejects_bad_input_shape():
     assert out.returncode == 2 and "--input-shape" in out.stderr
 
 
-def test_stage_choices_come_from_the_registries():
+def test_stage_help_lists_the_registries_and_the_registry_checks_the_name(tmp_path):
     for args, names in ((("features", "--help"), extractor_names()),
                         (("train-classical", "--help"), extractor_names() + classifiers.names()),
                         (("train-cnn", "--help"), architectures.names())):
         out = run_cvd(*args)
         assert out.returncode == 0
         assert all(name in out.stdout for name in names), (args, out.stdout)
-    out = run_cvd("train-cnn", "--arch", "vgg16")
-    assert out.returncode == 2 and "'vgg16' is not one of" in out.stderr
+    params = ("--params", str(REPO_ROOT / "params.yaml"))
+    for args, expected in (
+            (("train-cnn", "--arch", "vgg16", "--epochs", "1"),
+             f"unknown architecture 'vgg16'; allowed: {', '.join(architectures.names())}"),
+            (("features", "--name", "surf"),
+             f"unknown feature extractor 'surf'; allowed: {', '.join(extractor_names())}"),
+            (("train-classical", "--feature", "hog", "--classifier", "svm"),
+             f"unknown classifier 'svm'; allowed: {', '.join(classifiers.names())}")):
+        out = run_cvd(*args, *params, cwd=tmp_path)
+        assert (out.returncode, out.stderr) == (2, f"error: {expected}\n"), args
 
 
 def test_describe_passes_options_as_architecture_parameters():

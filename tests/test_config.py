@@ -6,9 +6,10 @@ import copy
 import pytest
 import yaml
 
+import features
 from features import extractor_names
 from models import architectures, classifiers
-from pipeline.config import Config, component_section, for_arch, load_config, parse_config
+from pipeline.config import Config, component_section, load_config, parse_config
 from pipeline.errors import ConfigError
 
 from helpers import REPO_ROOT
@@ -42,8 +43,8 @@ def test_default_params_load(raw):
     assert isinstance(cfg, Config) and cfg.source == "params.yaml" and cfg.experiment == "classic-vs-deep"
     assert cfg.data.dataset == "digits" and cfg.data.image_size == 32 and cfg.data.path is None
     assert cfg.features.names == ("raw", "sobel", "hog", "sift")
-    assert cfg.features.params["hog"]["pixels_per_cell"] == [4, 4]
-    assert cfg.classical.hyperparams["rbf_svm"] == {"C": 10.0, "gamma": "scale"}
+    assert cfg.features.hog["pixels_per_cell"] == [4, 4]
+    assert cfg.classical.rbf_svm == {"C": 10.0, "gamma": "scale"}
     assert cfg.model_ids()["deep"] == ["lenet5", "alexnet"]
     classical = cfg.model_ids()["classical"]
     assert classical[:5] == ["raw-linear_svm", "raw-rbf_svm", "raw-logreg", "raw-random_forest", "raw-knn"]
@@ -67,7 +68,11 @@ def test_default_params_load(raw):
         ("data.deskew", "yes", "params.yaml: data.deskew = 'yes': must be true or false"),
         ("cnn.epochs", 0, "params.yaml: cnn.epochs = 0: must be an integer >= 1"),
         ("cnn.learning_rate", 0, "params.yaml: cnn.learning_rate = 0: must be a number > 0.0"),
-        ("cnn.alexnet.epochs", 0, "params.yaml: cnn.alexnet.epochs = 0: must be an integer >= 1"),
+        ("cnn.alexnet.train.epochs", 0, "params.yaml: cnn.alexnet.train.epochs = 0: must be an integer >= 1"),
+        ("cnn.lenet5.train.batch_size", 0.5, "params.yaml: cnn.lenet5.train.batch_size = 0.5: must be an integer"),
+        ("cnn.alexnet.train.momentum", 0.9, "params.yaml: unknown key 'cnn.alexnet.train.momentum'; allowed in "
+                                            "'cnn.alexnet.train': batch_size, epochs, learning_rate"),
+        ("cnn.alexnet", [1], "params.yaml: cnn.alexnet = [1]: must be a mapping of key: value"),
         ("features.hog", [1], "params.yaml: features.hog = [1]: must be a mapping of key: value"),
         ("mlflow.experiment", "", "params.yaml: mlflow.experiment = '': must be a non-empty string"),
         ("evaluation.confidence", 1.0, "params.yaml: evaluation.confidence = 1.0: must be a number < 1.0"),
@@ -88,14 +93,18 @@ def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):
 
 
 @pytest.mark.parametrize(
-    "dotted, registry",
-    [("features.names", extractor_names), ("classical.classifiers", classifiers.names),
-     ("cnn.architectures", architectures.names)],
+    "dotted, registry, check",
+    [("features.names", extractor_names, features.check_extractor_name),
+     ("classical.classifiers", classifiers.names, classifiers.check_name),
+     ("cnn.architectures", architectures.names, architectures.check_name)],
 )
-def test_name_lists_are_checked_against_the_registry(raw, dotted, registry):
+def test_name_lists_are_checked_by_the_registry(raw, dotted, registry, check):
     allowed = ", ".join(registry())
+    with pytest.raises(ValueError) as registry_error:
+        check("surf")
+    assert str(registry_error.value).endswith(f"'surf'; allowed: {allowed}")
     assert config_error(raw, dotted, [registry()[0], "surf"]) == (
-        f"params.yaml: {dotted} = [{registry()[0]!r}, 'surf']: unknown name 'surf'; allowed: {allowed}")
+        f"params.yaml: {dotted} = [{registry()[0]!r}, 'surf']: {registry_error.value}")
     assert config_error(raw, dotted, []).endswith(f"must be a non-empty list; allowed items: {allowed}")
     assert config_error(raw, dotted, [registry()[0]] * 2).endswith("must not repeat a name")
     # every registered name is accepted, in any order
@@ -173,17 +182,56 @@ def test_load_config_file_errors(tmp_path):
         load_config(good)
 
 
+def leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_the_config_has_the_shape_of_the_file(raw):
+    cfg = parse_config(raw)
+    for dotted, value in leaves(raw):
+        node = cfg
+        for part in dotted.split("."):
+            node = node[part] if isinstance(node, dict) else getattr(node, part)
+        assert (list(node) if isinstance(node, tuple) else node) == value, dotted
+
+
 def test_architecture_training_overrides(raw):
-    data = with_change(raw, "cnn.alexnet.epochs", 3)
-    data["cnn"]["alexnet"]["learning_rate"] = 0.0002
-    cfg = parse_config(data)
-    alexnet = for_arch(cfg, "alexnet")
-    assert (alexnet.cnn.epochs, alexnet.cnn.learning_rate) == (3, 0.0002)
-    assert alexnet.cnn.arch_params["alexnet"] == {"variant": "original", "image_size": 63, "dropout": 0.0}
-    assert for_arch(alexnet, "alexnet") == alexnet
-    lenet = for_arch(cfg, "lenet5")
-    assert (lenet.cnn.epochs, lenet.cnn.learning_rate) == (cfg.cnn.epochs, cfg.cnn.learning_rate)
-    assert lenet.source == cfg.source
+    cfg = parse_config(raw)
+    assert cfg.cnn.alexnet.train.model_dump() == {"epochs": 4, "batch_size": None, "learning_rate": 0.0003}
+    assert cfg.cnn.alexnet.arguments() == {"variant": "original", "image_size": 63, "dropout": 0.0}
+    # what each architecture trains with: its own value where set, else the shared cnn one
+    assert tuple(cfg.cnn.training("alexnet")) == (4, 64, 0.0003)
+    assert tuple(cfg.cnn.training("lenet5")) == (30, 64, 0.001)
+    changed = parse_config(raw, overrides={"cnn.alexnet.train.batch_size": 128, "cnn.alexnet.train.epochs": None,
+                                           "cnn.lenet5.train.learning_rate": 0.01, "cnn.epochs": 3})
+    assert tuple(changed.cnn.training("alexnet")) == (3, 128, 0.0003)
+    assert tuple(changed.cnn.training("lenet5")) == (3, 64, 0.01)
+    without = copy.deepcopy(raw)
+    del without["cnn"]["lenet5"]  # no section: the architecture's defaults and the shared settings
+    assert parse_config(without).cnn.section("lenet5").arguments() == {}
+    assert tuple(parse_config(without).cnn.training("lenet5")) == (30, 64, 0.001)
+
+
+@pytest.mark.parametrize(
+    "dotted, value, expected",
+    [
+        ("cnn.alexnet.epochs", 4, "params.yaml: cnn.alexnet.epochs moved to cnn.alexnet.train.epochs"),
+        ("cnn.lenet5.batch_size", 32, "params.yaml: cnn.lenet5.batch_size moved to cnn.lenet5.train.batch_size"),
+        ("cnn.alexnet.learning_rate", 0.001,
+         "params.yaml: cnn.alexnet.learning_rate moved to cnn.alexnet.train.learning_rate"),
+        ("features.stack.part_params", {"hog": {"transform_sqrt": True}},
+         "params.yaml: features.stack.part_params moved to features.stack.overrides"),
+    ],
+)
+def test_a_moved_key_names_its_new_place(raw, dotted, value, expected):
+    assert config_error(raw, dotted, value) == expected
+    with pytest.raises(ConfigError) as err:  # a -S / CLI override of the old key too
+        parse_config(raw, overrides={dotted: value})
+    assert str(err.value) == expected
 
 
 # --- each component's section is checked by the stage that builds it ---------------------
@@ -254,7 +302,7 @@ def test_classifier_sections(raw, dotted, value, expected):
 
 def test_architecture_sections(raw):
     message = components_error(raw, "cnn.lenet5.kernel", 5, architectures=["lenet5"])
-    allowed = (*architectures.get("lenet5").parameters(), "epochs", "batch_size", "learning_rate")
+    allowed = (*architectures.get("lenet5").parameters(), "train")
     assert message == f"params.yaml: unknown key 'cnn.lenet5.kernel'; allowed: {', '.join(allowed)}"
     message = components_error(raw, "cnn.alexnet.variant", "huge", architectures=["alexnet"])
     assert message.startswith("params.yaml: cnn.alexnet: ") and "'huge'" in message

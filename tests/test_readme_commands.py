@@ -53,15 +53,8 @@ def test_each_documented_command_configures_valid_components(command):
 
 
 def lookup(cfg, dotted: str):
-    """The validated value of a dotted params key; a component's sub-section (``features.stack``,
-    ``classical.rbf_svm``, ``cnn.alexnet``) lives under its section's components field."""
+    """The validated value of a dotted params key (the config has the file's shape)."""
     node = cfg
     for part in dotted.split("."):
-        if isinstance(node, dict):
-            node = node[part]
-        elif part in type(node).model_fields:
-            node = getattr(node, part)
-        else:
-            field = next(f for f in ("params", "hyperparams", "arch_params") if f in type(node).model_fields)
-            node = getattr(node, field)[part]
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
     return node

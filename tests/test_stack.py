@@ -16,7 +16,7 @@ def images() -> np.ndarray:
 
 
 def test_stack_is_its_parts_concatenated_in_order(images):
-    stacked = make_extractor("stack", parts=["sobel", "hog", "raw"], part_params={"hog": HOG},
+    stacked = make_extractor("stack", parts=["sobel", "hog", "raw"], sections={"hog": HOG},
                              chunk_size=7).fit(images[:20]).transform(images)
     parts = [make_extractor("sobel").fit(images[:20]).transform(images),
              make_extractor("hog", **HOG).fit(images[:20]).transform(images),
@@ -26,12 +26,12 @@ def test_stack_is_its_parts_concatenated_in_order(images):
 
 
 def test_a_fitted_part_learns_from_the_training_images_with_the_stack_seed(images):
-    stack = make_extractor("stack", parts=["sift", "raw"], part_params={"sift": {"n_words": 3}},
+    stack = make_extractor("stack", parts=["sift", "raw"], overrides={"sift": {"n_words": 3}},
                            random_state=5).fit(images)
     sift = make_extractor("sift", n_words=3, random_state=5).fit(images)
     np.testing.assert_array_equal(stack.transform(images)[:, :sift.transform(images[:1]).shape[1]],
                                   sift.transform(images))
-    other = make_extractor("stack", parts=["sift", "raw"], part_params={"sift": {"n_words": 3}},
+    other = make_extractor("stack", parts=["sift", "raw"], overrides={"sift": {"n_words": 3}},
                            random_state=6).fit(images)
     assert not np.array_equal(other.transform(images), stack.transform(images))
 
@@ -42,8 +42,11 @@ def test_a_fitted_part_learns_from_the_training_images_with_the_stack_seed(image
     ({"parts": ["hog", "surf"]}, r"parts item 'surf' is invalid; allowed: hog, raw, sift, sobel$"),
     ({"parts": ["hog", "stack"]}, r"parts item 'stack' is invalid"),
     ({"parts": ["hog", "hog"]}, r"repeats an extractor"),
-    ({"parts": ["hog"], "part_params": {"raw": {}}}, r"part_params names 'raw', which is not in parts"),
-    ({"parts": ["hog"], "part_params": {"hog": {"orientation": 9}}}, r"HOGFeatures: unknown parameter 'orientation'"),
+    ({"parts": ["hog"], "overrides": {"raw": {}}}, r"overrides names 'raw', which is not in parts"),
+    ({"parts": ["hog"], "overrides": {"hog": {"orientation": 9}}}, r"HOGFeatures: unknown parameter 'orientation'"),
+    ({"parts": ["hog"], "sections": {"hog": {"orientation": 9}}}, r"HOGFeatures: unknown parameter 'orientation'"),
+    ({"overrides": [1]}, r"overrides=\[1\] is invalid"),
+    ({"sections": {"hog": 9}}, r"sections=\{'hog': 9\} is invalid"),
 ])
 def test_bad_parts_are_named(params, message):
     with pytest.raises(ParameterError, match=message):
@@ -51,30 +54,50 @@ def test_bad_parts_are_named(params, message):
 
 
 def test_too_small_images_name_the_part_that_needs_more(images):
-    stack = make_extractor("stack", parts=["raw", "hog"], part_params={"hog": {"pixels_per_cell": [8, 8],
-                                                                               "cells_per_block": [3, 3]}})
+    stack = make_extractor("stack", parts=["raw", "hog"], overrides={"hog": {"pixels_per_cell": [8, 8],
+                                                                             "cells_per_block": [3, 3]}})
     with pytest.raises(ImageError, match="24x24 minimum"):
         stack.fit(images)
 
 
-def test_the_stage_configures_the_parts_from_the_stack_section_alone():
+def test_a_part_is_its_own_section_with_the_overrides_replacing_keys():
+    stack = make_extractor("stack", parts=["hog", "raw"], sections={"hog": HOG | {"orientations": 12}, "sift": {}},
+                           overrides={"hog": {"transform_sqrt": False}})
+    hog, raw = stack._build_parts()
+    assert hog.get_params() == make_extractor("hog", **HOG | {"orientations": 12, "transform_sqrt": False}).get_params()
+    assert raw.get_params() == make_extractor("raw").get_params()  # no section: the extractor's defaults
+
+
+# today's default stack, before its parts took their own sections (params.yaml's former part_params)
+DEFAULT_PARTS = {
+    "hog": {"orientations": 9, "pixels_per_cell": [4, 4], "cells_per_block": [2, 2], "block_norm": "L2-Hys",
+            "transform_sqrt": True},
+    "sobel": {"ksize": 3, "cell_size": 4, "orientations": 8, "magnitude_map": True},
+    "raw": {"scale": True},
+}
+
+
+def test_the_stage_builds_the_parts_from_their_sections_and_the_overrides():
     from helpers import REPO_ROOT
     from pipeline.config import load_config
     from pipeline.features import build_extractor
 
-    cfg = load_config(REPO_ROOT / "params.yaml", {"features.hog.orientations": 12,
-                                                   "features.stack.parts": ["hog", "sift"],
-                                                   "features.stack.part_params": {"hog": {"transform_sqrt": True}}})
+    cfg = load_config(REPO_ROOT / "params.yaml")
     stack = build_extractor(cfg, "stack")
-    assert stack.part_params == {"hog": {"transform_sqrt": True}}  # not features.hog's 12 orientations
-    assert stack.random_state == cfg.seed
-    hog = stack._build_parts()[0]
-    assert hog.orientations == 9 and hog.transform_sqrt is True
+    assert stack.parts == ["hog", "sobel", "raw"] and stack.random_state == cfg.seed
+    for name, part in zip(stack.parts, stack._build_parts()):
+        assert part.get_params() == make_extractor(name, **DEFAULT_PARTS[name]).get_params(), name
+
+    changed = load_config(REPO_ROOT / "params.yaml", {"features.hog.orientations": 12,
+                                                       "features.stack.parts": ["hog", "sift"]})
+    hog, sift = build_extractor(changed, "stack")._build_parts()
+    assert (hog.orientations, hog.transform_sqrt) == (12, True)  # features.hog, then the stack's override
+    assert (sift.n_words, sift.random_state) == (changed.features.sift["n_words"], changed.seed)
 
 
 def test_balance_divides_each_part_by_its_training_rms_deviation(images):
     train = images[:20]
-    stack = make_extractor("stack", parts=["hog", "raw"], part_params={"hog": HOG}, balance=True,
+    stack = make_extractor("stack", parts=["hog", "raw"], sections={"hog": HOG}, balance=True,
                            chunk_size=6).fit(train)
     parts = [make_extractor("hog", **HOG).fit(train), make_extractor("raw").fit(train)]
     expected_scales = [np.sqrt(p.transform(train).astype(np.float64).var(axis=0).mean()) for p in parts]
@@ -93,7 +116,7 @@ def test_a_constant_part_is_left_unscaled_and_balance_off_changes_nothing(images
     blank = np.zeros_like(images[:10])
     stack = make_extractor("stack", parts=["raw"], balance=True).fit(blank)
     assert stack.part_scales_.tolist() == [1.0]
-    plain = make_extractor("stack", parts=["hog", "raw"], part_params={"hog": HOG}).fit(images)
+    plain = make_extractor("stack", parts=["hog", "raw"], sections={"hog": HOG}).fit(images)
     np.testing.assert_array_equal(plain.transform(images), np.hstack([
         make_extractor("hog", **HOG).fit(images).transform(images), make_extractor("raw").fit(images).transform(images)]))
 

@@ -159,11 +159,12 @@ def test_mlflow_run_has_tags_metrics_step_history_and_model(lenet_run):
     assert loaded.predict(np.zeros((2, SIZE, SIZE, 1), np.float32)).shape == (2, N_CLASSES)
 
 
-def test_unknown_arch_is_a_config_error(tmp_path, monkeypatch):
+def test_unknown_arch_is_the_registry_error(tmp_path, monkeypatch):
+    from models.errors import ParameterError
     from pipeline import train_cnn
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"^--arch = 'vgg16': allowed: alexnet, lenet5$"):
+    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5$"):
         train_cnn.run(make_config(), "vgg16")
 
 
@@ -232,13 +233,11 @@ def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
 def _train_and_predict(cfg, split) -> tuple[np.ndarray, list[dict]]:
     """LeNet-5 through the stage's config glue (runtime, build_model, fit_model)."""
     from models.training import Devices, scale_images
-    from pipeline.config import for_arch
     from pipeline.train_cnn import build_model, fit_model, runtime
 
-    cfg = for_arch(cfg, "lenet5")
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
-        fit = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
+        fit = fit_model(cfg, "lenet5", model, scale_images(split.x["train"]), split.y["train"],
                         scale_images(split.x["val"]), split.y["val"], verbose=0)
         return model.predict(scale_images(split.x["test"]), verbose=0), fit.history
 
@@ -265,10 +264,9 @@ def test_cosine_schedule_lowers_the_learning_rate_each_epoch():
 def test_alexnet_builds_at_its_minimum_size():
     from models.cnn import count_params
     from models.training import Devices
-    from pipeline.config import for_arch
     from pipeline.train_cnn import build_model, runtime
 
-    cfg = for_arch(make_config(), "alexnet")
+    cfg = make_config()
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "alexnet", (SIZE, SIZE, 1), N_CLASSES, steps_per_epoch=1, rt=rt)
     assert model.get_layer("resize").output.shape[1:3] == (63, 63)
@@ -332,14 +330,13 @@ def test_bad_monitor_is_named_by_the_config_and_by_training():
 @pytest.mark.slow
 def test_monitoring_val_accuracy_keeps_the_most_accurate_epoch():
     from models.training import Devices, scale_images
-    from pipeline.config import for_arch
     from pipeline.train_cnn import build_model, fit_model, runtime
 
     split = make_split()
-    cfg = for_arch(make_config(epochs=4, patience=10, monitor="val_accuracy"), "lenet5")
+    cfg = make_config(epochs=4, patience=10, monitor="val_accuracy")
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
-        result = fit_model(cfg, model, scale_images(split.x["train"]), split.y["train"],
+        result = fit_model(cfg, "lenet5", model, scale_images(split.x["train"]), split.y["train"],
                            scale_images(split.x["val"]), split.y["val"], verbose=0)
         restored = float(np.mean(np.argmax(model.predict(scale_images(split.x["val"]), verbose=0), axis=1)
                                  == split.y["val"]))

@@ -17,10 +17,11 @@ standardisation blowing up near-constant dimensions (border pixels, empty HOG ce
 deskewed, PCA 150 + RBF SVM: 99.26 % balanced and unstandardised, 99.11 % unstandardised but
 unbalanced, 98.58 % standardised (README "Large data").
 
-``part_params`` gives each part its parameters, in ``stack``'s own params.yaml section (so
-``features@stack`` depends on that section alone; a part left out of it takes its
-extractor's defaults, not ``features.<part>``); ``random_state`` is handed to the parts
-that take one (SIFT's codebook).
+Each part is built from its own settings, ``sections[part]`` (the features stage passes every
+extractor's params.yaml section, ``features.<part>``; a part without one starts from its
+extractor's defaults), with ``overrides[part]`` replacing keys of it one by one: the default
+stack is params.yaml's HOG, Sobel and raw sections with HOG's ``transform_sqrt`` switched on.
+``random_state`` is handed to the parts that take one (SIFT's codebook).
 
 DVC caveat: ``features@stack`` depends on this module and its own params section, not on
 the parts' modules (dvc.yaml lists each item's own module, so that a new extractor is one
@@ -52,8 +53,11 @@ class StackedFeatures(ImageFeatureExtractor):
     ----------
     parts : list of str
         Registered extractor names, at least one, no repeats, not ``stack`` itself.
-    part_params : dict or None
-        ``{part: {parameter: value}}``; a part left out uses its extractor's defaults.
+    overrides : dict or None
+        ``{part: {parameter: value}}``: keys replacing those of the part's own settings.
+    sections : dict or None
+        ``{extractor: {parameter: value}}``: each part's own settings (params.yaml
+        ``features.<part>``); a part left out starts from its extractor's defaults.
     random_state : int
         Passed to every part that takes a ``random_state``.
     balance : bool
@@ -63,10 +67,11 @@ class StackedFeatures(ImageFeatureExtractor):
         joblib workers and images per chunk, for all parts together (see ``features._batch``).
     """
 
-    def __init__(self, parts=("hog", "sobel", "raw"), part_params=None, random_state=0, balance=False,
+    def __init__(self, parts=("hog", "sobel", "raw"), overrides=None, sections=None, random_state=0, balance=False,
                  n_jobs=1, chunk_size=2048):
         self.parts = parts
-        self.part_params = part_params
+        self.overrides = overrides
+        self.sections = sections
         self.random_state = random_state
         self.balance = balance
         self.n_jobs = n_jobs
@@ -86,15 +91,20 @@ class StackedFeatures(ImageFeatureExtractor):
                 raise ParameterError(f"{owner}: parts item {part!r} is invalid; allowed: {', '.join(allowed)}")
         if len(set(parts)) != len(parts):
             raise ParameterError(f"{owner}: parts={list(parts)!r} repeats an extractor")
-        extra = sorted(set(self.part_params or {}) - set(parts))
+        for name in ("overrides", "sections"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, dict)
+                                          and all(isinstance(v, dict) or v is None for v in value.values())):
+                raise ParameterError(f"{owner}: {name}={value!r} is invalid; expected {{extractor: {{parameter: value}}}}")
+        extra = sorted(set(self.overrides or {}) - set(parts))
         if extra:
-            raise ParameterError(f"{owner}: part_params names {extra[0]!r}, which is not in parts {list(parts)}")
+            raise ParameterError(f"{owner}: overrides names {extra[0]!r}, which is not in parts {list(parts)}")
         self._build_parts()  # a bad part parameter fails here, before any image is read
 
     def _build_parts(self) -> list[ImageFeatureExtractor]:
         built = []
         for part in self.parts:
-            params = dict((self.part_params or {}).get(part) or {})
+            params = dict((self.sections or {}).get(part) or {}) | dict((self.overrides or {}).get(part) or {})
             if "random_state" in get_extractor(part).parameters():
                 params.setdefault("random_state", self.random_state)
             built.append(make_extractor(part, **params))

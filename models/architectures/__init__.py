@@ -13,7 +13,8 @@ Adding an architecture is one new module here plus its params.yaml section, no o
   summary=..., [resolve_defaults=..., lecture_notes=...])``.
 
 The spec's arguments other than ``input_shape``/``num_classes`` are the ones params.yaml
-``cnn.<name>`` may set, besides the training overrides (epochs, batch_size, learning_rate).
+``cnn.<name>`` may set; its sub-section ``cnn.<name>.train`` holds the training overrides
+(epochs, batch_size, learning_rate; null = the shared ``cnn`` value).
 
 Listing the names imports none of the modules (so a stage for one architecture runs only
 that architecture's code), and neither imports Keras.
@@ -36,8 +37,9 @@ def names() -> tuple[str, ...]:
     return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
-def get(name: str) -> Architecture:
-    """The architecture ``name`` (its module imported now), with ``name`` set.
+def check_name(name: str) -> str:
+    """``name`` if there is an architecture module of that name (none imported): the one check
+    of an architecture name, which params.yaml's config, the CLI and the stages call.
 
     Raises:
         ParameterError: no module of that name; the message lists the registered ones.
@@ -45,5 +47,11 @@ def get(name: str) -> Architecture:
     known = names()
     if name not in known:
         raise ParameterError(f"unknown architecture {name!r}; allowed: {', '.join(known)}")
+    return name
+
+
+def get(name: str) -> Architecture:
+    """The architecture ``name`` (its module imported now, after :func:`check_name`), with ``name`` set."""
+    check_name(name)
     module = importlib.import_module(f"{__name__}.{name}")
     return dataclasses.replace(module.ARCHITECTURE, name=name)

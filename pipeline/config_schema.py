@@ -1,0 +1,117 @@
+"""The building blocks of :mod:`pipeline.config`: strict sections, component registries, value types.
+
+A section's settings are its fields; any other key is an error naming the allowed ones
+(:class:`UnknownKey`, made one line by :mod:`pipeline.config_errors`), unless the section holds
+components' own sub-sections (``features.hog``, ``cnn.alexnet``) and the component's registry
+accepts the name: the registries' own checks (``features.check_extractor_name``,
+``models.classifiers.check_name``, ``models.architectures.check_name``) are the one
+validation of component names. Imports no component code and nothing from ``pipeline``.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable, ClassVar, NamedTuple
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")  # pipeline/datasets.py loads each
+
+
+class Registry(NamedTuple):
+    """A component registry as the config uses it: its names, and its check of one name."""
+
+    names: Callable[[], tuple[str, ...]]
+    check: Callable[[str], str]  # raises a ValueError (the component's ParameterError) listing the names
+
+
+def extractors() -> Registry:
+    import features
+
+    return Registry(features.extractor_names, features.check_extractor_name)
+
+
+def classifiers() -> Registry:
+    from models import classifiers
+
+    return Registry(classifiers.names, classifiers.check_name)
+
+
+def architectures() -> Registry:
+    from models import architectures
+
+    return Registry(architectures.names, architectures.check_name)
+
+
+def name_list(registry: Callable[[], Registry]) -> AfterValidator:
+    """A non-empty list of distinct registered names."""
+    def check(values: tuple[str, ...]) -> tuple[str, ...]:
+        if not values:
+            raise ValueError(f"must be a non-empty list; allowed items: {', '.join(registry().names())}")
+        for value in values:
+            registry().check(value)
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a name")
+        return values
+    return AfterValidator(check)
+
+
+def none_is_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+NameList = Annotated[tuple[str, ...], Field(strict=False)]  # YAML gives lists
+Section = Annotated[dict[str, Any], BeforeValidator(none_is_empty)]  # checked by its component
+Epochs = Annotated[int, Field(ge=1, le=10_000)]
+BatchSize = Annotated[int, Field(ge=1, le=65_536)]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class UnknownKey(ValueError):
+    """A key its section does not have; :func:`pipeline.config_errors.error_line` names it with
+    ``allowed``, the section's keys."""
+
+    def __init__(self, key: str, allowed: str) -> None:
+        super().__init__(f"unknown key {key!r}; allowed: {allowed}")
+        self.key, self.allowed = key, allowed
+
+
+class Strict(BaseModel):
+    """A params.yaml section: its settings are its fields; any other key is an error naming the
+    allowed ones, unless :meth:`_is_component` accepts it (a component's own sub-section)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    registry: ClassVar[Callable[[], Registry] | None] = None  # names the sub-sections, if any
+
+    @classmethod
+    def _is_component(cls, key: str) -> bool:
+        if cls.registry is None:
+            return False
+        try:
+            cls.registry().check(key)
+        except ValueError:
+            return False
+        return True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        for key in data if isinstance(data, dict) else ():
+            if key not in cls.model_fields and not cls._is_component(key):
+                names = cls.registry().names() if cls.registry else ()
+                raise UnknownKey(key, ", ".join(sorted([*cls.model_fields, *names])))
+        return data
+
+
+class WithComponents(Strict):
+    """A section whose other keys are the registered components' own sections."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def section(self, name: str) -> Any:
+        """The component ``name``'s own section (``features.hog``); empty when the file has none."""
+        return (self.model_extra or {}).get(name, {})
+
+
+def nullable(model: type[BaseModel]) -> Any:
+    """A top-level section field: ``null`` (or left out, where it has defaults) reads as empty."""
+    return Annotated[model, BeforeValidator(none_is_empty)]
