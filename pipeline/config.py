@@ -30,6 +30,7 @@ from pipeline.config_schema import (DATASETS, BatchSize, Epochs, Fraction, Learn
                                     none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
+
 class MlflowConfig(Strict):
     experiment: Annotated[str, Field(min_length=1)] = "classic-vs-deep"
 

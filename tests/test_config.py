@@ -9,7 +9,7 @@ import yaml
 import features
 from features import extractor_names
 from models import architectures, classifiers
-from pipeline.config import Config, component_section, load_config, parse_config
+from pipeline.config import Config, Training, component_section, load_config, parse_config
 from pipeline.errors import ConfigError
 
 from helpers import REPO_ROOT
@@ -214,6 +214,12 @@ def test_architecture_training_overrides(raw):
     del without["cnn"]["lenet5"]  # no section: the architecture's defaults and the shared settings
     assert parse_config(without).cnn.section("lenet5").arguments() == {}
     assert tuple(parse_config(without).cnn.training("lenet5")) == (30, 64, 0.001)
+
+
+def test_params_yaml_has_every_training_key_of_every_architecture(raw):
+    """`dvc exp run -S cnn.<arch>.train.<key>=...` only overrides keys the file has."""
+    for arch in architectures.names():
+        assert set(raw["cnn"][arch]["train"]) == set(Training._fields), arch
 
 
 @pytest.mark.parametrize(

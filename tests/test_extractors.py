@@ -34,7 +34,7 @@ PARAMS = {
     "sobel": {},
     "hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]},
     "sift": {"n_words": 4},
-    "stack": {"parts": ["hog", "raw"], "part_params": {"hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]}}},
+    "stack": {"parts": ["hog", "raw"], "overrides": {"hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]}}},
 }
 EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "sift": 4, "stack": 1296 + 784}
 

@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
+from features.errors import ParameterError as FeatureParameterError
 from models.classical import load_pipeline
+from models.errors import ParameterError as ModelParameterError
 from pipeline import features, model_runs, results, train_classical
 from pipeline.tracking import experiment_id_of
 from pipeline.config import parse_config
@@ -228,13 +230,13 @@ def test_grid_search_records_best_params(workdir):
 
 def test_bad_names_and_missing_features(workdir):
     cfg = make_config()
-    with pytest.raises(ConfigError) as bad_classifier:
+    with pytest.raises(ModelParameterError) as bad_classifier:  # the registries' own checks
         train_classical.run(cfg, "hog", "svm")
     assert str(bad_classifier.value) == (
-        "--classifier = 'svm': allowed: knn, linear_svm, logreg, random_forest, rbf_svm")
-    with pytest.raises(ConfigError) as bad_feature:
+        "unknown classifier 'svm'; allowed: knn, linear_svm, logreg, random_forest, rbf_svm")
+    with pytest.raises(FeatureParameterError) as bad_feature:
         train_classical.run(cfg, "surf", "knn")
-    assert str(bad_feature.value) == "--feature = 'surf': allowed: hog, raw, sift, sobel, stack"
+    assert str(bad_feature.value) == "unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack"
     with pytest.raises(DataError, match=r"data/features/raw.npz: not found"):
         train_classical.run(cfg, "raw", "knn")
     assert not (workdir / "metrics/classical").exists()

@@ -23,10 +23,12 @@ extractor's defaults), with ``overrides[part]`` replacing keys of it one by one:
 stack is params.yaml's HOG, Sobel and raw sections with HOG's ``transform_sqrt`` switched on.
 ``random_state`` is handed to the parts that take one (SIFT's codebook).
 
-DVC caveat: ``features@stack`` depends on this module and its own params section, not on
-the parts' modules (dvc.yaml lists each item's own module, so that a new extractor is one
-module plus its section). After editing a part's code, e.g. ``hog.py``, rerun it with
-``dvc repro -f features@stack``.
+DVC caveat: ``features@stack`` depends on this module and its own params section
+(``features.stack``, overrides included), not on the parts' modules nor on their sections:
+dvc.yaml gives every ``features@<name>`` the same template (its own module, its own section),
+and DVC can neither interpolate a list of params keys per item nor nest ``${...}``. After
+editing a part's code or section, e.g. ``hog.py`` or ``features.hog``, with ``stack`` in
+``features.names``, rerun it with ``dvc repro -f features@stack`` (and the classifiers on it).
 
 Reference
 ---------
