@@ -6,7 +6,8 @@ and defines ``EXTRACTOR = Extractor(transformer=..., citation=..., summary=...)`
 Adding an extractor is adding one such module (plus its params.yaml section).
 
 Importing this package is cheap: no numpy, cv2 or scikit-learn. :func:`extractor_names`
-only lists the modules and :func:`check_extractor_name` checks a name against them; :func:`get_extractor` imports one when it is asked for by name.
+only lists the modules and :func:`check_extractor_name` checks a name against them;
+:func:`get_extractor` imports one when it is asked for by name.
 
 ``features.conv`` holds the lecture's convolution arithmetic (not an extractor);
 ``features._batch`` the machinery the extractors share.

@@ -114,3 +114,17 @@ def test_readme_components_table_is_the_registries():
     assert shown == printed.output, "README's component table is stale: paste `cvd components --markdown`"
     for name in ("hog", "sift", "rbf_svm", "lenet5", "alexnet"):
         assert f"`{name}`" in shown
+
+
+def test_train_cnn_epochs_option_wins_over_the_architectures_own(monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline import train_cnn
+    from pipeline.cli import cli
+
+    seen = {}
+    monkeypatch.setattr(train_cnn, "run", lambda cfg, arch: seen.update(training=cfg.cnn.training(arch)))
+    params = str(REPO_ROOT / "params.yaml")
+    result = CliRunner().invoke(cli, ["train-cnn", "--params", params, "--arch", "alexnet", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert tuple(seen["training"]) == (2, 64, 0.0003)  # params.yaml's cnn.alexnet.train.epochs is 4
