@@ -116,7 +116,7 @@ def verdict(link) -> str:
                     f"{percent(m['val_accuracy'])} | {m['param_count']:,} | {m['fit_seconds']:.3g} |")
     p = v["p_value"]
     detail = (f"Difference deep − classical: {points(v['difference'])} points, 95 % CI "
-              f"[{points(v['ci_low'])}, {points(v['ci_high'])}]; McNemar p = {p:.2g}; "
+              f"[{points(v['ci_low'])}, {points(v['ci_high'])}]; McNemar p {'< 0.001' if p < 0.001 else f'= {p:.2g}'}; "
               f"{v['only_classical']} test images only the classical model gets right, "
               f"{v['only_deep']} only the deep one, of {v['n_test']:,}.")
     if not v["significant"] and v.get("images_needed"):
@@ -162,7 +162,13 @@ def drawings(link) -> str:
     if not drawn:
         raise PluginError("no drawn test image in reports/explain/visualize: run `dvc repro` first")
     first = drawn[0].relative_to(ROOT).as_posix()
-    return "\n".join(figure(link, path) for path in pictures(first))
+    order = ["image", "sobel", "hog", "sift", "bovw"]  # the lecture's order; the CNNs' maps after
+
+    def rank(path: str) -> tuple[int, str]:
+        stem = Path(path).stem
+        return (order.index(stem) if stem in order else len(order), stem)
+
+    return "\n".join(figure(link, path) for path in sorted(pictures(first), key=rank))
 
 
 def lecture(link) -> str:
