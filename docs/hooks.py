@@ -13,6 +13,7 @@ A missing output fails the build: the site never shows a stale or invented resul
 """
 from __future__ import annotations
 
+import csv
 import json
 import posixpath
 import re
@@ -137,6 +138,30 @@ def leaderboard(link) -> str:
     return re.sub(r"^(#+) ", r"#\1 ", text, flags=re.M)
 
 
+def matrix(link) -> str:
+    """The classical models' test accuracy as a feature x classifier table, from
+    ``reports/leaderboard.csv``; the best of each column in bold."""
+    path = ROOT / REPORTS / "leaderboard.csv"
+    if not path.is_file():
+        raise PluginError(f"{REPORTS}/leaderboard.csv not found: run `dvc repro` (or `make run`) before building the docs")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [row for row in csv.DictReader(f) if row["approach"] == "classical"]
+    features = list(dict.fromkeys(row["feature"] for row in rows))
+    classifiers = list(dict.fromkeys(row["classifier"] for row in rows))
+    accuracy = {(row["feature"], row["classifier"]): float(row["test_accuracy"]) for row in rows}
+    best = {c: max(accuracy.get((f, c), 0.0) for f in features) for c in classifiers}
+
+    def cell(f: str, c: str) -> str:
+        if (f, c) not in accuracy:
+            return ""
+        text = percent(accuracy[f, c])
+        return f"**{text}**" if accuracy[f, c] == best[c] else text
+
+    lines = ["| feature | " + " | ".join(classifiers) + " |", "|---|" + "---:|" * len(classifiers)]
+    lines += [f"| {f} | " + " | ".join(cell(f, c) for c in classifiers) + " |" for f in features]
+    return "\n".join(lines) + "\n"
+
+
 def plots(link) -> str:
     return "\n".join(figure(link, path) for path in pictures(f"{REPORTS}/plots"))
 
@@ -176,4 +201,4 @@ def lecture(link) -> str:
     return "\n".join(figure(link, path, Path(path).stem.replace("_", " ")) for path in shown)
 
 
-RENDERERS = {"verdict": verdict, "leaderboard": leaderboard, "plots": plots, "explain": explain, "drawings": drawings, "lecture": lecture}
+RENDERERS = {"verdict": verdict, "leaderboard": leaderboard, "matrix": matrix, "plots": plots, "explain": explain, "drawings": drawings, "lecture": lecture}

@@ -99,6 +99,16 @@ def test_results_page_shows_the_committed_leaderboard(site):
     assert " ".join(verdict_sentence.split()) in shown.text
 
 
+def test_results_page_matrix_is_the_classical_rows_of_the_leaderboard(site):
+    shown = page(site, "results")
+    with open(REPORTS / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        classical = [row for row in csv.DictReader(f) if row["approach"] == "classical"]
+    header = next(r for r in shown.rows if r and r[0] == "feature" and "classifier" not in r)
+    for row in classical:
+        cells = next(r for r in shown.rows if r and r[0] == row["feature"] and len(r) == len(header))
+        assert cells[header.index(row["classifier"])] == f"{100 * float(row['test_accuracy']):.2f} %"
+
+
 def test_results_page_shows_the_verdict_of_summary_json(site):
     shown = page(site, "results")
     summary = json.loads((REPORTS / "summary.json").read_text(encoding="utf-8"))
