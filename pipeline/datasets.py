@@ -293,9 +293,11 @@ def decode_image_file(path: str | Path, channels: int, max_pixels: int = DEFAULT
     try:
         image = cv2.imdecode(buf, flag)
         raw = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if image is None else None
-    except cv2.error as exc:  # e.g. pixels <= CV_IO_MAX_IMAGE_PIXELS for a header Pillow could not read
-        reason = str(exc).strip().splitlines()[-1][:160]
-        raise DataError(f"{path}: cannot be decoded ({reason})") from None
+    except cv2.error as exc:  # its pixel limit above a data.max_pixels raised past it, or a decoder bug
+        reason = getattr(exc, "err", "") or " ".join(str(exc).split())[:200]
+        if "CV_IO_MAX_IMAGE_PIXELS" in reason:
+            reason = "above OpenCV's own pixel limit, the environment variable CV_IO_MAX_IMAGE_PIXELS (2^30 by default)"
+        raise DataError(f"{path}: cannot be decoded: {reason}") from None
     if image is None:
         if raw is not None:  # a valid image whose pixel format has no 8-bit gray/RGB conversion
             c = 1 if raw.ndim == 2 else raw.shape[2]

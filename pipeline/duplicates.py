@@ -1,12 +1,11 @@
 """Duplicate images that bias the comparison: the same image under two classes, and the same
 image in two parts of the split (a test image the models were trained on).
 
-Two images are duplicates when their pixels are identical as ``prepare`` reads them: decoded
-and, for the folder dataset, resized to ``data.image_size`` (across classes), and as the
-models see them, after preprocessing (across parts). Pixels rather than file bytes, so that
-one picture saved as PNG and as BMP counts, and so that the array datasets (MNIST, CIFAR-10,
-digits) are checked too. A lossy re-encoding (a JPEG saved twice) is not identical and is
-not found.
+Across classes, for the folder dataset, two files are duplicates when their bytes are identical
+(a file copied into a second class folder; a re-encoded copy is not found: OpenCV's grayscale
+conversion alone differs between PNG and BMP by a grey level); for the array datasets (MNIST,
+CIFAR-10, digits), when their pixels are. Across parts, two images are duplicates when their
+pixels are identical as the models see them (after ``prepare``'s preprocessing).
 
 ``prepare`` records the result in the manifest (``duplicates``) and prints one warning line.
 """
@@ -15,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -26,17 +26,27 @@ def _digests(images: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest() for image in images]
 
 
+def _file_digests(root: Path, names: list[str]) -> list[bytes]:
+    digests = []
+    for name in names:
+        with open(root / name, "rb") as fh:
+            digests.append(hashlib.file_digest(fh, "blake2b").digest())
+    return digests
+
+
 def across_classes(pools) -> list[dict]:
     """Groups of identical images with different labels: ``{"files": [...], "classes": [...]}``, in
     the order of their first image. Files are the folder dataset's paths (relative to data.path),
     else ``train #i`` / ``test #i`` (the index in the dataset's training or official test pool)."""
     groups: dict[bytes, list[tuple[str, int]]] = defaultdict(list)
-    pool_parts = [("train", pools.x_train, pools.y_train)]
-    if pools.x_test is not None:
-        pool_parts.append(("test", pools.x_test, pools.y_test))
-    for part, images, labels in pool_parts:
-        names = pools.files if part == "train" and pools.files else [f"{part} #{i}" for i in range(len(images))]
-        for digest, name, label in zip(_digests(images), names, labels):
+    if pools.files:
+        members = [(_file_digests(Path(pools.sources[0]), pools.files), pools.files, pools.y_train)]
+    else:
+        members = [(_digests(pools.x_train), [f"train #{i}" for i in range(len(pools.x_train))], pools.y_train)]
+        if pools.x_test is not None:
+            members.append((_digests(pools.x_test), [f"test #{i}" for i in range(len(pools.x_test))], pools.y_test))
+    for digests, names, labels in members:
+        for digest, name, label in zip(digests, names, labels):
             groups[digest].append((name, int(label)))
     found = []
     for members in groups.values():
@@ -66,8 +76,9 @@ def warning(entry: dict) -> str | None:
     found = []
     if entry["across_classes_count"]:
         first = entry["across_classes"][0]
-        found.append(f"{entry['across_classes_count']} image(s) identical under different classes "
-                     f"(e.g. {' = '.join(first['files'][:2])}: {', '.join(first['classes'])})")
+        files = ", ".join(first["files"][:3]) + (", ..." if len(first["files"]) > 3 else "")
+        found.append(f"{entry['across_classes_count']} image(s) found under two or more classes "
+                     f"(e.g. {files}: classes {', '.join(first['classes'])})")
     found += [f"{n} {pair.split('_')[1]} image(s) identical to {pair.split('_')[0]} images"
               for pair, n in entry["across_parts"].items() if n]
     if not found:
