@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import io
 import os
 import pickle
 import struct
@@ -237,14 +238,14 @@ def _pillow_bomb_check_off():
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def header_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` from the image file's header, without decoding it; ``None`` when Pillow
-    cannot read the header (the decoder then decides whether the file is an image)."""
+def header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of an image file's bytes, without decoding the pixels;
+    ``None`` when Pillow cannot read the header (the decoder then decides whether it is an image)."""
     from PIL import Image
 
     with _pillow_bomb_check_off():
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 return image.size
         except Exception:  # noqa: BLE001 -- Pillow raises many kinds on a bad header
             return None
@@ -286,7 +287,7 @@ def decode_image_file(path: str | Path, channels: int, max_pixels: int = DEFAULT
 
     path = Path(path)
     buf = _read_bytes(path)
-    size = header_size(path)
+    size = header_size(buf)  # the bytes decoded below, not the file again
     if size is not None:
         check_pixels(path, *size, max_pixels)
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
