@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import Config
-from pipeline.datasets import Pools, load_source, preprocess
+from pipeline.datasets import Pools, check_class_sizes, load_source, preprocess
+from pipeline.duplicates import find_duplicates, warn_duplicates
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, Split, save_split, split_digest, write_json
 
@@ -43,6 +44,7 @@ def split_pools(pools: Pools, *, seed: int, val_fraction: float, test_fraction: 
     x_pool, y_pool = pools.x_train[keep], pools.y_train[keep]
     if len(np.unique(y_pool)) < 2:
         raise DataError(f"found {len(np.unique(y_pool))} class(es) in the data; need at least 2")
+    check_class_sizes(pools, y_pool, val_fraction, test_fraction if pools.x_test is None else None)
     try:
         if pools.x_test is None:
             x_pool, x_test, y_pool, y_test = train_test_split(
@@ -83,13 +85,15 @@ def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:
 def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     """Load the configured source, split it, write split.npz + manifest.json, log to MLflow."""
     d = cfg.data
-    pools = load_source(d.dataset, d.path, d.image_size, d.channels)
+    pools = load_source(d.dataset, d.path, d.image_size, d.channels, d.max_pixels)
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
                        test_fraction=d.test_fraction, limit_per_class=d.limit_per_class)
     x = {name: preprocess(x[name], d.image_size, d.channels, d.deskew) for name in SPLITS}
     y = {name: y[name].astype(np.int64) for name in SPLITS}
     split = Split(x, y, pools.class_names, d.dataset, split_digest(x, y, pools.class_names))
     manifest = build_manifest(split, cfg, pools)
+    manifest["duplicates"] = find_duplicates(pools, x)
+    warn_duplicates(manifest["duplicates"])
 
     save_split(out_dir / "split.npz", split)
     write_json(out_dir / "manifest.json", manifest)

@@ -14,9 +14,14 @@ fit time and test accuracy against parameter count. The view's format is MLflow 
 in headless Chromium by tests/test_ui.py): MLflow ignores what it does not know. Without a comparison yet,
 the newest FINISHED run of each model. The prepare and features runs live in their own
 experiment (:func:`pipeline.tracking.data_experiment`); ``cvd ui`` prints its link too.
+
+The server stops with ``cvd ui``: Ctrl-C (SIGINT), SIGTERM (``kill``, a supervisor) and SIGHUP
+(a closed terminal) all stop its process group and any process of it that left the group,
+print ``stopped mlflow ui`` and exit with code 0.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -41,6 +47,7 @@ METRICS = ("test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high", "va
 TAGS = ("approach", "feature", "classifier", "arch")
 COLUMNS = [f"metrics.`{m}`" for m in METRICS] + [f"tags.`{t}`" for t in TAGS]
 CHARTED = ("test_accuracy", "param_count", "fit_seconds")  # bar charts; plus test accuracy against param_count
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill or a supervisor, a closed terminal
 READY_TIMEOUT_S = 180  # `mlflow ui` imports its server app first: ~40 s on a busy 2-core machine
 
 
@@ -187,17 +194,65 @@ def wait_ready(server: subprocess.Popen, base: str, timeout: float = READY_TIMEO
 
 
 def stop(server: subprocess.Popen) -> None:
-    """Stop the server and its workers (its own process group)."""
-    if server.poll() is not None:
-        return
+    """Stop the server and every process it started: its own process group, then any of its
+    descendants that moved to another group."""
+    import psutil
+
     try:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    except ProcessLookupError:
-        pass
+        descendants = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    if server.poll() is None:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        except ProcessLookupError:
+            pass
+    for process in descendants:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, alive = psutil.wait_procs(descendants, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP while ``cvd ui`` serves: a KeyboardInterrupt, as Ctrl-C raises."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _ignore_stop_signals() -> None:
+    """A second signal must not cut the cleanup short."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    _ignore_stop_signals()
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Any:
+    """Inside the block the first of :data:`STOP_SIGNALS` raises :class:`Stopped` and the rest are
+    ignored; the caller's handlers come back after it. Only the main thread can handle signals:
+    elsewhere the caller's handlers apply."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.signal(signum, _raise_stopped) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def run(experiment: str, port: int | None = None, echo=print) -> None:
@@ -224,16 +279,21 @@ def run(experiment: str, port: int | None = None, echo=print) -> None:
         echo(f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI) serves the UI itself:")
         links()
         return
-    server = start_server(uri, int(base.rsplit(":", 1)[1]))
-    try:
-        echo(f"starting mlflow ui on {uri} ...")
-        wait_ready(server, base)
-        links()
-        echo("Ctrl-C stops it")
-        server.wait()
-        raise _exited(server)
-    except KeyboardInterrupt:
-        echo("stopped mlflow ui")
-    finally:
-        stop(server)
-        server.log.close()
+    server = None
+    with _stop_signals_raise():
+        try:
+            server = start_server(uri, int(base.rsplit(":", 1)[1]))
+            echo(f"starting mlflow ui on {uri} ...")
+            wait_ready(server, base)
+            links()
+            echo("Ctrl-C stops it")
+            server.wait()
+            raise _exited(server)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (Stopped)
+            echo("stopped mlflow ui")
+        finally:
+            if server is not None:
+                if threading.current_thread() is threading.main_thread():
+                    _ignore_stop_signals()
+                stop(server)
+                server.log.close()
