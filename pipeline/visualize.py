@@ -3,25 +3,21 @@
 For each image (files given on the command line, or ``--from-split test --n 8`` from
 ``data/prepared/split.npz``) it writes into ``<out>/<image name>/``:
 
-* ``image.png``      the image as the models see it (enlarged, no smoothing)
-* ``<stem>.png``     every picture the registered extractors' drawings return
-                     (``features.Extractor.draw``; each extractor module's ``draw`` says which),
-                     drawn with the extractor's params.yaml settings, configured extractors
-                     first. A drawing gets the image's row of ``data/features/<name>.npz``
-                     when that was computed on this split, and the extractor fitted when some
-                     image lacks that row: the one ``features@<name>`` saved
-                     (``artifacts/features/<name>.skops``) or, without it, one fitted here on
-                     the split's training images with ``seed`` (the same fit)
+* ``image.png``        the image as the models see it (enlarged, no smoothing)
+* ``<stem>.png``       each picture a registered extractor's drawing returns
+                       (``features.Extractor.draw``; each extractor module's ``draw`` names
+                       its files), with its params.yaml settings; configured extractors first
 * ``<arch>_maps.png``  the feature maps after every convolution/pooling layer of each trained CNN
 
-and once, not per image, ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the
-lecture's worked examples computed by ``features/conv.py``) and
-``<out>/cnn/<arch>_<layer>.png`` (LeNet-5's conv1/conv2 and AlexNet's conv1 filters).
+and once ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the lecture's worked
+examples, ``features.lecture``) and ``<out>/cnn/<arch>_<layer>.png`` (learnt filters).
 
-Image files are read and resized exactly as ``prepare`` reads a ``folder`` dataset
-(``data.image_size``, ``data.channels``). Usable without DVC: it reads params.yaml and
-whatever outputs exist; a CNN named with ``--arch`` that is not trained yet, an unreadable
-image or a missing split is one error line.
+A drawing gets the image's row of ``data/features/<name>.npz`` when that was computed on this
+split, and, when some image lacks it, the extractor fitted: the one ``features@<name>`` saved
+(``artifacts/features/<name>.skops``), else one fitted here on the split's training images.
+Image files are read and resized exactly as ``prepare`` reads a ``folder`` dataset. Usable
+without DVC: it reads params.yaml and whatever outputs exist; a CNN named with ``--arch``
+that is not trained yet, an unreadable image or a missing split is one error line.
 """
 from __future__ import annotations
 
@@ -57,8 +53,7 @@ class Picture:
 
 @dataclass
 class Drawer:
-    """A registered extractor's drawing hook and the transformer it draws (built from
-    params.yaml; fitted when it could be)."""
+    """An extractor's drawing hook and the transformer it draws (fitted when it could be)."""
 
     name: str
     draw: Callable[..., Mapping[str, Any]]
@@ -67,8 +62,7 @@ class Drawer:
 
 @dataclass
 class Tools:
-    """What the drawings need besides the image: the extractors' drawers and the trained CNNs
-    by architecture."""
+    """What the drawings need besides the image: the extractors' drawers, the trained CNNs."""
 
     drawers: list[Drawer] = field(default_factory=list)
     cnns: dict[str, Any] = field(default_factory=dict)
@@ -152,8 +146,7 @@ def drawing_names(configured: Sequence[str] = ()) -> list[str]:
 
 def prepare_drawers(cfg: Config, split, pictures: Sequence[Picture]) -> list[Drawer]:
     """Every extractor that draws, built from params.yaml; fitted when some picture lacks its
-    stored features: the one ``features@<name>`` saved, else one fitted here on the split's
-    training images with ``seed``, else (a note says so) unfitted."""
+    stored features (see the module docstring), else unfitted with a note."""
     from features import get_extractor
     from pipeline.features import build_extractor, extractor_path, load_extractor
 
