@@ -97,3 +97,10 @@ def make_extractor(name: str, **params: object):
     instance = extractor.transformer(**params)
     instance._check_params()
     return instance
+
+
+def drawing_names(configured: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The extractors that provide a drawing (``Extractor.draw``), importing every extractor
+    module: the ``configured`` ones first, in that order, then the others by name."""
+    order = dict.fromkeys([*configured, *extractor_names()])
+    return [name for name in order if get_extractor(name).draw is not None]

@@ -12,12 +12,11 @@ For each image (files given on the command line, or ``--from-split test --n 8`` 
 and once ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the lecture's worked
 examples, ``features.lecture``) and ``<out>/cnn/<arch>_<layer>.png`` (learnt filters).
 
-A drawing gets the image's row of ``data/features/<name>.npz`` when that was computed on this
-split, and, when some image lacks it, the extractor fitted: the one ``features@<name>`` saved
-(``artifacts/features/<name>.skops``), else one fitted here on the split's training images.
-Image files are read and resized exactly as ``prepare`` reads a ``folder`` dataset. Usable
-without DVC: it reads params.yaml and whatever outputs exist; a CNN named with ``--arch``
-that is not trained yet, an unreadable image or a missing split is one error line.
+A drawing gets the image's row of ``data/features/<name>.npz`` if computed on this split and,
+when some image lacks it, the extractor fitted: the one ``features@<name>`` saved, else one
+fitted here on the split's training images. Files are read as ``prepare`` reads a ``folder``.
+Usable without DVC (params.yaml and whatever outputs exist); a CNN named with ``--arch`` not
+trained yet, an unreadable image or a missing split is one error line.
 """
 from __future__ import annotations
 
@@ -26,7 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -37,7 +36,6 @@ from pipeline.io import atomic_path, load_split
 OUT_DIR = Path("reports/visualize")
 SPLIT_PATH = Path("data/prepared/split.npz")
 CNN_DIR = Path("artifacts/cnn")
-FILTER_LAYERS = {"lenet5": ("conv1", "conv2"), "alexnet": ("conv1",)}  # others: their first convolution
 IMAGE_SCALE = 8  # image.png: display pixels per image pixel
 
 
@@ -52,19 +50,11 @@ class Picture:
 
 
 @dataclass
-class Drawer:
-    """An extractor's drawing hook and the transformer it draws (fitted when it could be)."""
-
-    name: str
-    draw: Callable[..., Mapping[str, Any]]
-    extractor: Any
-
-
-@dataclass
 class Tools:
-    """What the drawings need besides the image: the extractors' drawers, the trained CNNs."""
+    """What the drawings need besides the image, by name: the extractors that draw (built from
+    params.yaml, fitted when they could be) and the trained CNNs."""
 
-    drawers: list[Drawer] = field(default_factory=list)
+    extractors: dict[str, Any] = field(default_factory=dict)
     cnns: dict[str, Any] = field(default_factory=dict)
 
 
@@ -114,6 +104,8 @@ def pick_from_split(split, part: str, n: int, seed: int) -> list[Picture]:
 def split_pictures(split, part: str, indices: Sequence[int]) -> list[Picture]:
     """The images at ``indices`` of ``part``, with their rows of ``data/features/<name>.npz``
     (every extractor that draws) when that file was computed on this split."""
+    from features import drawing_names
+
     stored = {name: m for name in drawing_names() if (m := stored_features(name, split, part)) is not None}
     return [Picture(f"{part}-{i:04d}", split.x[part][i], f"{part} image {i}, class {split.class_names[split.y[part][i]]}",
                     {name: matrix[i] for name, matrix in stored.items()}) for i in indices]
@@ -123,34 +115,20 @@ def stored_features(name: str, split, part: str) -> np.ndarray | None:
     """``features@<name>``'s matrix of ``part`` (the first seed's), if it exists for this split."""
     from pipeline.features import feature_path
 
-    path = feature_path(name)
-    if not path.is_file():
-        return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if str(npz["split_sha256"]) != split.sha256:
-                return None
-            return npz[f"x_{part}"]
-    except (KeyError, ValueError, OSError):
+        with np.load(feature_path(name), allow_pickle=False) as npz:
+            return npz[f"x_{part}"] if str(npz["split_sha256"]) == split.sha256 else None
+    except (KeyError, ValueError, OSError):  # none, or unreadable: the drawing goes without
         return None
 
 
-def drawing_names(configured: Sequence[str] = ()) -> list[str]:
-    """The registered extractors that draw (``features.Extractor.draw``): ``configured`` ones
-    first, in that order, then the others by name."""
-    from features import extractor_names, get_extractor
-
-    order = list(dict.fromkeys([*configured, *extractor_names()]))
-    return [name for name in order if get_extractor(name).draw is not None]
-
-
-def prepare_drawers(cfg: Config, split, pictures: Sequence[Picture]) -> list[Drawer]:
+def drawing_extractors(cfg: Config, split, pictures: Sequence[Picture]) -> dict[str, Any]:
     """Every extractor that draws, built from params.yaml; fitted when some picture lacks its
     stored features (see the module docstring), else unfitted with a note."""
-    from features import get_extractor
+    from features import drawing_names
     from pipeline.features import build_extractor, extractor_path, load_extractor
 
-    drawers, unfitted = [], []
+    extractors, unfitted = {}, []
     for name in drawing_names(cfg.features.names):
         extractor = build_extractor(cfg, name)
         if any(name not in p.features for p in pictures):
@@ -160,11 +138,11 @@ def prepare_drawers(cfg: Config, split, pictures: Sequence[Picture]) -> list[Dra
                 extractor = extractor.fit(split.x["train"], split.y["train"])
             else:
                 unfitted.append(name)
-        drawers.append(Drawer(name, get_extractor(name).draw, extractor))
+        extractors[name] = extractor
     if unfitted:
         note(f"drawn without a fitted extractor (no artifacts/features/<name>.skops, no {SPLIT_PATH} to fit one on; "
              f"run `cvd prepare`), pictures that need one are left out: {', '.join(unfitted)}")
-    return drawers
+    return extractors
 
 
 def load_cnns(cfg: Config, archs: Sequence[str] | None) -> dict[str, Any]:
@@ -188,13 +166,14 @@ def load_cnns(cfg: Config, archs: Sequence[str] | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ pictures
 def image_figures(picture: Picture, tools: Tools) -> dict[str, Any]:
     """The figures of one image by file stem (see the module docstring)."""
+    from features import get_extractor
     from models import drawing as cnn_drawing
 
     figures: dict[str, Any] = {}
-    for drawer in tools.drawers:
-        for stem, fig in drawer.draw(drawer.extractor, picture.image, picture.features.get(drawer.name)).items():
+    for name, extractor in tools.extractors.items():
+        for stem, fig in get_extractor(name).draw(extractor, picture.image, picture.features.get(name)).items():
             if stem in figures or stem == "image":  # a programming error in an extractor module
-                raise ValueError(f"extractor {drawer.name}: its drawing {stem!r} is already drawn by another")
+                raise ValueError(f"extractor {name}: its drawing {stem!r} is already drawn by another")
             figures[stem] = fig
     for arch, model in tools.cnns.items():
         maps = cnn_drawing.feature_maps(model, picture.image)
@@ -210,10 +189,7 @@ def shared_figures(tools: Tools) -> dict[str, Any]:
 
     figures = {f"lecture/{name}": lecture.worked_example(name) for name in lecture.WORKED_EXAMPLES}
     for arch, model in tools.cnns.items():
-        convs = cnn_drawing.conv_layer_names(model)
-        for layer in [name for name in FILTER_LAYERS.get(arch, ()) if name in convs] or convs[:1]:
-            figures[f"cnn/{arch}_{layer}"] = cnn_drawing.filters_figure(
-                cnn_drawing.conv_filters(model, layer), f"{arch} {layer}")
+        figures |= {f"cnn/{stem}": fig for stem, fig in cnn_drawing.filter_figures(arch, model).items()}
     return figures
 
 
@@ -246,17 +222,15 @@ def render(pictures: Sequence[Picture], tools: Tools) -> dict[str, bytes]:
 
 
 def write(files: dict[str, bytes], out: Path) -> list[Path]:
-    written = []
     for rel, content in files.items():
         with atomic_path(out / rel) as tmp:
             tmp.write_bytes(content)
-        written.append(out / rel)
-    return written
+    return [out / rel for rel in files]
 
 
 def prepare_tools(cfg: Config, split, archs: Sequence[str] | None, pictures: Sequence[Picture] = ()) -> Tools:
-    """The extractors' drawers (:func:`prepare_drawers`) and the trained CNNs."""
-    return Tools(prepare_drawers(cfg, split, pictures), load_cnns(cfg, archs))
+    """The extractors that draw (:func:`drawing_extractors`) and the trained CNNs."""
+    return Tools(drawing_extractors(cfg, split, pictures), load_cnns(cfg, archs))
 
 
 def run(cfg: Config, files: Sequence[str] = (), from_split: str | None = None, n: int = 8,

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from features import drawing, get_extractor, lecture
+from features import drawing, drawing_names, get_extractor, lecture, make_extractor
 from features.errors import ImageError
 from features.extractors import _hog_drawing, _sift_drawing, _sobel_drawing
 from features.extractors.hog import HOGFeatures
@@ -56,6 +56,12 @@ def test_every_figure_renders_a_non_blank_picture(make):
         width, height = fig.get_size_inches() * fig.dpi
         assert picture.shape == (round(height), round(width), 3), name
         assert picture.dtype == np.uint8 and not_blank(picture), name
+
+
+def test_every_registered_drawing_gives_figures_of_an_unfitted_extractor():
+    for name in drawing_names():
+        figures = get_extractor(name).draw(make_extractor(name), blob_image())
+        assert figures and all(not_blank(drawing.figure_rgb(fig)) for fig in figures.values()), name
 
 
 def test_sobel_gradients_are_the_extractors_and_find_the_edge():

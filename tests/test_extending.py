@@ -54,13 +54,15 @@ def draw(extractor, image, features=None):
     from matplotlib.figure import Figure
     from sklearn.base import clone
 
+    from features.drawing import show_image  # imported here: the features stage never draws
+
     image = np.asarray(image)
     if features is None:
         features = clone(extractor).fit_transform(image[None])[0]
     fig = Figure(figsize=(3, 3.2), dpi=100)
-    ax = fig.subplots()
-    ax.imshow(np.reshape(features, (image.shape[0] // extractor.cell, -1)), cmap="gray", vmin=0, vmax=1)
-    ax.set_title(f"cell means, {extractor.cell}x{extractor.cell} px cells")
+    means = np.reshape(features, (image.shape[0] // extractor.cell, -1))
+    show_image(fig.subplots(), means, f"cell means, {extractor.cell}x{extractor.cell} px cells", cmap="gray",
+               vmin=0, vmax=1)
     return {"cell_means": fig}
 
 
