@@ -36,10 +36,10 @@ class Extractor:
     a drawing that needs the fitted state checks for it; ``features`` is the image's row of
     ``features@<name>``'s matrix when one was stored, else None. Each stem names a picture
     file (``<image>/<stem>.png`` in ``cvd visualize`` and the report), unique among the
-    extractors: the extractor's name, or a name of its own (sift's ``bovw``). Build figures
+    extractors: the extractor's name, or a name of its own. Build figures
     with :class:`matplotlib.figure.Figure` (no pyplot) and import what only the drawing needs
     inside ``draw``: the features stage never draws, and ``tests/import_graph.py`` counts
-    the imports inside a function named ``draw`` as the drawing stages' only.
+    the imports inside a module-level function named ``draw`` as the drawing stages' only.
 
     ``name`` is set by the registry (the module name); an extractor module leaves it out.
     """
