@@ -2,7 +2,8 @@
 
 The extractors are discovered, not listed: every module ``features/extractors/<name>.py``
 is the extractor ``<name>`` (configured by the params.yaml section ``features.<name>``)
-and defines ``EXTRACTOR = Extractor(transformer=..., citation=..., summary=...)``.
+and defines ``EXTRACTOR = Extractor(transformer=..., citation=..., summary=...)``, with
+``draw=...`` when it can draw what it computes (``cvd visualize`` and the report show it).
 Adding an extractor is adding one such module (plus its params.yaml section).
 
 Importing this package is cheap: no numpy, cv2 or scikit-learn. :func:`extractor_names`
@@ -18,13 +19,28 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
 
 from features.errors import ParameterError
 
 
 @dataclass(frozen=True)
 class Extractor:
-    """One registered extractor: its transformer class and what ``cvd describe`` says of it.
+    """One registered extractor: its transformer class, what ``cvd describe`` says of it and,
+    optionally, its drawing.
+
+    ``draw(extractor, image, features=None) -> {stem: matplotlib Figure}`` draws what the
+    transformer instance ``extractor`` computes from one uint8 image, ``(H, W)`` or
+    ``(H, W, 3)``, in the manner of scikit-learn's ``Display.from_estimator``: ``extractor``
+    is built from the params.yaml section ``features.<name>`` and is fitted when it could
+    be (the one ``features@<name>`` saved, or one fitted on the split's training images), so
+    a drawing that needs the fitted state checks for it; ``features`` is the image's row of
+    ``features@<name>``'s matrix when one was stored, else None. Each stem names a picture
+    file (``<image>/<stem>.png`` in ``cvd visualize`` and the report), unique among the
+    extractors: the extractor's name, or a name of its own. Build figures
+    with :class:`matplotlib.figure.Figure` (no pyplot) and import what only the drawing needs
+    inside ``draw``: the features stage never draws, and ``tests/import_graph.py`` counts
+    the imports inside a module-level function named ``draw`` as the drawing stages' only.
 
     ``name`` is set by the registry (the module name); an extractor module leaves it out.
     """
@@ -32,6 +48,7 @@ class Extractor:
     transformer: type
     citation: str
     summary: str
+    draw: Callable[..., Mapping[str, Any]] | None = None
     name: str = ""
 
     def parameters(self) -> tuple[str, ...]:
@@ -90,3 +107,10 @@ def make_extractor(name: str, **params: object):
     instance = extractor.transformer(**params)
     instance._check_params()
     return instance
+
+
+def drawing_names(configured: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The extractors that provide a drawing (``Extractor.draw``), importing every extractor
+    module: the ``configured`` ones first, in that order, then the others by name."""
+    order = dict.fromkeys([*configured, *extractor_names()])
+    return [name for name in order if get_extractor(name).draw is not None]

@@ -16,6 +16,7 @@ from models.errors import InputError
 
 DPI = 100
 MAX_MAPS = 16  # feature maps shown per layer
+FILTER_LAYERS = {"lenet5": ("conv1", "conv2"), "alexnet": ("conv1",)}  # others: their first convolution
 
 
 def _layer(model: Any, name: str) -> Any:
@@ -71,6 +72,14 @@ def filters_figure(kernel: np.ndarray, title: str) -> Figure:
                 axes[i, j].imshow(kernel[:, :, i, j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     fig.suptitle(f"{title}: {k} filters of {f}x{f}x{c_in}", fontsize=10)
     return fig
+
+
+def filter_figures(arch: str, model: Any) -> dict[str, Figure]:
+    """``<arch>_<layer>``: the learnt filters of the convolutions worth showing (those of
+    :data:`FILTER_LAYERS`, else the first one)."""
+    convs = conv_layer_names(model)
+    layers = [name for name in FILTER_LAYERS.get(arch, ()) if name in convs] or convs[:1]
+    return {f"{arch}_{layer}": filters_figure(conv_filters(model, layer), f"{arch} {layer}") for layer in layers}
 
 
 def feature_maps(model: Any, image: np.ndarray) -> list[tuple[str, np.ndarray]]:

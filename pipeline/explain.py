@@ -269,10 +269,7 @@ def _read_leaderboard() -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-VISUAL_CAPTIONS = {
-    "image": "the test image", "sobel": "Sobel Gx, Gy, magnitude", "hog": "HOG cell histograms",
-    "sift": "SIFT dense grid and detected keypoints", "bovw": "its bag of visual words",
-}
+VISUAL_CAPTIONS = {"image": "the test image"}  # the other drawings are titled by their own figures
 
 
 def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[Mapping[str, str]],
@@ -321,8 +318,7 @@ def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[M
         if "confusion_difference.png" in have else []))
     vis = f"{ex}/visualize"
     for name in drawn:
-        stems = sorted((Path(f).stem for f in visual_files if Path(f).parent.as_posix() == name),
-                       key=lambda s: (list(VISUAL_CAPTIONS).index(s) if s in VISUAL_CAPTIONS else 99, s))
+        stems = [Path(f).stem for f in visual_files if Path(f).parent.as_posix() == name]  # in visualize's order
         sections.append(Section(f"Step by step: test image {name}", [
             "What each approach computes from this image: the handcrafted features the classifiers get, and the "
             "CNNs' feature maps after each convolution and pooling layer (cvd visualize draws any image)."],

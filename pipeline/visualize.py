@@ -3,24 +3,20 @@
 For each image (files given on the command line, or ``--from-split test --n 8`` from
 ``data/prepared/split.npz``) it writes into ``<out>/<image name>/``:
 
-* ``image.png``      the image as the models see it (enlarged, no smoothing)
-* ``sobel.png``      Sobel Gx, Gy and magnitude with ``features.sobel``'s ksize
-* ``hog.png``        HOG cell histograms as glyphs with ``features.hog``'s cells and blocks
-* ``sift.png``       the dense SIFT grid of ``features.sift`` and the keypoints SIFT detects
-* ``bovw.png``       its bag-of-visual-words vector: for a split image, its row of
-                     ``data/features/sift.npz``; for a file, the saved fitted extractor
-                     (``artifacts/features/sift.skops``) or, without it, ``features.sift`` fitted
-                     here on the split's training images with ``seed`` (the same codebook)
+* ``image.png``        the image as the models see it (enlarged, no smoothing)
+* ``<stem>.png``       each picture a registered extractor's drawing returns
+                       (``features.Extractor.draw``; each extractor module's ``draw`` names
+                       its files), with its params.yaml settings; configured extractors first
 * ``<arch>_maps.png``  the feature maps after every convolution/pooling layer of each trained CNN
 
-and once, not per image, ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the
-lecture's worked examples computed by ``features/conv.py``) and
-``<out>/cnn/<arch>_<layer>.png`` (LeNet-5's conv1/conv2 and AlexNet's conv1 filters).
+and once ``<out>/lecture/{convolution,padding,stride,max_pool}.png`` (the lecture's worked
+examples, ``features.lecture``) and ``<out>/cnn/<arch>_<layer>.png`` (learnt filters).
 
-Image files are read and resized exactly as ``prepare`` reads a ``folder`` dataset
-(``data.image_size``, ``data.channels``). Usable without DVC: it reads params.yaml and
-whatever outputs exist; a CNN named with ``--arch`` that is not trained yet, an unreadable
-image or a missing split is one error line.
+A drawing gets the image's row of ``data/features/<name>.npz`` if computed on this split and,
+when some image lacks it, the extractor fitted: the one ``features@<name>`` saved, else one
+fitted here on the split's training images. Files are read as ``prepare`` reads a ``folder``.
+Usable without DVC (params.yaml and whatever outputs exist); a CNN named with ``--arch`` not
+trained yet, an unreadable image or a missing split is one error line.
 """
 from __future__ import annotations
 
@@ -40,8 +36,6 @@ from pipeline.io import atomic_path, load_split
 OUT_DIR = Path("reports/visualize")
 SPLIT_PATH = Path("data/prepared/split.npz")
 CNN_DIR = Path("artifacts/cnn")
-SIFT_FEATURES = Path("data/features/sift.npz")
-FILTER_LAYERS = {"lenet5": ("conv1", "conv2"), "alexnet": ("conv1",)}  # others: their first convolution
 IMAGE_SCALE = 8  # image.png: display pixels per image pixel
 
 
@@ -52,16 +46,15 @@ class Picture:
     name: str
     image: np.ndarray
     caption: str = ""
-    bovw: np.ndarray | None = None  # its sift feature vector when data/features/sift.npz has it
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # its rows of data/features/<name>.npz
 
 
 @dataclass
 class Tools:
-    """What the drawings need besides the image: extractor settings, the fitted SIFT codebook
-    (or None) and the trained CNNs by architecture."""
+    """What the drawings need besides the image, by name: the extractors that draw (built from
+    params.yaml, fitted when they could be) and the trained CNNs."""
 
-    settings: dict[str, dict[str, Any]]
-    sift: Any = None
+    extractors: dict[str, Any] = field(default_factory=dict)
     cnns: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,39 +102,47 @@ def pick_from_split(split, part: str, n: int, seed: int) -> list[Picture]:
 
 
 def split_pictures(split, part: str, indices: Sequence[int]) -> list[Picture]:
-    """The images at ``indices`` of ``part``, with their bag-of-visual-words vectors from
-    ``data/features/sift.npz`` when that file was computed on this split."""
-    vectors = stored_bovw(split, part)
+    """The images at ``indices`` of ``part``, with their rows of ``data/features/<name>.npz``
+    (every extractor that draws) when that file was computed on this split."""
+    from features import drawing_names
+
+    stored = {name: m for name in drawing_names() if (m := stored_features(name, split, part)) is not None}
     return [Picture(f"{part}-{i:04d}", split.x[part][i], f"{part} image {i}, class {split.class_names[split.y[part][i]]}",
-                    None if vectors is None else vectors[i]) for i in indices]
+                    {name: matrix[i] for name, matrix in stored.items()}) for i in indices]
 
 
-def stored_bovw(split, part: str) -> np.ndarray | None:
-    """``features@sift``'s matrix of ``part`` (the first seed's), if it exists for this split."""
-    if not SIFT_FEATURES.is_file():
-        return None
+def stored_features(name: str, split, part: str) -> np.ndarray | None:
+    """``features@<name>``'s matrix of ``part`` (the first seed's), if it exists for this split."""
+    from pipeline.features import feature_path
+
     try:
-        with np.load(SIFT_FEATURES, allow_pickle=False) as npz:
-            if str(npz["split_sha256"]) != split.sha256:
-                return None
-            return npz[f"x_{part}"]
-    except (KeyError, ValueError, OSError):
+        with np.load(feature_path(name), allow_pickle=False) as npz:
+            return npz[f"x_{part}"] if str(npz["split_sha256"]) == split.sha256 else None
+    except (KeyError, ValueError, OSError):  # none, or unreadable: the drawing goes without
         return None
 
 
-def extractor_settings(cfg: Config) -> dict[str, dict[str, Any]]:
-    """The sobel, hog and sift extractors' parameters as params.yaml sets them."""
-    from pipeline.features import build_extractor
+def drawing_extractors(cfg: Config, split, pictures: Sequence[Picture]) -> dict[str, Any]:
+    """Every extractor that draws, built from params.yaml; fitted when some picture lacks its
+    stored features (see the module docstring), else unfitted with a note."""
+    from features import drawing_names
+    from pipeline.features import build_extractor, extractor_path, load_extractor
 
-    return {name: build_extractor(cfg, name).get_params() for name in ("sobel", "hog", "sift")}
-
-
-def fit_sift(cfg: Config, split) -> Any:
-    """The sift extractor fitted on the split's training images with ``seed``: the codebook
-    ``features@sift`` fits (data/features/sift.npz keeps only the matrices)."""
-    from pipeline.features import build_extractor
-
-    return build_extractor(cfg, "sift").fit(split.x["train"], split.y["train"])
+    extractors, unfitted = {}, []
+    for name in drawing_names(cfg.features.names):
+        extractor = build_extractor(cfg, name)
+        if any(name not in p.features for p in pictures):
+            if extractor_path(name).is_file():
+                extractor = load_extractor(name)
+            elif split is not None:
+                extractor = extractor.fit(split.x["train"], split.y["train"])
+            else:
+                unfitted.append(name)
+        extractors[name] = extractor
+    if unfitted:
+        note(f"drawn without a fitted extractor (no artifacts/features/<name>.skops, no {SPLIT_PATH} to fit one on; "
+             f"run `cvd prepare`), pictures that need one are left out: {', '.join(unfitted)}")
+    return extractors
 
 
 def load_cnns(cfg: Config, archs: Sequence[str] | None) -> dict[str, Any]:
@@ -165,40 +166,30 @@ def load_cnns(cfg: Config, archs: Sequence[str] | None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ pictures
 def image_figures(picture: Picture, tools: Tools) -> dict[str, Any]:
     """The figures of one image by file stem (see the module docstring)."""
-    from features import drawing
+    from features import get_extractor
     from models import drawing as cnn_drawing
 
-    image = picture.image
-    sobel, hog, sift = (tools.settings[k] for k in ("sobel", "hog", "sift"))
-    figures: dict[str, Any] = {
-        "sobel": drawing.sobel_figure(image, sobel["ksize"]),
-        "hog": drawing.hog_figure(image, hog["orientations"], hog["pixels_per_cell"], hog["cells_per_block"],
-                                  hog["block_norm"], hog["transform_sqrt"]),
-        "sift": drawing.sift_figure(image, sift["step"], sift["size"], sift["mode"]),
-    }
-    vector, bovw = picture.bovw, sift
-    if vector is None and tools.sift is not None:
-        vector, bovw = tools.sift.transform(image[None])[0], tools.sift.get_params()  # its own settings
-    if vector is not None:
-        figures["bovw"] = drawing.bovw_figure(vector, bovw["n_words"], bovw["spatial_pyramid"])
+    figures: dict[str, Any] = {}
+    for name, extractor in tools.extractors.items():
+        for stem, fig in get_extractor(name).draw(extractor, picture.image, picture.features.get(name)).items():
+            if stem in figures or stem == "image":  # a programming error in an extractor module
+                raise ValueError(f"extractor {name}: its drawing {stem!r} is already drawn by another")
+            figures[stem] = fig
     for arch, model in tools.cnns.items():
-        maps = cnn_drawing.feature_maps(model, image)
+        maps = cnn_drawing.feature_maps(model, picture.image)
         figures[f"{arch}_maps"] = cnn_drawing.feature_maps_figure(
-            maps, image, f"{arch}: feature maps of this image after each convolution / pooling layer")
+            maps, picture.image, f"{arch}: feature maps of this image after each convolution / pooling layer")
     return figures
 
 
 def shared_figures(tools: Tools) -> dict[str, Any]:
     """The figures that do not depend on an image: worked examples and CNN filters."""
-    from features import drawing
+    from features import lecture
     from models import drawing as cnn_drawing
 
-    figures = {f"lecture/{name}": drawing.worked_example(name) for name in drawing.WORKED_EXAMPLES}
+    figures = {f"lecture/{name}": lecture.worked_example(name) for name in lecture.WORKED_EXAMPLES}
     for arch, model in tools.cnns.items():
-        convs = cnn_drawing.conv_layer_names(model)
-        for layer in [name for name in FILTER_LAYERS.get(arch, ()) if name in convs] or convs[:1]:
-            figures[f"cnn/{arch}_{layer}"] = cnn_drawing.filters_figure(
-                cnn_drawing.conv_filters(model, layer), f"{arch} {layer}")
+        figures |= {f"cnn/{stem}": fig for stem, fig in cnn_drawing.filter_figures(arch, model).items()}
     return figures
 
 
@@ -231,31 +222,15 @@ def render(pictures: Sequence[Picture], tools: Tools) -> dict[str, bytes]:
 
 
 def write(files: dict[str, bytes], out: Path) -> list[Path]:
-    written = []
     for rel, content in files.items():
         with atomic_path(out / rel) as tmp:
             tmp.write_bytes(content)
-        written.append(out / rel)
-    return written
+    return [out / rel for rel in files]
 
 
 def prepare_tools(cfg: Config, split, archs: Sequence[str] | None, pictures: Sequence[Picture] = ()) -> Tools:
-    """Extractor settings, the trained CNNs and, when some picture has no stored bag of visual
-    words, the fitted SIFT extractor: the one ``features@sift`` saved, else one fitted here on
-    the split's training images with ``seed`` (the same codebook)."""
-    from pipeline.features import extractor_path, load_extractor
-
-    tools = Tools(extractor_settings(cfg))
-    if any(p.bovw is None for p in pictures):
-        if extractor_path("sift").is_file():
-            tools.sift = load_extractor("sift")
-        elif split is not None:
-            tools.sift = fit_sift(cfg, split)
-        else:
-            note(f"no bag-of-visual-words pictures: no fitted SIFT codebook ({extractor_path('sift')}) and no "
-                 f"{SPLIT_PATH} to fit one on (run `cvd prepare`)")
-    tools.cnns = load_cnns(cfg, archs)
-    return tools
+    """The extractors that draw (:func:`drawing_extractors`) and the trained CNNs."""
+    return Tools(drawing_extractors(cfg, split, pictures), load_cnns(cfg, archs))
 
 
 def run(cfg: Config, files: Sequence[str] = (), from_split: str | None = None, n: int = 8,

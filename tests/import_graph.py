@@ -11,6 +11,13 @@ import the component a stage item names by name (``importlib``), which ``ast`` c
 see: ``features@hog`` also runs ``features/extractors/hog.py``, ``train_cnn@lenet5``
 ``models/architectures/lenet5.py``.
 
+Drawing: ``explain`` draws every registered extractor that provides a drawing (the hook
+``features.Extractor.draw``), so it runs every module of ``features/extractors``, and dvc.yaml
+lists that folder as one dependency (:func:`code_deps` reads it as its modules): a new
+extractor is covered without editing dvc.yaml. The imports inside an extractor module's
+``draw`` function (its drawing code) run only where drawings are made; they are not the
+``features`` stage's, which never draws.
+
 ``python tests/import_graph.py`` prints each stage's code dependencies as dvc.yaml lists
 them, for a maintainer updating dvc.yaml after adding an import.
 """
@@ -32,6 +39,9 @@ STAGE_COMPONENTS = {
     "compare": None,
     "explain": None,
 }
+# stage -> the component folder every module of which it runs (it draws every registered extractor)
+STAGE_ALL_COMPONENTS = {"explain": "features/extractors"}
+DRAWING_HOOK = "draw"  # an extractor module's drawing function; its imports are the drawing stages' only
 
 
 def module_file(module: str, root: Path = REPO_ROOT) -> str | None:
@@ -63,13 +73,16 @@ def _package_of(path: str) -> str:
     return ".".join(parts)
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``, which never runs."""
+def _runtime_nodes(tree: ast.AST, skip_drawing: bool = False):
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``, which never runs, and,
+    with ``skip_drawing``, those inside a module-level ``def draw`` (the drawing hook)."""
     todo = [tree]
     while todo:
         node = todo.pop()
         yield node
         for child in ast.iter_child_nodes(node):
+            if skip_drawing and node is tree and isinstance(child, ast.FunctionDef) and child.name == DRAWING_HOOK:
+                continue
             test = child.test if isinstance(child, ast.If) else None
             if test is not None and ast.unparse(test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
                 todo.extend(child.orelse)
@@ -77,12 +90,16 @@ def _runtime_nodes(tree: ast.AST):
             todo.append(child)
 
 
-def direct_imports(path: str, root: Path = REPO_ROOT) -> set[str]:
+def _is_drawn_component(path: str) -> bool:
+    return any(Path(path).parent.as_posix() == folder for folder in STAGE_ALL_COMPONENTS.values())
+
+
+def direct_imports(path: str, root: Path = REPO_ROOT, drawing: bool = True) -> set[str]:
     """Project files that the source of ``path`` imports anywhere in it (``if TYPE_CHECKING:``
-    blocks excepted)."""
+    blocks excepted; without ``drawing``, an extractor module's ``draw`` function too)."""
     tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
     found: set[str] = set()
-    for node in _runtime_nodes(tree):
+    for node in _runtime_nodes(tree, skip_drawing=not drawing and _is_drawn_component(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found |= _with_parents(alias.name, root)
@@ -102,8 +119,9 @@ def direct_imports(path: str, root: Path = REPO_ROOT) -> set[str]:
     return found
 
 
-def closure(starts: set[str], root: Path = REPO_ROOT) -> set[str]:
-    """``starts`` and every project file they import, transitively."""
+def closure(starts: set[str], root: Path = REPO_ROOT, drawing: bool = True) -> set[str]:
+    """``starts`` and every project file they import, transitively (without ``drawing``, not
+    through the extractors' ``draw`` functions)."""
     seen: set[str] = set()
     todo = list(starts)
     while todo:
@@ -111,8 +129,13 @@ def closure(starts: set[str], root: Path = REPO_ROOT) -> set[str]:
         if path in seen:
             continue
         seen.add(path)
-        todo.extend(direct_imports(path, root) - seen)
+        todo.extend(direct_imports(path, root, drawing) - seen)
     return seen
+
+
+def folder_modules(folder: str, root: Path = REPO_ROOT) -> set[str]:
+    """The Python modules directly in ``folder`` (repo-relative)."""
+    return {p.relative_to(root).as_posix() for p in (root / folder).glob("*.py")}
 
 
 @lru_cache(maxsize=None)
@@ -121,8 +144,11 @@ def _stage_closure(stage: str, item: str | None, root: Path) -> frozenset[str]:
     folder = STAGE_COMPONENTS.get(stage)
     if folder and item:
         starts.add(f"{folder}/{item}.py")
+    every = STAGE_ALL_COMPONENTS.get(stage)
+    if every:
+        starts |= folder_modules(every, root)
     starts |= _with_parents(f"pipeline.{stage}", root)
-    return frozenset(closure(starts, root))
+    return frozenset(closure(starts, root, drawing=every is not None))
 
 
 def stage_code(address: str, root: Path = REPO_ROOT) -> set[str]:
@@ -142,9 +168,14 @@ def resolved_stages(root: Path = REPO_ROOT) -> dict[str, list[str]]:
         return {stage.name: [dep.def_path for dep in stage.deps] for stage in repo.index.stages}
 
 
-def code_deps(deps: list[str]) -> set[str]:
-    """The deps of a stage that are project code (files or folders of the packages)."""
-    return {d for d in deps if d.split("/")[0] in PACKAGES}
+def code_deps(deps: list[str], root: Path = REPO_ROOT) -> set[str]:
+    """The deps of a stage that are project code (files or folders of the packages); a
+    component folder of :data:`STAGE_ALL_COMPONENTS` stands for its modules (DVC hashes the
+    folder's files; .dvcignore leaves out __pycache__)."""
+    code = {d for d in deps if d.split("/")[0] in PACKAGES}
+    for folder in set(STAGE_ALL_COMPONENTS.values()) & {d.rstrip("/") for d in code}:
+        code = (code - {folder, folder + "/"}) | folder_modules(folder, root)
+    return code
 
 
 def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) -> set[str]:
@@ -162,6 +193,9 @@ def main() -> None:
         files = stage_code(f"{stage}@{item}" if item else stage)
         if item:  # dvc.yaml names the item's own module through the foreach variable
             files = (files - {f"{folder}/{item}.py"}) | {f"{folder}/${{item}}.py"}
+        every = STAGE_ALL_COMPONENTS.get(stage)
+        if every:  # dvc.yaml names the folder: every module in it, present and future
+            files = (files - folder_modules(every)) | {every}
         print(f"{stage}:")
         for f in sorted(files):
             print(f"  - {f}")

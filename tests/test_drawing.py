@@ -1,14 +1,18 @@
-"""features.drawing and models.drawing on small generated images: sizes, content, gray and RGB."""
+"""The extractors' drawing hooks (``features.Extractor.draw`` and the drawing modules beside
+their extractors), the lecture's worked examples and models.drawing on small generated
+images: sizes, content, gray and RGB."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
 
-from features import drawing
+from features import drawing, drawing_names, get_extractor, lecture, make_extractor
 from features.errors import ImageError
+from features.extractors import _hog_drawing, _sift_drawing, _sobel_drawing
 from features.extractors.hog import HOGFeatures
 from features.extractors.sift import SIFTFeatures
+from features.extractors.sobel import SobelFeatures
 
 SIZE = 32
 
@@ -40,12 +44,13 @@ def not_blank(array: np.ndarray) -> bool:
 def test_every_figure_renders_a_non_blank_picture(make):
     image = make()
     figures = {
-        "sobel": drawing.sobel_figure(image, 3),
-        "hog": drawing.hog_figure(image, 9, (4, 4), (2, 2)),
-        "sift": drawing.sift_figure(image, 4, 5),
-        "bovw": drawing.bovw_figure(np.linspace(0, 1, 5 * 8), 8, spatial_pyramid=True),
-        **{name: drawing.worked_example(name) for name in drawing.WORKED_EXAMPLES},
+        **get_extractor("sobel").draw(SobelFeatures(ksize=3), image),
+        **get_extractor("hog").draw(HOGFeatures(9, (4, 4), (2, 2)), image),
+        **get_extractor("sift").draw(SIFTFeatures(step=4, size=5, n_words=8, spatial_pyramid=True), image,
+                                          np.linspace(0, 1, 5 * 8)),
+        **{name: lecture.worked_example(name) for name in lecture.WORKED_EXAMPLES},
     }
+    assert {"sobel", "hog", "sift", "bovw"} <= set(figures)
     for name, fig in figures.items():
         picture = drawing.figure_rgb(fig)
         width, height = fig.get_size_inches() * fig.dpi
@@ -53,19 +58,26 @@ def test_every_figure_renders_a_non_blank_picture(make):
         assert picture.dtype == np.uint8 and not_blank(picture), name
 
 
+def test_every_registered_drawing_gives_figures_of_an_unfitted_extractor():
+    for name in drawing_names():
+        figures = get_extractor(name).draw(make_extractor(name), blob_image())
+        assert figures and all(not_blank(drawing.figure_rgb(fig)) for fig in figures.values()), name
+
+
 def test_sobel_gradients_are_the_extractors_and_find_the_edge():
-    gx, gy, magnitude = drawing.sobel_gradients(step_image(), 3)
+    gx, gy, magnitude = _sobel_drawing.sobel_gradients(step_image(), 3)
     assert gx.shape == gy.shape == magnitude.shape == (SIZE, SIZE)
     assert np.abs(gy).max() == 0  # no horizontal edge
     assert set(np.flatnonzero(gx.max(axis=0))) == {15, 16}  # the columns beside the step
     np.testing.assert_allclose(magnitude, np.hypot(gx, gy), rtol=1e-5)
     # red-only RGB goes through the same BT.601 conversion as the extractors
     gray = cv2.cvtColor(rgb(step_image()), cv2.COLOR_RGB2GRAY)
-    np.testing.assert_array_equal(drawing.sobel_gradients(rgb(step_image()), 3)[0], drawing.sobel_gradients(gray, 3)[0])
+    np.testing.assert_array_equal(_sobel_drawing.sobel_gradients(rgb(step_image()), 3)[0],
+                                  _sobel_drawing.sobel_gradients(gray, 3)[0])
 
 
 def test_hog_cells_are_the_extractors_histograms():
-    cells = drawing.hog_cells(step_image(), 9, (4, 4))
+    cells = _hog_drawing.hog_cells(step_image(), 9, (4, 4))
     assert cells.shape == (8, 8, 9)
     assert cells[:, 3:5].sum() > 0 and cells[:, :3].sum() == 0 and cells[:, 5:].sum() == 0  # only at the edge
     assert set(np.argmax(cells[:, 3:5], axis=-1).ravel()) == {0}  # horizontal gradient: the 0-20 degree bin
@@ -79,48 +91,58 @@ def test_hog_cells_are_the_extractors_histograms():
 
 
 def test_hog_glyphs_are_drawn_where_the_gradients_are():
-    glyphs = drawing.hog_glyphs(step_image(), 9, (4, 4), (2, 2), scale=8)
+    glyphs = _hog_drawing.hog_glyphs(step_image(), 9, (4, 4), (2, 2), scale=8)
     assert glyphs.shape == (SIZE * 8, SIZE * 8, 3)
     bright = glyphs[..., 1] > 150  # glyph lines are grey levels up to 255; the background is darkened
     cols = np.flatnonzero(bright[8 * 8 + 4:].any(axis=0))  # below the first block's yellow outline
     assert cols.min() >= 3 * 32 and cols.max() < 5 * 32  # inside cells 3-4, the edge's cells
-    blank = drawing.hog_glyphs(np.zeros((SIZE, SIZE), np.uint8), scale=8)
+    blank = _hog_drawing.hog_glyphs(np.zeros((SIZE, SIZE), np.uint8), scale=8)
     assert blank[8 * 8 + 4:, 8 * 8 + 4:].max() <= 70  # no gradient: only the grey cell grid, no glyph
 
 
 def test_dense_keypoints_are_the_extractors_grid_and_are_drawn():
-    keypoints = drawing.sift_dense_keypoints(blob_image(), step=4, size=5)
+    keypoints = _sift_drawing.sift_dense_keypoints(blob_image(), step=4, size=5)
     assert len(keypoints) == ((SIZE - 5) // 4 + 1) ** 2
     descriptors = SIFTFeatures(step=4, size=5)._descriptors(blob_image()[None])
     assert {tuple(xy) for xy in descriptors.xy} <= {kp.pt for kp in keypoints}
-    canvas = drawing.draw_keypoints(rgb(blob_image()), keypoints, scale=4)
+    canvas = _sift_drawing.draw_keypoints(rgb(blob_image()), keypoints, scale=4)
     assert canvas.shape == (SIZE * 4, SIZE * 4, 3)
     green = canvas[..., 1] > 0  # the red-only image has no green: every green pixel is drawn
     assert green.sum() > 100  # the circles
-    assert drawing.sift_dense_keypoints(np.zeros((4, 4), np.uint8), 4, 5) == []  # smaller than one patch
+    assert _sift_drawing.sift_dense_keypoints(np.zeros((4, 4), np.uint8), 4, 5) == []  # smaller than one patch
+
+
+def test_the_sift_drawing_uses_its_fitted_codebook_or_the_stored_vector():
+    draw = get_extractor("sift").draw
+    unfitted = SIFTFeatures(step=4, size=5, n_words=8, spatial_pyramid=False)
+    assert set(draw(unfitted, blob_image())) == {"sift"}  # no codebook, no stored vector: no bag of words
+    assert set(draw(unfitted, blob_image(), np.ones(8))) == {"sift", "bovw"}
+    fitted = unfitted.fit(np.stack([blob_image(), step_image(), 255 - blob_image()]))
+    bars = draw(fitted, blob_image())["bovw"].axes[0].patches
+    np.testing.assert_allclose([bar.get_height() for bar in bars], fitted.transform(blob_image()[None])[0], rtol=1e-6)
 
 
 def test_bag_of_words_figure_checks_the_vector_length():
     with pytest.raises(ImageError, match="40 values"):
-        drawing.bovw_figure(np.ones(41), 8, spatial_pyramid=True)
+        _sift_drawing.bovw_figure(np.ones(41), 8, spatial_pyramid=True)
 
 
 def test_worked_examples_show_the_lecture_numbers():
-    fig = drawing.worked_example("stride")
+    fig = lecture.worked_example("stride")
     texts = {t.get_text() for ax in fig.axes for t in ax.texts}
     assert {"-30", "30", "20", "-20"} <= texts  # the 4x4 output of the 7x7 edge image, P=1, S=2
     assert "= 4" in fig._suptitle.get_text()
-    pool = {t.get_text() for t in drawing.worked_example("max_pool").axes[1].texts}
+    pool = {t.get_text() for t in lecture.worked_example("max_pool").axes[1].texts}
     assert pool == {"20", "30", "112", "37"}
     with pytest.raises(ValueError, match="allowed: convolution"):
-        drawing.worked_example("dilation")
+        lecture.worked_example("dilation")
 
 
 def test_bad_images_are_refused():
     with pytest.raises(ImageError, match="shape"):
-        drawing.sobel_figure(np.zeros((2, 3, 4, 5), np.uint8))
+        _sobel_drawing.sobel_figure(np.zeros((2, 3, 4, 5), np.uint8))
     with pytest.raises(ImageError, match="uint8"):
-        drawing.hog_figure(np.zeros((8, 8), np.float32))
+        _hog_drawing.hog_figure(np.zeros((8, 8), np.float32))
 
 
 def test_cnn_filters_and_feature_maps_of_lenet5():

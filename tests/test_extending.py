@@ -1,11 +1,14 @@
-"""README "Extending", followed literally in a temporary copy of the repository: a new
-extractor and a new CNN architecture are each ONE new module plus a params.yaml section;
-nothing else is edited, and real `dvc repro` runs their stages through to the leaderboard."""
+"""README "Extending", followed literally in a copy of the small run (conftest's ``small_run``,
+already reproduced): a new extractor, with a drawing, and a new CNN architecture are each ONE
+new module plus a params.yaml section; nothing else is edited. Real `dvc repro` runs only
+their stages (and the comparison after them) through to the leaderboard, and the extractor's
+picture appears in `cvd visualize` and in the report."""
 from __future__ import annotations
 
 import csv
 import json
 import re
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 import yaml
 from import_graph import code_deps, resolved_stages, stage_code
 
-from helpers import copy_repo, venv_env
+from helpers import venv_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,7 +49,24 @@ class CellMeans(ImageFeatureExtractor):
         return blocks.mean(axis=(2, 4), dtype=np.float32).reshape(n, -1) / np.float32(255)
 
 
-EXTRACTOR = Extractor(transformer=CellMeans, citation="a toy", summary="mean of each cell x cell block")
+def draw(extractor, image, features=None):
+    """cell_means.png: the image's cell means (its stored features, else computed here) as a picture."""
+    from matplotlib.figure import Figure
+    from sklearn.base import clone
+
+    from features.drawing import show_image  # imported here: the features stage never draws
+
+    image = np.asarray(image)
+    if features is None:
+        features = clone(extractor).fit_transform(image[None])[0]
+    fig = Figure(figsize=(3, 3.2), dpi=100)
+    means = np.reshape(features, (image.shape[0] // extractor.cell, -1))
+    show_image(fig.subplots(), means, f"cell means, {extractor.cell}x{extractor.cell} px cells", cmap="gray",
+               vmin=0, vmax=1)
+    return {"cell_means": fig}
+
+
+EXTRACTOR = Extractor(transformer=CellMeans, citation="a toy", summary="mean of each cell x cell block", draw=draw)
 '''
 
 ARCHITECTURE_MODULE = '''
@@ -75,21 +95,31 @@ def run(repo: Path, *cmd: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def extended(tmp_path_factory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("extend") / "repo")
+def extended(small_run, tmp_path_factory) -> Path:
+    """A copy of the small run (its outputs and DVC cache; not its MLflow store, whose runs
+    keep their artifacts in the original), its state committed, extended as README says."""
+    repo = tmp_path_factory.mktemp("extend") / "repo"
+    shutil.copytree(small_run, repo, symlinks=True,
+                    ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts", "mlruns", "tmp"))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", "small run")
     # README "Extending": step 1, the extractor module; step 2, the architecture module ...
     (repo / "features/extractors/cell_means.py").write_text(EXTRACTOR_MODULE.lstrip())
     (repo / "models/architectures/tiny_cnn.py").write_text(ARCHITECTURE_MODULE.lstrip())
-    # ... step 3, their params.yaml sections (and a small run: fewer images and models)
+    # ... step 3, their params.yaml sections and names, beside the small run's hog and lenet5
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["limit_per_class"] = 30
-    params["features"]["names"] = ["cell_means"]
+    params["features"]["names"] += ["cell_means"]
     params["features"]["cell_means"] = {"cell": 4}
-    params["classical"]["classifiers"] = ["logreg"]
-    params["cnn"]["architectures"] = ["tiny_cnn"]
+    params["cnn"]["architectures"] += ["tiny_cnn"]
     params["cnn"]["tiny_cnn"] = {"filters": 8, "epochs": 5}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
+
+
+@pytest.fixture(scope="module")
+def reproduced(extended) -> str:
+    """``dvc repro`` of the extended copy; its output."""
+    return run(extended, "dvc", "repro")
 
 
 def test_the_new_components_are_two_new_files_and_params(extended):
@@ -110,18 +140,18 @@ def test_the_cli_and_describe_know_them(extended):
 
 def test_dvc_yaml_deps_cover_their_modules(extended):
     stages = resolved_stages(extended)
-    for address in ("features@cell_means", "train_cnn@tiny_cnn"):
-        assert code_deps(stages[address]) == stage_code(address, extended)
+    for address in ("features@cell_means", "train_cnn@tiny_cnn", "explain"):  # explain draws cell_means
+        assert code_deps(stages[address], extended) == stage_code(address, extended)
+    assert "features/extractors/cell_means.py" in stage_code("explain", extended)
 
 
-def test_dvc_repro_runs_their_stages_to_the_leaderboard(extended):
-    out = run(extended, "dvc", "repro")
-    ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran == {"prepare", "features@cell_means", "train_classical@cell_means-logreg", "train_cnn@tiny_cnn",
-                   "compare", "explain"}
+def test_dvc_repro_runs_only_their_stages_to_the_leaderboard(extended, reproduced):
+    ran = set(re.findall(r"Running stage '([^']+)'", reproduced))
+    assert ran == {"features@cell_means", "train_classical@cell_means-logreg", "train_cnn@tiny_cnn", "compare",
+                   "explain"}
     with open(extended / "reports/leaderboard.csv", newline="") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"cell_means-logreg", "tiny_cnn"}
+    assert set(rows) == {"hog-logreg", "lenet5", "cell_means-logreg", "tiny_cnn"}
     # 8x8 block means of digits (64 values) separate the 10 classes well; chance is 0.1
     assert float(rows["cell_means-logreg"]["test_accuracy"]) >= 0.8
     assert float(rows["tiny_cnn"]["test_accuracy"]) >= 0.5
@@ -129,3 +159,26 @@ def test_dvc_repro_runs_their_stages_to_the_leaderboard(extended):
     dimension = json.loads((extended / "metrics/features/cell_means.json").read_text())["dimension"]
     assert dimension == (32 // 4) ** 2
     assert textwrap.dedent(run(extended, "dvc", "status")).strip().endswith("up to date.")
+
+
+def png_shape(path: Path) -> tuple[int, ...]:
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape
+
+
+def test_cvd_visualize_draws_the_new_extractor(extended):
+    out = extended.parent / "pics"
+    run(extended, "cvd", "visualize", "--from-split", "test", "--n", "2", "--out", str(out))
+    folders = sorted(out.glob("test-*"))
+    assert len(folders) == 2
+    for folder in folders:  # beside the extractors that were there: their drawings are unchanged
+        assert {"image.png", "cell_means.png", "hog.png", "sobel.png", "sift.png"} <= {p.name for p in folder.iterdir()}
+        assert min(png_shape(folder / "cell_means.png")[:2]) > 150  # a 3-inch figure at 100 dpi
+
+
+def test_the_report_shows_the_new_extractors_drawing(extended, reproduced):
+    drawn = sorted((extended / "reports/explain/visualize").glob("test-*/cell_means.png"))
+    assert drawn, "explain drew no cell_means.png"
+    page = (extended / "reports/index.html").read_text(encoding="utf-8")
+    assert all(f"explain/visualize/{p.parent.name}/cell_means.png" in page for p in drawn)

@@ -11,7 +11,12 @@ Each module must define:
   raises ``features.errors.ParameterError``; ``_transform_chunk`` maps a uint8
   ``(n, H, W)`` chunk to a float32 ``(n, D)`` block);
 * ``EXTRACTOR = Extractor(transformer=<the class>, citation="...", summary="...")``, with
-  ``Extractor`` from ``features`` (the registry sets its ``name``).
+  ``Extractor`` from ``features`` (the registry sets its ``name``);
+* optionally a drawing, ``draw=<function>`` in ``EXTRACTOR``:
+  ``draw(extractor, image, features=None) -> {stem: matplotlib Figure}`` (see
+  ``features.Extractor``), which ``cvd visualize`` and the report's ``explain`` stage call for
+  every registered extractor. What only the drawing needs is imported inside ``draw``; longer
+  drawing code may live in a sibling module the extractor owns, ``_<name>_drawing.py``.
 
 This package's ``__init__`` imports none of them: listing the extractors stays cheap.
 """

@@ -81,7 +81,7 @@ def _integer_tables(orientations: int) -> tuple[np.ndarray, np.ndarray]:
     return bins.ravel(), np.hypot(g_col, g_row).ravel()
 
 
-def _cell_histograms(
+def cell_histograms(
     images: np.ndarray, orientations: int, cell: tuple[int, int], transform_sqrt: bool
 ) -> np.ndarray:
     """Orientation histogram of every cell: float64 (n, cells_row, cells_col, orientations)."""
@@ -135,7 +135,7 @@ def batch_hog(
     Arguments are assumed valid (``HOGFeatures`` checks them); the images must hold at
     least one block: H >= pixels_per_cell[0] * cells_per_block[0], likewise for W.
     """
-    hist = _cell_histograms(images, orientations, pixels_per_cell, transform_sqrt)
+    hist = cell_histograms(images, orientations, pixels_per_cell, transform_sqrt)
     br, bc = cells_per_block
     # (n, blocks_row, blocks_col, orient, br, bc) -> (n, blocks_row, blocks_col, br*bc*orient)
     windows = sliding_window_view(hist, (br, bc), axis=(1, 2)).transpose(0, 1, 2, 4, 5, 3)
@@ -207,6 +207,15 @@ class HOGFeatures(ImageFeatureExtractor):
         )
 
 
+def draw(extractor: HOGFeatures, image: np.ndarray, features: np.ndarray | None = None) -> dict:
+    """``hog``: every cell's orientation histogram as glyphs over the image, with the
+    extractor's cells, blocks and settings (the registry's drawing hook, ``features.Extractor.draw``)."""
+    from features.extractors._hog_drawing import hog_figure
+
+    return {"hog": hog_figure(image, int(extractor.orientations), tuple(extractor.pixels_per_cell),
+                              tuple(extractor.cells_per_block), extractor.block_norm, bool(extractor.transform_sqrt))}
+
+
 EXTRACTOR = Extractor(
     transformer=HOGFeatures,
     citation=(
@@ -214,4 +223,5 @@ EXTRACTOR = Extractor(
         "doi:10.1109/CVPR.2005.177"
     ),
     summary="Histogram of Oriented Gradients, equal to skimage.feature.hog, computed a batch at a time",
+    draw=draw,
 )

@@ -243,6 +243,21 @@ class SIFTFeatures(ImageFeatureExtractor):
         return np.divide(hist, length, out=np.zeros_like(hist), where=length > 0).astype(np.float32)
 
 
+def draw(extractor: SIFTFeatures, image: np.ndarray, features: np.ndarray | None = None) -> dict:
+    """``sift``: the dense grid the extractor describes beside the keypoints SIFT detects;
+    ``bovw``: the image's bag of visual words, its stored ``features`` or, from a fitted
+    extractor, its transform (left out when there is neither). The registry's drawing hook,
+    ``features.Extractor.draw``."""
+    from features.extractors._sift_drawing import bovw_figure, sift_figure
+
+    figures = {"sift": sift_figure(image, int(extractor.step), int(extractor.size), extractor.mode)}
+    if features is None and hasattr(extractor, "codebook_"):
+        features = extractor.transform(np.asarray(image)[None])[0]
+    if features is not None:
+        figures["bovw"] = bovw_figure(features, int(extractor.n_words), bool(extractor.spatial_pyramid))
+    return figures
+
+
 EXTRACTOR = Extractor(
     transformer=SIFTFeatures,
     citation=(
@@ -251,4 +266,5 @@ EXTRACTOR = Extractor(
         'keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004'
     ),
     summary="bag of visual words over dense (or detected) SIFT descriptors; codebook fitted on training images",
+    draw=draw,
 )

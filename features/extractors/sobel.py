@@ -135,6 +135,14 @@ class SobelFeatures(ImageFeatureExtractor):
         return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def draw(extractor: SobelFeatures, image: np.ndarray, features: np.ndarray | None = None) -> dict:
+    """``sobel``: the image's Gx, Gy and gradient magnitude with the extractor's ``ksize``
+    (the registry's drawing hook, ``features.Extractor.draw``)."""
+    from features.extractors._sobel_drawing import sobel_figure
+
+    return {"sobel": sobel_figure(image, int(extractor.ksize))}
+
+
 EXTRACTOR = Extractor(
     transformer=SobelFeatures,
     citation=(
@@ -142,4 +150,5 @@ EXTRACTOR = Extractor(
         "N. Dalal and B. Triggs, CVPR 2005, doi:10.1109/CVPR.2005.177 (unsigned orientation histograms)"
     ),
     summary="per-cell histograms of unsigned Sobel gradient orientation, plus a cell-mean magnitude map",
+    draw=draw,
 )
