@@ -64,23 +64,16 @@ def note(message: str) -> None:
 
 # ------------------------------------------------------------------------------- input
 def read_image_files(paths: Sequence[str | Path], image_size: int | None, channels: int,
-                     deskew: bool = False) -> list[Picture]:
-    """Read and resize image files as ``prepare`` reads a ``folder`` dataset (and deskew them
-    when ``deskew``, as ``prepare`` does with ``data.deskew``)."""
-    import cv2
-
-    from pipeline.datasets import preprocess
+                     deskew: bool = False, max_pixels: int | None = None) -> list[Picture]:
+    """Read and resize image files as ``prepare`` reads a ``folder`` dataset (the same checked
+    decoder, ``data.max_pixels`` included; deskewed when ``deskew``, as ``prepare`` does)."""
+    from pipeline.datasets import DEFAULT_MAX_PIXELS, decode_image_file, preprocess
 
     pictures, used = [], set()
     for path in map(Path, paths):
         if not path.is_file():
             raise DataError(f"{path}: no such image file")
-        buf = np.fromfile(path, dtype=np.uint8)
-        image = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR) if buf.size else None
-        if image is None:
-            raise DataError(f"{path}: corrupt or unreadable image")
-        if channels == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        image = decode_image_file(path, channels, max_pixels or DEFAULT_MAX_PIXELS)
         image = preprocess(image[None], image_size, channels, deskew)[0]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem) or "image"
         while name in used:
@@ -242,7 +235,8 @@ def run(cfg: Config, files: Sequence[str] = (), from_split: str | None = None, n
     if from_split:
         pictures = pick_from_split(split, from_split, n, cfg.seed)
     else:
-        pictures = read_image_files(files, cfg.data.image_size, cfg.data.channels, deskew=cfg.data.deskew)
+        pictures = read_image_files(files, cfg.data.image_size, cfg.data.channels, deskew=cfg.data.deskew,
+                                    max_pixels=cfg.data.max_pixels)
     tools = prepare_tools(cfg, split, archs, pictures)
     written = write(render(pictures, tools), Path(out))
     print(f"wrote {len(written)} pictures of {len(pictures)} image(s) to {out}/ "

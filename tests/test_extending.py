@@ -111,7 +111,7 @@ def extended(small_run, tmp_path_factory) -> Path:
     params["features"]["names"] += ["cell_means"]
     params["features"]["cell_means"] = {"cell": 4}
     params["cnn"]["architectures"] += ["tiny_cnn"]
-    params["cnn"]["tiny_cnn"] = {"filters": 8, "epochs": 5}
+    params["cnn"]["tiny_cnn"] = {"filters": 8, "train": {"epochs": 5, "batch_size": None, "learning_rate": None}}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
 

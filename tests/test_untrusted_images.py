@@ -117,9 +117,6 @@ def test_bomb_in_predict_and_visualize_readers(bomb):
         decode_image_file(bomb, 3)
 
 
-@pytest.mark.xfail(strict=True, raises=cv2.error,
-                   reason="pipeline/visualize.py decodes with cv2 itself; it must call "
-                          "pipeline.datasets.decode_image_file (remove this mark when it does)")
 def test_bomb_in_visualize(bomb):
     from pipeline.visualize import read_image_files
 
