@@ -31,15 +31,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.config import Config
 from pipeline.datasets import IMAGE_EXTENSIONS, read_image_file
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, read_json
 
-MANIFEST = Path("data/prepared/manifest.json")
-SUMMARY = Path("reports/summary.json")
-CLASSICAL_DIR = Path("artifacts/classical")
-CNN_DIR = Path("artifacts/cnn")
+MANIFEST = layout.MANIFEST
+SUMMARY = layout.SUMMARY
 COLUMNS = ("path", "class", "probability", "score", "score_kind", "top3")
 TOP_K = 3
 PROGRESS_FROM = 200  # images: fewer are read in well under a second, a bar would only flash
@@ -77,7 +76,7 @@ def champion(summary_path: Path = SUMMARY) -> str:
 
 def _classical_scores(pipe, n_classes: int) -> Callable:
     def scores(images: np.ndarray):
-        from pipeline.train_classical import labels_and_scores, predict_is_argmax
+        from models.predicting import labels_and_scores, predict_is_argmax
 
         transformed, clf = pipe[:-1].transform(images), pipe[-1]
         argmax = predict_is_argmax(clf)  # else an SVC: labels and scores from one kernel pass
@@ -139,11 +138,11 @@ def resolve(cfg: Config, name: str) -> tuple[str, str | Path]:
     import features
     from models import architectures, classifiers
 
-    feature, _, classifier = model_id.partition("-")
+    feature, classifier = layout.split_model_id(model_id)
     if model_id in architectures.names():
-        path, train = CNN_DIR / f"{model_id}.keras", f"cvd train-cnn --arch {model_id}"
+        path, train = layout.cnn_model_path(model_id), f"cvd train-cnn --arch {model_id}"
     elif feature in features.extractor_names() and classifier in classifiers.names():
-        path = CLASSICAL_DIR / f"{model_id}.skops"
+        path = layout.classical_model_path(model_id)
         train = f"cvd train-classical --feature {feature} --classifier {classifier}"
     else:
         raise ConfigError(f"MODEL {name!r}: unknown; use a model id ({', '.join(configured_ids(cfg))}), "

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.config import Config
 from pipeline.datasets import Pools, load_source, preprocess
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, Split, save_split, split_digest, write_json
 
-OUT_DIR = Path("data/prepared")
+OUT_DIR = layout.PREPARED_DIR
 
 
 def _cap_per_class(y: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -91,8 +92,8 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     split = Split(x, y, pools.class_names, d.dataset, split_digest(x, y, pools.class_names))
     manifest = build_manifest(split, cfg, pools)
 
-    save_split(out_dir / "split.npz", split)
-    write_json(out_dir / "manifest.json", manifest)
+    save_split(out_dir / layout.SPLIT.name, split)
+    write_json(out_dir / layout.MANIFEST.name, manifest)
 
     from pipeline.tracking import data_experiment, log_metrics, stage_run
 

@@ -20,11 +20,13 @@ import contextlib
 import math
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pipeline.errors import DataError
-from pipeline.io import find_repo_root
+from pipeline import layout
+from pipeline.layout import find_repo_root
 
 
 def tracking_uri() -> str:
@@ -155,6 +157,19 @@ def log_metrics(data: Mapping[str, Any], step: int | None = None, *, run_id: str
         mlflow.log_metrics(metrics, step=step, run_id=run_id)
 
 
+def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:
+    """Log a model's scores and run info (their numbers) and its plot files to the MLflow run ``run_id``."""
+    import mlflow
+
+    model_id = info["model"]
+    log_metrics(scores, run_id=run_id)
+    log_metrics(info, run_id=run_id)
+    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
+    # history CSV share the file name <id>.csv, and in one folder each would replace the other
+    for path in (confusion_png, layout.confusion_csv(model_id), layout.per_class_csv(model_id)):
+        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
+
+
 def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
     """Make ``parent_id`` the parent run of each ``{label: run id}`` in ``children``.
 
@@ -218,3 +233,26 @@ def data_experiment(experiment: str) -> str:
     """``<experiment>-data``: the experiment of the data stages' runs (prepare, features), so that
     ``experiment`` holds only the model runs and their comparisons (what ``cvd ui`` opens on)."""
     return f"{experiment}-data"
+
+
+def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[str, float]) -> str:
+    """One extra seed's MLflow run, nested under the model's run ``parent`` (tag
+    ``mlflow.parentRunId``), named ``<model id>-seed<seed>``, tagged approach/model/seed, with
+    the other scores (:data:`comparison.repeats.PER_SEED_KEYS`: test_accuracy, val_accuracy,
+    macro_f1); created and ended through ``MlflowClient``,
+    whichever run is active. Returns its id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    seed = int(scores["seed"])
+    tags = {"mlflow.parentRunId": parent.info.run_id, "approach": approach, "model": model_id, "seed": str(seed)}
+    run_id = client.create_run(parent.info.experiment_id, run_name=f"{model_id}-seed{seed}", tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    try:
+        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in scores.items() if key != "seed"])
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "features", "models")
+PACKAGES = ("pipeline", "features", "models", "comparison")
 ENTRY_POINT = "pipeline/cli.py"
 # stage -> (folder of the component its item names, or None)
 STAGE_COMPONENTS = {
