@@ -1,7 +1,8 @@
 """The comparison library: how models are scored, ranked, selected, compared and drawn.
 
 Pure functions and data classes over per-model results (no paths, no MLflow, nothing from
-``pipeline/``); the ``compare`` and ``explain`` stages read the files, call this and write:
+``pipeline/``); the ``train_*``, ``compare`` and ``explain`` stages read the files, call this
+and write what it returns:
 
 * :mod:`comparison.predictions`  per-image predictions and their CSV format
 * :mod:`comparison.results`      a model's scores (with intervals) and its leaderboard row
@@ -9,5 +10,9 @@ Pure functions and data classes over per-model results (no paths, no MLflow, not
 * :mod:`comparison.leaderboard`  ranking, selection on validation, the summary; :mod:`comparison.tables`
 * :mod:`comparison.statistics`   the paired tests behind the leaderboard and the verdict
 * :mod:`comparison.verdict`      the verdict in words
-* :mod:`comparison.plots`        compare's figures; :mod:`comparison.explain`, :mod:`comparison.explain_figures`
+* :mod:`comparison.figures`      compare's figures (:mod:`comparison.plots`, :mod:`comparison.confusion`);
+  :mod:`comparison.model_plot`   one model's confusion PNG
+* :mod:`comparison.explain`      where two models differ; :mod:`comparison.explain_figures` draws it
+
+Errors are :class:`comparison.errors.ComparisonError` (a ``ValueError``).
 """

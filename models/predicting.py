@@ -7,11 +7,14 @@ Used by the ``train_classical`` stage (every validation and test image, once) an
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
 from models.classical import svc_one_pass
 from models.errors import InputError
+
+THROUGHPUT_SAMPLE = 1000  # test rows timed for predict_images_per_s
 
 
 def class_scores(pipe, x: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
@@ -66,7 +69,7 @@ def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int):
 
     Returns ``(Predictions, predict_seconds)``: the seconds of that ``predict`` plus the
     preprocessing -- what ``pipe.predict(x)`` costs -- or ``None`` when the labels came from the
-    scores (no predict pass to time: :func:`pipeline.train_classical.images_per_second` times a sample instead).
+    scores (no predict pass to time: :func:`images_per_second` times a sample instead).
     """
     from comparison.predictions import Predictions
 
@@ -83,3 +86,40 @@ def predict_part(pipe, x: np.ndarray, y: np.ndarray, n_classes: int):
     start = time.perf_counter()
     y_pred = clf.predict(transformed)
     return Predictions.of(y, y_pred, scores, kind), preprocess + time.perf_counter() - start
+
+
+def images_per_second(pipe, x: np.ndarray, predict_seconds: float | None, sample: int = THROUGHPUT_SAMPLE) -> float:
+    """``pipe.predict`` throughput: from the test pass's own ``predict`` when it had one
+    (:func:`predict_part`), else timed on the first ``min(n, sample)`` rows -- a bounded sample,
+    so the figure costs little on a large test set and no split is predicted twice."""
+    from models.evaluate import time_predict
+
+    if predict_seconds is not None:
+        return len(x) / max(predict_seconds, 1e-9)
+    _, rate = time_predict(pipe.predict, x[:sample], repeats=1)
+    return rate
+
+
+def classical_scorer(pipe, n_classes: int) -> Callable:
+    """``scores(uint8 NHWC images) -> (labels, scores, kind)`` of an image-in classical pipeline
+    (``cvd predict``): argmax classifiers take their labels from their scores."""
+    def scores(images: np.ndarray):
+        transformed, clf = pipe[:-1].transform(images), pipe[-1]
+        argmax = predict_is_argmax(clf)  # else an SVC: labels and scores from one kernel pass
+        labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not argmax)
+        if labels is None:
+            labels = scores.argmax(axis=1) if argmax else clf.predict(transformed)
+        return np.asarray(labels, dtype=np.int64), scores, kind
+
+    return scores
+
+
+def keras_scorer(model, batch_size: int) -> Callable:
+    """``scores(uint8 NHWC images) -> (labels, probabilities, "probability")`` of a Keras model."""
+    def scores(images: np.ndarray):
+        from models.training import scale_images
+
+        probabilities = np.asarray(model.predict(scale_images(images), batch_size=batch_size, verbose=0))
+        return np.argmax(probabilities, axis=1), probabilities, "probability"
+
+    return scores

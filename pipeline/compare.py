@@ -1,36 +1,23 @@
 """DVC stage ``compare``: the leaderboard of every configured model, classical and deep.
 
-Reads the per-model files of :mod:`pipeline.results` for exactly the models that
-params.yaml configures (``Config.model_ids()``; files of removed models are ignored),
-refuses models trained on different splits, and writes
+Reads the per-model files (:mod:`pipeline.read_results`) of exactly the models params.yaml
+configures, refuses models trained on different splits, and writes
 
-* ``reports/leaderboard.csv`` / ``reports/leaderboard.md``  ranked by test accuracy
-* ``reports/summary.json``     DVC metrics: best of each approach (chosen on validation
-                                accuracy), their paired comparison on test (the verdict);
-                                with ``evaluation.repeats`` > 1 also their mean ± sd test
-                                accuracy over the seeds (context; the per-image test decides)
-* ``reports/plots/*.png``      accuracy vs parameters and accuracy bars (with intervals),
-                                confusion matrices of the best models, CNN training curves,
-                                McNemar p-values between the top models
+* ``reports/leaderboard.csv`` / ``.md``  ranked by test accuracy
+* ``reports/summary.json``   DVC metrics: the best of each approach (chosen on validation
+                              accuracy) and their paired comparison on test (the verdict)
+* ``reports/plots/*.png``    accuracy vs parameters, accuracy bars, the best models' confusion
+                              matrices, CNN training curves, McNemar p-values of the top models
 
-The stage only wires the parts together: read (:mod:`pipeline.results`) -> compute
-(:mod:`comparison.statistics`, :mod:`comparison.leaderboard`, :mod:`comparison.verdict`) -> render
-in memory (:mod:`comparison.plots`, :mod:`comparison.confusion`) -> write every file atomically,
-only when all of it succeeded -> log (:mod:`pipeline.model_runs`). Each classical model's MLflow run is logged here, from its files
-(:mod:`pipeline.model_runs`: the ``train_classical`` stages import no MLflow or matplotlib, which
-cost more than most of their fits; a model whose files did not change since they were logged
-keeps its run). The CNN stages log their own runs (live epoch metrics; TensorFlow's import
-dwarfs MLflow's), their ids are in the ``.run.json`` files. An MLflow run ``comparison`` gets the
-files as artifacts, the summary and the verdict's numbers as metrics, and becomes the parent of
-the model runs (:func:`pipeline.model_runs.log_comparison`). Last, the validation-selected best model of each approach and the champion are
-registered in the MLflow Model Registry (:mod:`pipeline.registry`).
+Read -> compute (:mod:`comparison.statistics`, :mod:`comparison.leaderboard`,
+:mod:`comparison.verdict`) -> render in memory (:mod:`comparison.figures`) -> write every file,
+only when all of it succeeded -> log (:mod:`pipeline.model_runs`: each classical model's run,
+from its files, and the ``comparison`` run, parent of every model run) -> register the chosen
+models (:mod:`pipeline.registry`).
 
-``cvd compare --pair A B`` compares two configured models on the same test images and
-prints the verdict-style line for them, writing nothing.
-
-``cvd compare --from-mlflow`` rebuilds the leaderboard from the MLflow runs instead
-(latest FINISHED run per configured model, on the current split) and writes
-``reports/leaderboard_mlflow.csv`` / ``.md``, leaving DVC's outputs alone.
+``cvd compare --pair A B`` compares two configured models on the same test images and prints
+the verdict-style line, writing nothing. ``cvd compare --from-mlflow`` rebuilds the leaderboard
+from the latest FINISHED MLflow runs on the current split into ``reports/leaderboard_mlflow.*``.
 """
 
 from __future__ import annotations
@@ -40,15 +27,14 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from comparison import confusion, leaderboard, plots, statistics
+from comparison import confusion, figures, leaderboard, plots, statistics
 from comparison.verdict import pair_line, verdict_fields, verdict_line
-from pipeline import layout, model_runs, read_results
+from pipeline import layout, model_runs, read_results, registry
 from pipeline.config import Config
 from pipeline.errors import ConfigError
-from pipeline.io import atomic_path
+from pipeline.io import write_files
 
-PLOT_NAMES = ("accuracy_vs_params", "accuracy_bars", "confusion_best", "training_curves", "pairwise_pvalues")
-PAIRWISE_MODELS = 8  # the p-value heat map shows the top models by test accuracy
+PLOT_NAMES = figures.PLOT_NAMES
 
 
 def _warn(message: str) -> None:
@@ -66,29 +52,12 @@ def _manifest() -> dict:
 
 def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
              images: statistics.TestImages, class_names: Sequence[str]) -> dict:
-    """The plots by name; reads the confusion rows and histories they need."""
-    subtitle = leaderboard.subtitle(summary)
+    """The plots by name (:func:`comparison.figures.compare_figures`) from the files they need."""
     best = [b["model"] for b in (summary["best_classical"], summary["best_deep"]) if b]
     chosen = confusion.confusion_models(rows, best=best)
     confusions = {r["model"]: read_results.read_confusion(r["approach"], r["model"]) for r in chosen}
-    classes = confusion.class_order({c for pair in confusions.values() for names in pair for c in names}, class_names)
-    panels = [(r, confusion.confusion_counts(*confusions[r["model"]], classes)) for r in chosen]
     histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
-    top = list(rows[:PAIRWISE_MODELS])
-    return {
-        "accuracy_vs_params": plots.plot_accuracy_vs_params(rows, subtitle),
-        "accuracy_bars": plots.plot_accuracy_bars(rows, subtitle),
-        "confusion_best": confusion.plot_confusion_best(panels, classes, subtitle),
-        "training_curves": plots.plot_training_curves(histories, subtitle),
-        "pairwise_pvalues": plots.plot_pairwise_pvalues(
-            top, statistics.pairwise_pvalues([r["model"] for r in top], images), subtitle, cfg.evaluation.alpha),
-    }
-
-
-def _write(outputs: Mapping[Path, bytes]) -> None:
-    for dest, content in outputs.items():
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(content)
+    return figures.compare_figures(rows, summary, confusions, class_names, histories, images, cfg.evaluation.alpha)
 
 
 def _evaluate(cfg: Config, rows: Sequence[Mapping[str, Any]]):
@@ -133,32 +102,22 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     class_names = [str(c) for c in manifest.get("class_names") or ()]
 
     # everything is rendered in memory first: a failure here writes nothing
-    figures = _figures(cfg, rows, summary, images, class_names)
+    drawn = _figures(cfg, rows, summary, images, class_names)
     n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
-    outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in figures.items()}
+    outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    _write(outputs)
+    write_files(outputs)
 
     run_id, n_linked, warnings = model_runs.log_comparison(cfg, rows, summary, list(outputs))
     for message in warnings:
         _warn(message)
-    print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(figures)} plots in "
+    print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
           f"{layout.PLOTS_DIR}/; MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of "
           f"{n_linked} of {len(rows)} model runs ({n_logged} classical runs logged now)")
-    print(_register(rows, summary))
+    print(registry.register_chosen(rows, summary, _warn))
     print(line)
     return leaderboard.dataframe(rows)
-
-
-def _register(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> str:
-    """Register the chosen models (:mod:`pipeline.registry`); the line to print."""
-    from pipeline import registry
-
-    name, done, warnings = registry.register(rows, summary)
-    for message in warnings:
-        _warn(message)
-    return registry.describe(name, done)
 
 
 def _run_from_mlflow(cfg: Config, experiment: str):
@@ -168,7 +127,7 @@ def _run_from_mlflow(cfg: Config, experiment: str):
     rows, summary, line, _, level = _evaluate(cfg, rows)
     print(f"from MLflow experiment {experiment!r}: latest FINISHED run of {len(rows)} models on split {split[:12]}")
     title = f"Leaderboard from MLflow experiment {experiment!r}: {leaderboard.subtitle(summary)}"
-    _write(_tables(rows, title, line, level, "leaderboard_mlflow"))
+    write_files(_tables(rows, title, line, level, "leaderboard_mlflow"))
     print(f"wrote {layout.REPORTS_DIR}/leaderboard_mlflow.csv and leaderboard_mlflow.md")
     print(line)
     return leaderboard.dataframe(rows)

@@ -41,7 +41,7 @@ from comparison.verdict import verdict_line
 from pipeline import layout, read_results, report_html, visualize
 from pipeline.config import Config
 from pipeline.errors import DataError
-from pipeline.io import atomic_path, load_split, read_json, write_json
+from pipeline.io import atomic_path, load_split, read_json, write_files, write_json
 from pipeline.report_html import build_page  # noqa: F401  (explain.build_page: tests)
 
 PLOTS = ("accuracy_vs_params", "accuracy_bars", "pairwise_pvalues", "confusion_best", "training_curves")
@@ -124,9 +124,7 @@ def run(cfg: Config) -> dict:
 
     outputs = {layout.EXPLAIN_DIR / name: content for name, content in files.items()}
     outputs |= {layout.EXPLAIN_DIR / "visualize" / rel: content for rel, content in drawings.items()}
-    for dest, content in outputs.items():
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(content)
+    write_files(outputs)
     write_json(layout.EXPLAIN_DIR / "summary.json", {k: v for k, v in counts.items() if k != "per_class_rows"})
     missing = report_html.missing_images(html_text, layout.REPORTS_DIR)
     if missing:  # a bug, not a user mistake: the page would show broken images

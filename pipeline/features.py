@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.config import Config, component_section
 from pipeline.errors import DataError
 from pipeline import layout
-from pipeline.io import SPLITS, atomic_path, load_split, save_npz, write_json
+from pipeline.io import SPLITS, load_split, save_npz, write_bytes, write_json
 
 feature_path = layout.features_path
 extractor_path = layout.extractor_path
@@ -30,10 +30,8 @@ def save_extractor(extractor, name: str) -> Path:
     """Write the fitted extractor with skops (loads without running code; see models.classical)."""
     from models.classical import dumps
 
-    data = dumps(extractor)
     dest = extractor_path(name)
-    with atomic_path(dest, suffix=".skops") as tmp:
-        tmp.write_bytes(data)
+    write_bytes(dest, dumps(extractor), suffix=".skops")
     return dest
 
 

@@ -14,7 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -87,6 +87,17 @@ def write_csv(dest: str | Path, rows: list[dict], fieldnames: list[str]) -> None
             writer = csv.DictWriter(fh, fieldnames=fieldnames, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
+
+
+def write_bytes(dest: str | Path, data: bytes, suffix: str | None = None) -> None:
+    with atomic_path(dest, suffix=suffix) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_files(outputs: Mapping[Path, bytes]) -> None:
+    """Write each ``{path: content}`` atomically (a stage renders everything first, then calls this)."""
+    for dest, content in outputs.items():
+        write_bytes(dest, content)
 
 
 def save_npz(dest: str | Path, **arrays: np.ndarray) -> None:

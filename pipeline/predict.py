@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from models.predicting import classical_scorer, keras_scorer
 from pipeline import layout
 from pipeline.config import Config
 from pipeline.datasets import IMAGE_EXTENSIONS, read_image_file
@@ -56,14 +57,14 @@ class Model:
 
 def configured_ids(cfg: Config) -> list[str]:
     """The model ids params.yaml configures: ``<feature>-<classifier>`` and the architectures."""
-    return [f"{f}-{c}" for f in cfg.features.names for c in cfg.classical.classifiers] + list(cfg.cnn.architectures)
+    return [layout.model_id(f, c) for f in cfg.features.names for c in cfg.classical.classifiers] + list(cfg.cnn.architectures)
 
 
 def champion(summary_path: Path = SUMMARY) -> str:
     """The model id ``best`` means: the registry's ``champion`` of the last ``compare`` -- of the
     best classical and the best deep model (each chosen on validation accuracy), the higher
-    validation accuracy, then fewer parameters (:func:`pipeline.registry.choose`)."""
-    from pipeline.registry import choose
+    validation accuracy, then fewer parameters (:func:`comparison.leaderboard.choose`)."""
+    from comparison.leaderboard import choose
 
     if not summary_path.is_file():
         raise DataError(f"{summary_path}: not found, so there is no best model yet; run `dvc repro` "
@@ -72,30 +73,6 @@ def champion(summary_path: Path = SUMMARY) -> str:
     if not chosen:
         raise DataError(f"{summary_path}: names no best model; run `dvc repro` (or `cvd compare`) first")
     return chosen
-
-
-def _classical_scores(pipe, n_classes: int) -> Callable:
-    def scores(images: np.ndarray):
-        from models.predicting import labels_and_scores, predict_is_argmax
-
-        transformed, clf = pipe[:-1].transform(images), pipe[-1]
-        argmax = predict_is_argmax(clf)  # else an SVC: labels and scores from one kernel pass
-        labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not argmax)
-        if labels is None:
-            labels = scores.argmax(axis=1) if argmax else clf.predict(transformed)
-        return np.asarray(labels, dtype=np.int64), scores, kind
-
-    return scores
-
-
-def _keras_scores(model) -> Callable:
-    def scores(images: np.ndarray):
-        from models.training import scale_images
-
-        probabilities = np.asarray(model.predict(scale_images(images), batch_size=BATCH_SIZE, verbose=0))
-        return np.argmax(probabilities, axis=1), probabilities, "probability"
-
-    return scores
 
 
 def _load_uri(uri: str, n_classes: int) -> Model:
@@ -117,9 +94,9 @@ def _load_uri(uri: str, n_classes: int) -> Model:
     flavors = loaded.metadata.flavors
     raw = loaded.get_raw_model()
     if "keras" in flavors:
-        return Model(uri, _keras_scores(raw))
+        return Model(uri, keras_scorer(raw, BATCH_SIZE))
     if "sklearn" in flavors:
-        return Model(uri, _classical_scores(raw, n_classes))
+        return Model(uri, classical_scorer(raw, n_classes))
     raise DataError(f"MODEL {uri}: a {', '.join(f for f in flavors if f != 'python_function')} model; "
                     f"cvd predict runs this project's scikit-learn and Keras models")
 
@@ -161,12 +138,12 @@ def load_model(label: str, source: str | Path, n_classes: int) -> Model:
         import keras
 
         try:
-            return Model(label, _keras_scores(keras.saving.load_model(source)))
+            return Model(label, keras_scorer(keras.saving.load_model(source), BATCH_SIZE))
         except (OSError, ValueError) as exc:
             raise DataError(f"{source}: cannot be loaded ({' '.join(str(exc).split())[:200]}); retrain it") from None
     from models.classical import load_pipeline
 
-    return Model(label, _classical_scores(load_pipeline(source), n_classes))
+    return Model(label, classical_scorer(load_pipeline(source), n_classes))
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:

@@ -107,8 +107,6 @@ def rows_from_mlflow(model_ids: Mapping[str, Sequence[str]], experiment: str,
                      split: str | None) -> tuple[list[dict], str, list[str]]:
     """Rows of the configured models (``{approach: [model id, ...]}``) from their latest FINISHED
     MLflow runs on ``split`` (None: the newest run's); returns (rows, split, models without a run)."""
-    from pipeline.tracking import latest_finished_runs
-
     latest, split = latest_finished_runs(experiment, APPROACHES, split)
     rows, missing = [], []
     for approach, ids in model_ids.items():
@@ -124,3 +122,44 @@ def rows_from_mlflow(model_ids: Mapping[str, Sequence[str]], experiment: str,
         raise DataError(f"MLflow experiment {experiment!r}: none of the configured models has a FINISHED run "
                         f"on split {split[:12]}")
     return rows, split, missing
+
+
+def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str | None) -> tuple[dict, str]:
+    """The newest FINISHED run per ``(approach tag, model tag)`` in ``experiment``, on one split.
+
+    ``split`` is the split hash the runs must carry; ``None`` (no prepared split here) takes
+    the split of the most recent run. Returns ``({(approach, model): Run}, split)``.
+
+    Raises:
+        DataError: the experiment does not exist (the existing ones are listed), or it has
+            no FINISHED run of ``approaches`` on the split.
+    """
+    import mlflow
+
+    from pipeline.tracking import tracking_uri
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        existing = sorted(e.name for e in mlflow.search_experiments())
+        raise DataError(f"MLflow experiment {experiment!r} not found at {uri}; existing: "
+                        f"{', '.join(existing) or 'none'}")
+    runs = []
+    for approach in approaches:
+        query = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
+        if split:
+            query += f" AND tags.split_sha256 = '{split}'"
+        runs += mlflow.search_runs(experiment_names=[experiment], filter_string=query,
+                                   order_by=["attributes.start_time DESC"], output_format="list")
+    runs = [r for r in runs if "seed" not in r.data.tags]  # a model's extra-seed runs nest under its own
+    if not runs:
+        where = f" on split {split[:12]} (data/prepared/manifest.json)" if split else ""
+        raise DataError(f"MLflow experiment {experiment!r} has no FINISHED {' or '.join(approaches)} runs{where}")
+    runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    if split is None:
+        split = runs[0].data.tags.get("split_sha256", "")
+        runs = [r for r in runs if r.data.tags.get("split_sha256", "") == split]
+    latest: dict[tuple[str, str], Any] = {}
+    for r in runs:
+        latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
+    return latest, split

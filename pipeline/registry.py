@@ -21,7 +21,7 @@ import io
 import logging
 import os
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from comparison.leaderboard import choose
 
@@ -125,3 +125,11 @@ def describe(name: str, done: Mapping[str, tuple[str, str, bool]]) -> str:
     parts = [f"{alias} = {model_id} (v{version}{', new' if new else ''})"
              for alias, (model_id, version, new) in done.items()]
     return f"registered {name}: {'; '.join(parts) or 'nothing'} (models:/{name}@champion)"
+
+
+def register_chosen(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], warn: Callable[[str], None]) -> str:
+    """:func:`register` the chosen models, ``warn`` each problem; the line to print (:func:`describe`)."""
+    name, done, warnings = register(rows, summary)
+    for message in warnings:
+        warn(message)
+    return describe(name, done)

@@ -11,8 +11,9 @@
   to the run id they were given.
 * The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`): their
   stages import no MLflow.
-* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`) and
-  ``cvd compare --from-mlflow`` finds the newest model runs (:func:`latest_finished_runs`).
+* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`);
+  ``cvd compare --from-mlflow`` finds the newest model runs
+  (:func:`pipeline.read_results.latest_finished_runs`).
 """
 from __future__ import annotations
 
@@ -22,9 +23,8 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
-from pipeline.errors import DataError
 from pipeline import layout
 from pipeline.layout import find_repo_root
 
@@ -188,45 +188,6 @@ def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, li
         except MlflowException as exc:
             failed.append((label, (str(exc).splitlines() or [type(exc).__name__])[0][:160]))
     return linked, failed
-
-
-def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str | None) -> tuple[dict, str]:
-    """The newest FINISHED run per ``(approach tag, model tag)`` in ``experiment``, on one split.
-
-    ``split`` is the split hash the runs must carry; ``None`` (no prepared split here) takes
-    the split of the most recent run. Returns ``({(approach, model): Run}, split)``.
-
-    Raises:
-        DataError: the experiment does not exist (the existing ones are listed), or it has
-            no FINISHED run of ``approaches`` on the split.
-    """
-    import mlflow
-
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        existing = sorted(e.name for e in mlflow.search_experiments())
-        raise DataError(f"MLflow experiment {experiment!r} not found at {uri}; existing: "
-                        f"{', '.join(existing) or 'none'}")
-    runs = []
-    for approach in approaches:
-        query = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
-        if split:
-            query += f" AND tags.split_sha256 = '{split}'"
-        runs += mlflow.search_runs(experiment_names=[experiment], filter_string=query,
-                                   order_by=["attributes.start_time DESC"], output_format="list")
-    runs = [r for r in runs if "seed" not in r.data.tags]  # a model's extra-seed runs nest under its own
-    if not runs:
-        where = f" on split {split[:12]} (data/prepared/manifest.json)" if split else ""
-        raise DataError(f"MLflow experiment {experiment!r} has no FINISHED {' or '.join(approaches)} runs{where}")
-    runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
-    if split is None:
-        split = runs[0].data.tags.get("split_sha256", "")
-        runs = [r for r in runs if r.data.tags.get("split_sha256", "") == split]
-    latest: dict[tuple[str, str], Any] = {}
-    for r in runs:
-        latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
-    return latest, split
 
 
 def data_experiment(experiment: str) -> str:

@@ -16,9 +16,8 @@ PCA / classifier, composed without refitting -- at ``artifacts/classical/<id>.sk
 code; joblib/pickle files execute code when loaded and must only be loaded from a trusted source.
 
 This process imports neither MLflow nor matplotlib (together ~2 s a stage, more than most fits
-here): ``compare``, which imports both anyway, logs each classical model's MLflow run from the
-files written here (:mod:`pipeline.model_runs`). The CNN stages log their own runs (live epoch
-metrics; TensorFlow's import dwarfs MLflow's).
+here): ``compare`` logs each classical model's MLflow run from the files written here
+(:mod:`pipeline.model_runs`).
 """
 from __future__ import annotations
 
@@ -27,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from models.predicting import class_scores, labels_and_scores, predict_is_argmax, predict_part  # noqa: F401
+from models.predicting import images_per_second, predict_part
 from pipeline import layout
 from pipeline.config import Config, component_section
 from pipeline.errors import ConfigError, DataError
-from pipeline.io import SPLITS, atomic_path
+from pipeline.io import SPLITS, write_bytes
 
-THROUGHPUT_SAMPLE = 1000  # test rows timed for predict_images_per_s
 model_id = layout.model_id
 
 
@@ -90,21 +88,7 @@ def save_model(model, dest: Path) -> None:
     """Write the image-in pipeline with skops (:func:`models.classical.load_pipeline` reads it)."""
     from models.classical import dumps
 
-    data = dumps(model)
-    with atomic_path(dest, suffix=".skops") as tmp:
-        tmp.write_bytes(data)
-
-
-def images_per_second(pipe, x: np.ndarray, predict_seconds: float | None, sample: int = THROUGHPUT_SAMPLE) -> float:
-    """``pipe.predict`` throughput: from the test pass's own ``predict`` when it had one
-    (:func:`models.predicting.predict_part`), else timed on the first ``min(n, sample)`` rows -- a bounded sample,
-    so the figure costs little on a large test set and no split is predicted twice."""
-    from models.evaluate import time_predict
-
-    if predict_seconds is not None:
-        return len(x) / max(predict_seconds, 1e-9)
-    _, rate = time_predict(pipe.predict, x[:sample], repeats=1)
-    return rate
+    write_bytes(dest, dumps(model), suffix=".skops")
 
 
 def extra_seed_data(cfg: Config, feature: str, classifier: str, data: dict) -> list[tuple[int, dict]]:

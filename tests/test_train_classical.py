@@ -15,6 +15,7 @@ import yaml
 
 from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
 from models.classical import load_pipeline
+from models.predicting import class_scores
 from pipeline import features, model_runs, read_results, train_classical
 from pipeline.tracking import experiment_id_of
 from pipeline.config import parse_config
@@ -193,16 +194,16 @@ def test_class_scores_of_binary_and_partial_classifiers():
     x = rng.normal(size=(40, 2))
     y = (x[:, 0] > 0).astype(np.int64)
     svm = LinearSVC().fit(x, y)
-    scores, kind = train_classical.class_scores(svm, x, 2)
+    scores, kind = class_scores(svm, x, 2)
     d = svm.decision_function(x)
     assert kind == "decision_function" and scores.tolist() == np.stack([-d, d], axis=1).tolist()
     assert np.array_equal(scores.argmax(axis=1), svm.predict(x))
     # trained on classes 0 and 2 of 3: class 1 gets probability 0 / decision score -inf
     y_gap = np.where(y == 1, 2, 0)
-    proba, kind = train_classical.class_scores(LogisticRegression().fit(x, y_gap), x, 3)
+    proba, kind = class_scores(LogisticRegression().fit(x, y_gap), x, 3)
     assert kind == "probability" and proba.shape == (40, 3) and not proba[:, 1].any()
     assert np.allclose(proba.sum(axis=1), 1.0)
-    decision, _ = train_classical.class_scores(LinearSVC().fit(x, y_gap), x, 3)
+    decision, _ = class_scores(LinearSVC().fit(x, y_gap), x, 3)
     assert np.isneginf(decision[:, 1]).all() and np.array_equal(decision[:, 2], -decision[:, 0])
 
 

@@ -1,4 +1,4 @@
-"""pipeline.verdict: per-image statistics of the leaderboard and the verdict in words.
+"""comparison.statistics and comparison.verdict: per-image statistics of the leaderboard and the verdict in words.
 
 Synthetic per-image correctness with known discordant counts; prediction files in a
 temporary directory (pipeline.results' writer).
