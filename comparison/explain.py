@@ -19,8 +19,8 @@ def aligned(classical: Predictions, deep: Predictions, names: tuple[str, str]) -
 
     a, b = ordered(classical), ordered(deep)
     if not np.array_equal(a.index, b.index) or not np.array_equal(a.y_true, b.y_true):
-        raise ComparisonError(f"predictions/{names[0]}/test.csv and predictions/{names[1]}/test.csv cover different test "
-                        f"images or labels; rerun `dvc repro` so both use the current split")
+        raise ComparisonError(f"predictions/{names[0]}/test.csv and predictions/{names[1]}/test.csv cover different "
+                              f"test images or labels; rerun `dvc repro` so both use the current split")
     return a, b
 
 

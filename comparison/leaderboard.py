@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from comparison.errors import ComparisonError
-from comparison.tables import (CSV_COLUMNS, DISPLAY, SEEDS_HEADER, SELECTION, columns, csv_text, dataframe,  # noqa: F401
-                               legend, markdown_table, mean_sd, p_text, repeated, text_table)
+from comparison.tables import (  # noqa: F401  (the leaderboard's public names, tables included)
+    CSV_COLUMNS, DISPLAY, SEEDS_HEADER, SELECTION, columns, csv_text, dataframe, legend, markdown_table, mean_sd,
+    p_text, repeated, text_table)
 
 APPROACHES = ("classical", "deep")
 

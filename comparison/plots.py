@@ -4,7 +4,8 @@ Accuracies carry their intervals as error bars where the rows have them
 (``test_accuracy_ci_low``/``_high``, see :mod:`comparison.statistics`); the accuracy bars also show
 each seed's test accuracy as a dot for models trained with several seeds (``evaluation.repeats``).
 
-The confusion matrices are :mod:`comparison.confusion`'s. Every figure sits on its own Agg canvas (no pyplot state, nothing written here); the
+The confusion matrices are :mod:`comparison.confusion`'s. Every figure sits on its own Agg canvas
+(no pyplot state, nothing written here); the
 ``compare`` stage turns them into PNG bytes with :func:`png_bytes`.
 """
 from __future__ import annotations

@@ -99,8 +99,7 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
 def run(cfg: Config) -> dict:
     summary = read_json(layout.SUMMARY)
     names = best_pair(summary)
-    classical, deep = aligned(read_results.read_predictions(names[0], "test"), read_results.read_predictions(names[1], "test"),
-                              names)
+    classical, deep = aligned(*(read_results.read_predictions(name, "test") for name in names), names)
     split = load_split(layout.SPLIT)
     if split.sha256 != summary.get("split_sha256"):
         raise DataError(f"{layout.SUMMARY} is for split {str(summary.get('split_sha256'))[:12]} but {layout.SPLIT} "

@@ -57,7 +57,8 @@ class Model:
 
 def configured_ids(cfg: Config) -> list[str]:
     """The model ids params.yaml configures: ``<feature>-<classifier>`` and the architectures."""
-    return [layout.model_id(f, c) for f in cfg.features.names for c in cfg.classical.classifiers] + list(cfg.cnn.architectures)
+    return ([layout.model_id(f, c) for f in cfg.features.names for c in cfg.classical.classifiers]
+            + list(cfg.cnn.architectures))
 
 
 def champion(summary_path: Path = SUMMARY) -> str:

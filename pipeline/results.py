@@ -20,9 +20,8 @@ Per model id (``hog-rbf_svm``, ``lenet5``):
 
 The union of the two metric dicts is what is logged to the MLflow run (by the CNN stage
 itself, for a classical model by ``compare``: :mod:`pipeline.model_runs`), so DVC and MLflow
-never drift apart. What the files hold is computed by :mod:`comparison.results`; the paths are
-:mod:`pipeline.layout`'s; :mod:`pipeline.read_results` reads them back. Every reader there fails with one line naming the file and the
-``dvc repro`` stage that writes it.
+never drift apart. What the files hold is computed by :mod:`comparison.results`, the paths are
+:mod:`pipeline.layout`'s, and :mod:`pipeline.read_results` reads them back.
 """
 from __future__ import annotations
 

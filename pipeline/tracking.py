@@ -211,7 +211,8 @@ def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[s
     run_id = client.create_run(parent.info.experiment_id, run_name=f"{model_id}-seed{seed}", tags=tags).info.run_id
     now = int(time.time() * 1000)
     try:
-        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0) for key, value in scores.items() if key != "seed"])
+        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0)
+                                          for key, value in scores.items() if key != "seed"])
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise

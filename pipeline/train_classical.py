@@ -130,7 +130,8 @@ def run(cfg: Config, feature: str, classifier: str) -> dict:
     build_classifier(cfg, classifier)  # a bad classical.<classifier> is reported before any data is read
     data = load_features(feature)
     if data["x_train"].shape[0] != len(data["y_train"]):
-        raise DataError(f"{layout.features_path(feature)}: rows and labels differ; rerun `cvd features --name {feature}`")
+        raise DataError(f"{layout.features_path(feature)}: rows and labels differ; "
+                        f"rerun `cvd features --name {feature}`")
     extractor = load_extractor(feature)
     seeded = extra_seed_data(cfg, feature, classifier, data)
     mid = model_id(feature, classifier)
