@@ -7,7 +7,7 @@ to save one image-in pipeline) and ``metrics/features/<name>.json`` (dimension,
 fit/transform seconds, images/s), the same dict that is logged to MLflow. A stochastic
 extractor (one taking ``random_state``: the SIFT codebook) is also fitted with each extra seed
 of ``evaluation.repeats`` when it is > 1; those matrices go to the same file under
-``x_<part>__seed<seed>`` (:func:`pipeline.repeats.matrix_key`).
+``x_<part>__seed<seed>`` (:func:`comparison.repeats.matrix_key`).
 """
 from __future__ import annotations
 
@@ -19,30 +19,19 @@ import numpy as np
 
 from pipeline.config import Config, component_section
 from pipeline.errors import DataError
-from pipeline.io import SPLITS, atomic_path, load_split, save_npz, write_json
+from pipeline import layout
+from pipeline.io import SPLITS, load_split, save_npz, write_bytes, write_json
 
-FEATURE_DIR = Path("data/features")
-METRICS_DIR = Path("metrics/features")
-EXTRACTOR_DIR = Path("artifacts/features")
-
-
-def feature_path(name: str) -> Path:
-    return FEATURE_DIR / f"{name}.npz"
-
-
-def extractor_path(name: str) -> Path:
-    """``artifacts/features/<name>.skops``: the extractor fitted on the training images."""
-    return EXTRACTOR_DIR / f"{name}.skops"
+feature_path = layout.features_path
+extractor_path = layout.extractor_path
 
 
 def save_extractor(extractor, name: str) -> Path:
     """Write the fitted extractor with skops (loads without running code; see models.classical)."""
     from models.classical import dumps
 
-    data = dumps(extractor)
     dest = extractor_path(name)
-    with atomic_path(dest, suffix=".skops") as tmp:
-        tmp.write_bytes(data)
+    write_bytes(dest, dumps(extractor), suffix=".skops")
     return dest
 
 
@@ -89,7 +78,7 @@ def build_extractor(cfg: Config, name: str, seed: int | None = None):
 def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]:
     """``x_<part>__seed<seed>`` of every extra seed of ``evaluation.repeats``, for a stochastic
     extractor; nothing for a deterministic one or one repeat."""
-    from pipeline.repeats import extractor_is_stochastic, matrix_key, seeds
+    from comparison.repeats import extractor_is_stochastic, matrix_key, seeds
 
     arrays = {}
     for seed in seeds(cfg.seed, cfg.evaluation.repeats, extractor_is_stochastic(name))[1:]:
@@ -98,7 +87,7 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
     return arrays
 
 
-def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.npz") -> dict:
+def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
     split = load_split(split_path)
 
@@ -136,7 +125,7 @@ def run(cfg: Config, name: str, split_path: str | Path = "data/prepared/split.np
                    dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
                    params={k: v for k, v in extractor.get_params().items()}):
         log_metrics(result)
-    write_json(METRICS_DIR / f"{name}.json", result)
+    write_json(layout.feature_metrics_path(name), result)
     return result
 
 

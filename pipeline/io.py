@@ -14,11 +14,13 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.errors import DataError
+from pipeline.layout import find_repo_root  # noqa: F401  (cvd ui's import)
 
 SPLITS = ("train", "val", "test")
 
@@ -87,6 +89,17 @@ def write_csv(dest: str | Path, rows: list[dict], fieldnames: list[str]) -> None
             writer.writerows(rows)
 
 
+def write_bytes(dest: str | Path, data: bytes, suffix: str | None = None) -> None:
+    with atomic_path(dest, suffix=suffix) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_files(outputs: Mapping[Path, bytes]) -> None:
+    """Write each ``{path: content}`` atomically (a stage renders everything first, then calls this)."""
+    for dest, content in outputs.items():
+        write_bytes(dest, content)
+
+
 def save_npz(dest: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(dest, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
@@ -131,7 +144,7 @@ def save_split(dest: str | Path, split: Split) -> None:
              sha256=np.array(split.sha256), **arrays)
 
 
-def load_split(path: str | Path = "data/prepared/split.npz") -> Split:
+def load_split(path: str | Path = layout.SPLIT) -> Split:
     """Load ``prepare``'s output; the only way any later stage gets images."""
     path = Path(path)
     if not path.is_file():
@@ -144,20 +157,3 @@ def load_split(path: str | Path = "data/prepared/split.npz") -> Split:
             return Split(x, y, names, str(npz["dataset"]), str(npz["sha256"]))
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"{path}: not a valid prepared split ({exc}); rerun `cvd prepare`") from None
-
-
-def find_repo_root(start: str | Path | None = None) -> Path:
-    """The project root, also from inside ``dvc exp run --temp``'s copy under .dvc/tmp/exps.
-
-    DVC runs queued/temp experiments in a throwaway copy of the repo; anything that must
-    outlive the experiment (the MLflow store) has to point at the original root.
-    """
-    here = Path(start or Path.cwd()).resolve()
-    parts = here.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    for candidate in (here, *here.parents):
-        if (candidate / "dvc.yaml").is_file() or (candidate / ".dvc").is_dir():
-            return candidate
-    return here

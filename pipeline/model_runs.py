@@ -20,6 +20,9 @@ Idempotent: each run is tagged ``result_sha256``, the SHA-256 of the model's met
 ``.run.json`` and model file. A FINISHED run with that tag is reused, so rerunning ``compare``
 (or a ``dvc exp run`` that retrains nothing of a model) logs no duplicate. The CNN stages log
 their own runs (live epoch metrics; TensorFlow's import dwarfs MLflow's).
+
+``compare``'s own run, ``comparison`` (:func:`log_comparison`), gets its files as artifacts and
+becomes the parent of the model runs.
 """
 from __future__ import annotations
 
@@ -29,26 +32,24 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipeline import results
+from pipeline import layout
 from pipeline.io import read_json
 
 RESULT_TAG = "result_sha256"
-MODEL_DIR = Path("artifacts/classical")
 # what the image-in pipeline needs at load time (its extractors import OpenCV / scikit-image);
 # listed explicitly: MLflow's inference reloads the model in a subprocess to find them
 REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "opencv-python-headless", "scikit-image", "joblib",
                 "tqdm")
 
 
-def model_path(model_id: str) -> Path:
-    return MODEL_DIR / f"{model_id}.skops"
+model_path = layout.classical_model_path
 
 
 def result_digest(model_id: str) -> str:
     """SHA-256 over the model's metrics JSON, ``.run.json`` and model file (each length-prefixed):
     it changes exactly when the stage wrote different results."""
     digest = hashlib.sha256()
-    for path in (results.scores_path("classical", model_id), results.run_info_path("classical", model_id),
+    for path in (layout.scores_path("classical", model_id), layout.run_info_path("classical", model_id),
                  model_path(model_id)):
         data = path.read_bytes()
         digest.update(len(data).to_bytes(8, "big"))
@@ -92,27 +93,28 @@ def _log_new_run(experiment_id: str, model_id: str, digest: str, example: Any, c
     import mlflow
     import skops.io as sio
 
+    from comparison.model_plot import confusion_png_bytes
+    from comparison.predictions import read_file
     from models.classical import load_pipeline
     from models.evaluate import classification_metrics
-    from pipeline.repeats import log_seed_run
-    from pipeline.tracking import common_tags, flat_params
+    from pipeline.tracking import common_tags, flat_params, log_model_files, log_seed_run
 
-    scores = read_json(results.scores_path("classical", model_id))
-    info = read_json(results.run_info_path("classical", model_id))
+    scores = read_json(layout.scores_path("classical", model_id))
+    info = read_json(layout.run_info_path("classical", model_id))
     identity = {key: str(info.get(key, "")) for key in ("approach", "feature", "classifier", "model")}
     tags = common_tags("train_classical", dataset=str(info.get("dataset", "")),
                        split_sha256=str(info.get("split_sha256", ""))) | identity | {RESULT_TAG: digest}
     path = model_path(model_id)
     model = load_pipeline(path)
-    test = results.read_predictions(model_id, "test")
+    test = read_file(layout.predictions_path(model_id, "test"), layout.stage_for("classical", model_id))
     confusion = classification_metrics(test.y_true, test.y_pred, class_names)["confusion"]
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(experiment_id=experiment_id, run_name=f"classical-{model_id}", tags=tags) as run:
         mlflow.log_params(flat_params(info.get("params") or {}))
         png = Path(tmp) / "confusion" / f"{model_id}.png"  # logged under plots/confusion/, as on disk
         png.parent.mkdir()
-        png.write_bytes(results.confusion_png_bytes(confusion, class_names, model_id, scores["test_accuracy"]))
-        results.log_model_files(run.info.run_id, scores, {k: v for k, v in info.items() if k != "params"}, png)
+        png.write_bytes(confusion_png_bytes(confusion, class_names, model_id, scores["test_accuracy"]))
+        log_model_files(run.info.run_id, scores, {k: v for k, v in info.items() if k != "params"}, png)
         per_seed = scores.get("per_seed") or {}
         for i in range(1, len(per_seed.get("seed", ()))):
             log_seed_run(run, approach="classical", model_id=model_id,
@@ -122,7 +124,7 @@ def _log_new_run(experiment_id: str, model_id: str, digest: str, example: Any, c
 
 
 def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], class_names: Sequence[str],
-                       split_path: Path = Path("data/prepared/split.npz")) -> tuple[dict[str, str], int]:
+                       split_path: Path = layout.SPLIT) -> tuple[dict[str, str], int]:
     """Log (or find, when already logged from the same files) the MLflow run of every classical
     row; returns ``({model id: run id}, number of runs newly logged)``."""
     from mlflow.tracking import MlflowClient
@@ -145,3 +147,64 @@ def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], cl
         run_ids[model_id] = run_id
     return run_ids, new
 
+
+# --- what compare logs --------------------------------------------------------------------
+
+def log_classical_rows(experiment: str, rows: list[dict], class_names: Sequence[str]) -> int:
+    """Fill ``mlflow_run_id`` of the classical rows with their runs, logged now from their files
+    unless already logged (:func:`log_classical_runs`); returns how many were logged now. A row
+    whose ``.run.json`` names a run keeps it; one with no model file is left without a run."""
+    from pipeline.tracking import experiment_id_of
+
+    todo = [r for r in rows if r["approach"] == "classical" and not r["mlflow_run_id"]
+            and model_path(r["model"]).is_file()]
+    if not todo:
+        return 0
+    run_ids, new = log_classical_runs(experiment_id_of(experiment), todo, class_names)
+    for row in rows:
+        row["mlflow_run_id"] = run_ids.get(row["model"], row["mlflow_run_id"])
+    return new
+
+
+def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
+                    files: Sequence[Path]) -> tuple[str, int, list[str]]:
+    """The ``comparison`` run, parent of the model runs it read; returns (run id, runs linked, warnings)."""
+    import mlflow
+
+    from comparison.leaderboard import name_list
+    from pipeline.tracking import link_to_parent, log_metrics, stage_run
+
+    children = {r["model"]: r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}
+    without_id = [r["model"] for r in rows if not r["mlflow_run_id"]]
+    warnings = []
+    if without_id:
+        warnings.append(f"no mlflow_run_id in the .run.json of {name_list(without_id)}; "
+                        f"not linked to the comparison run")
+    tags = {"approach": "comparison", "model_runs": ",".join(children.values()), "winner": str(summary["winner"]),
+            "selection": summary["selection"]}
+    params = {"features.names": list(cfg.features.names), "classical.classifiers": list(cfg.classical.classifiers),
+              "cnn.architectures": list(cfg.cnn.architectures)}
+    with stage_run("compare", experiment=cfg.experiment, run_name="comparison", dataset=summary["dataset"],
+                   split_sha256=summary["split_sha256"], tags=tags, params=params) as run:
+        parent = run.info.run_id
+        best_c, best_d = summary["best_classical"] or {}, summary["best_deep"] or {}
+        numbers = {key: value for key, value in (summary["verdict"] or {}).items() if key != "winner"}
+        if numbers:
+            numbers["significant"] = int(numbers["significant"])  # a bool is not a metric
+        log_metrics({"best_classical_accuracy": best_c.get("test_accuracy"),
+                     "best_deep_accuracy": best_d.get("test_accuracy"),
+                     # over the seeds (evaluation.repeats); None (not logged) when not recorded
+                     "best_classical_accuracy_mean": best_c.get("test_accuracy_mean"),
+                     "best_classical_accuracy_sd": best_c.get("test_accuracy_sd"),
+                     "best_deep_accuracy_mean": best_d.get("test_accuracy_mean"),
+                     "best_deep_accuracy_sd": best_d.get("test_accuracy_sd"),
+                     "accuracy_difference": summary["accuracy_difference"],
+                     "n_models": summary["n_models"], "verdict": numbers}, run_id=parent)
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path="plots" if path.parent == layout.PLOTS_DIR else None,
+                                run_id=parent)
+        n_linked, failed = link_to_parent(parent, {f"{model} ({rid})": rid for model, rid in children.items()})
+    if failed:
+        warnings.append(f"MLflow run(s) of {name_list([label for label, _ in failed], 4)} not found "
+                        f"or not writable, not linked to the comparison run (first error: {failed[0][1]})")
+    return parent, n_linked, warnings

@@ -6,7 +6,7 @@ champion of the last ``compare``, as the registry's ``champion`` alias chooses i
 ``reports/summary.json``), or an MLflow model URI (``models:/classic-vs-deep-digits@champion``,
 ``runs:/<id>/model``).
 
-IMAGES are files or folders (searched recursively for PNG/JPEG/BMP/TIFF files), read exactly as
+IMAGES are files or folders (searched recursively for PNG/JPEG/BMP/TIFF/GIF files), read exactly as
 ``prepare`` reads a folder dataset (:func:`pipeline.datasets.read_image_file`: OpenCV, the
 split's channels, resized to the split's image size, deskewed if the split was); a CNN gets
 them scaled to [0, 1] as in ``train_cnn`` (AlexNet's 63-pixel resize is a layer of the saved
@@ -31,15 +31,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from models.predicting import classical_scorer, keras_scorer
+from pipeline import layout
 from pipeline.config import Config
-from pipeline.datasets import IMAGE_EXTENSIONS, read_image_file
+from pipeline.datasets import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_image_file
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, read_json
 
-MANIFEST = Path("data/prepared/manifest.json")
-SUMMARY = Path("reports/summary.json")
-CLASSICAL_DIR = Path("artifacts/classical")
-CNN_DIR = Path("artifacts/cnn")
+MANIFEST = layout.MANIFEST
+SUMMARY = layout.SUMMARY
 COLUMNS = ("path", "class", "probability", "score", "score_kind", "top3")
 TOP_K = 3
 PROGRESS_FROM = 200  # images: fewer are read in well under a second, a bar would only flash
@@ -57,14 +57,15 @@ class Model:
 
 def configured_ids(cfg: Config) -> list[str]:
     """The model ids params.yaml configures: ``<feature>-<classifier>`` and the architectures."""
-    return [f"{f}-{c}" for f in cfg.features.names for c in cfg.classical.classifiers] + list(cfg.cnn.architectures)
+    return ([layout.model_id(f, c) for f in cfg.features.names for c in cfg.classical.classifiers]
+            + list(cfg.cnn.architectures))
 
 
 def champion(summary_path: Path = SUMMARY) -> str:
     """The model id ``best`` means: the registry's ``champion`` of the last ``compare`` -- of the
     best classical and the best deep model (each chosen on validation accuracy), the higher
-    validation accuracy, then fewer parameters (:func:`pipeline.registry.choose`)."""
-    from pipeline.registry import choose
+    validation accuracy, then fewer parameters (:func:`comparison.leaderboard.choose`)."""
+    from comparison.leaderboard import choose
 
     if not summary_path.is_file():
         raise DataError(f"{summary_path}: not found, so there is no best model yet; run `dvc repro` "
@@ -73,30 +74,6 @@ def champion(summary_path: Path = SUMMARY) -> str:
     if not chosen:
         raise DataError(f"{summary_path}: names no best model; run `dvc repro` (or `cvd compare`) first")
     return chosen
-
-
-def _classical_scores(pipe, n_classes: int) -> Callable:
-    def scores(images: np.ndarray):
-        from pipeline.train_classical import labels_and_scores, predict_is_argmax
-
-        transformed, clf = pipe[:-1].transform(images), pipe[-1]
-        argmax = predict_is_argmax(clf)  # else an SVC: labels and scores from one kernel pass
-        labels, scores, kind = labels_and_scores(clf, transformed, n_classes, need_labels=not argmax)
-        if labels is None:
-            labels = scores.argmax(axis=1) if argmax else clf.predict(transformed)
-        return np.asarray(labels, dtype=np.int64), scores, kind
-
-    return scores
-
-
-def _keras_scores(model) -> Callable:
-    def scores(images: np.ndarray):
-        from models.training import scale_images
-
-        probabilities = np.asarray(model.predict(scale_images(images), batch_size=BATCH_SIZE, verbose=0))
-        return np.argmax(probabilities, axis=1), probabilities, "probability"
-
-    return scores
 
 
 def _load_uri(uri: str, n_classes: int) -> Model:
@@ -118,9 +95,9 @@ def _load_uri(uri: str, n_classes: int) -> Model:
     flavors = loaded.metadata.flavors
     raw = loaded.get_raw_model()
     if "keras" in flavors:
-        return Model(uri, _keras_scores(raw))
+        return Model(uri, keras_scorer(raw, BATCH_SIZE))
     if "sklearn" in flavors:
-        return Model(uri, _classical_scores(raw, n_classes))
+        return Model(uri, classical_scorer(raw, n_classes))
     raise DataError(f"MODEL {uri}: a {', '.join(f for f in flavors if f != 'python_function')} model; "
                     f"cvd predict runs this project's scikit-learn and Keras models")
 
@@ -139,11 +116,11 @@ def resolve(cfg: Config, name: str) -> tuple[str, str | Path]:
     import features
     from models import architectures, classifiers
 
-    feature, _, classifier = model_id.partition("-")
+    feature, classifier = layout.split_model_id(model_id)
     if model_id in architectures.names():
-        path, train = CNN_DIR / f"{model_id}.keras", f"cvd train-cnn --arch {model_id}"
+        path, train = layout.cnn_model_path(model_id), f"cvd train-cnn --arch {model_id}"
     elif feature in features.extractor_names() and classifier in classifiers.names():
-        path = CLASSICAL_DIR / f"{model_id}.skops"
+        path = layout.classical_model_path(model_id)
         train = f"cvd train-classical --feature {feature} --classifier {classifier}"
     else:
         raise ConfigError(f"MODEL {name!r}: unknown; use a model id ({', '.join(configured_ids(cfg))}), "
@@ -162,12 +139,12 @@ def load_model(label: str, source: str | Path, n_classes: int) -> Model:
         import keras
 
         try:
-            return Model(label, _keras_scores(keras.saving.load_model(source)))
+            return Model(label, keras_scorer(keras.saving.load_model(source), BATCH_SIZE))
         except (OSError, ValueError) as exc:
             raise DataError(f"{source}: cannot be loaded ({' '.join(str(exc).split())[:200]}); retrain it") from None
     from models.classical import load_pipeline
 
-    return Model(label, _classical_scores(load_pipeline(source), n_classes))
+    return Model(label, classical_scorer(load_pipeline(source), n_classes))
 
 
 def image_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -177,7 +154,8 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     files: list[Path] = []
     for arg in map(Path, paths):
         if arg.is_dir():
-            found = sorted(p for p in arg.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            found = sorted(p for p in arg.rglob("*")  # broken links too, so that the reader names them
+                           if (p.is_file() or p.is_symlink()) and p.suffix.lower() in IMAGE_EXTENSIONS
                            and not any(part.startswith(".") for part in p.relative_to(arg).parts))
             if not found:
                 raise DataError(f"{arg}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
@@ -189,15 +167,16 @@ def image_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def read_images(files: Sequence[Path], image_size: int, channels: int) -> np.ndarray:
-    """The files as one uint8 ``(n, size, size, channels)`` batch, as ``prepare`` reads them; a
-    progress bar on stderr for large batches."""
+def read_images(files: Sequence[Path], image_size: int, channels: int,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The files as one uint8 ``(n, size, size, channels)`` batch, as ``prepare`` reads them
+    (``data.max_pixels`` checked from each header); a progress bar on stderr for large batches."""
     from tqdm import tqdm
 
     out = np.empty((len(files), image_size, image_size, channels), dtype=np.uint8)
     for i, path in enumerate(tqdm(files, desc="reading images", unit="img", file=sys.stderr,
                                   disable=len(files) < PROGRESS_FROM, leave=False)):
-        out[i] = read_image_file(path, image_size, channels)
+        out[i] = read_image_file(path, image_size, channels, max_pixels)
     return out
 
 
@@ -249,7 +228,7 @@ def run(cfg: Config, model_name: str, paths: Sequence[str | Path], out: str | Pa
         raise DataError(f"{MANIFEST}: image_shape {manifest['image_shape']} is not square; rerun `cvd prepare`")
     label, source = resolve(cfg, model_name)
     files = image_files(paths)
-    images = read_images(files, height, channels)
+    images = read_images(files, height, channels, cfg.data.max_pixels)
     if manifest.get("deskew"):  # as prepare deskewed the images the models learned from
         from pipeline.deskew import deskew_batch
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.config import Config
 from pipeline.datasets import Pools, check_class_sizes, load_source, preprocess
 from pipeline.duplicates import find_duplicates, warn_duplicates
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, Split, save_split, split_digest, write_json
 
-OUT_DIR = Path("data/prepared")
+OUT_DIR = layout.PREPARED_DIR
 
 
 def _cap_per_class(y: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -95,8 +96,8 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     manifest["duplicates"] = find_duplicates(pools, x)
     warn_duplicates(manifest["duplicates"])
 
-    save_split(out_dir / "split.npz", split)
-    write_json(out_dir / "manifest.json", manifest)
+    save_split(out_dir / layout.SPLIT.name, split)
+    write_json(out_dir / layout.MANIFEST.name, manifest)
 
     from pipeline.tracking import data_experiment, log_metrics, stage_run
 

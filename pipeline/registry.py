@@ -4,7 +4,7 @@ One registered model per dataset, ``classic-vs-deep-<dataset>`` (:func:`register
 whose versions are model runs' ``model`` artifacts, with three aliases:
 
 * ``best-classical`` / ``best-deep``: the best model of each approach -- the highest
-  VALIDATION accuracy, then fewer parameters, then model id (``leaderboard.select_best``);
+  VALIDATION accuracy, then fewer parameters, then model id (:func:`comparison.leaderboard.choose`);
 * ``champion``: the better of those two by the same rule (never by test accuracy: the test
   images only measure, as in the verdict).
 
@@ -21,7 +21,9 @@ import io
 import logging
 import os
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from comparison.leaderboard import choose
 
 ROLES = ("champion", "best-classical", "best-deep")
 PREFIX = "classic-vs-deep"
@@ -30,21 +32,6 @@ PREFIX = "classic-vs-deep"
 def registered_name(dataset: str) -> str:
     """``classic-vs-deep-<dataset>`` (characters outside ``[A-Za-z0-9_.-]`` become ``-``)."""
     return f"{PREFIX}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', dataset) or 'unknown'}"
-
-
-def _rank_key(row: Mapping[str, Any]) -> tuple:
-    """leaderboard.select_best's order: highest validation accuracy, fewer parameters, model id."""
-    return -row["val_accuracy"], row["param_count"], row["model"]
-
-
-def choose(summary: Mapping[str, Any]) -> dict[str, str]:
-    """``{alias: model id}`` of the summary's validation-selected best models and the champion."""
-    best = {"best-classical": summary.get("best_classical"), "best-deep": summary.get("best_deep")}
-    present = [row for row in best.values() if row]
-    chosen = {alias: row["model"] for alias, row in best.items() if row}
-    if present:
-        chosen["champion"] = min(present, key=_rank_key)["model"]
-    return chosen
 
 
 def _version_of_run(client: Any, name: str, run_id: str) -> str | None:
@@ -138,3 +125,11 @@ def describe(name: str, done: Mapping[str, tuple[str, str, bool]]) -> str:
     parts = [f"{alias} = {model_id} (v{version}{', new' if new else ''})"
              for alias, (model_id, version, new) in done.items()]
     return f"registered {name}: {'; '.join(parts) or 'nothing'} (models:/{name}@champion)"
+
+
+def register_chosen(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], warn: Callable[[str], None]) -> str:
+    """:func:`register` the chosen models, ``warn`` each problem; the line to print (:func:`describe`)."""
+    name, done, warnings = register(rows, summary)
+    for message in warnings:
+        warn(message)
+    return describe(name, done)

@@ -6,6 +6,7 @@ relative paths, so the folder opens from the file system (and from an MLflow art
 view). Every text is escaped with :func:`html.escape`. Pure functions: the page is a string
 built from :class:`Section` values; :func:`missing_images` lists the links that do not
 resolve, and :func:`explain <pipeline.explain.run>` refuses to write a page with any.
+:func:`build_page` lays out ``explain``'s page from the files it wrote.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
+
+from pipeline import layout
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1em 2em; color: #222; }
@@ -137,3 +140,67 @@ def leaderboard_table(rows: Sequence[Mapping[str, str]], best: Sequence[str], le
                            f"{int(float(row['param_count'])):,}" if row.get("param_count") else "-",
                            row.get("fit_seconds", "") or "-"])
     return Table(header, table_rows, [r.get("approach", "") for r in rows], text_columns=(1, 2, 5))
+
+
+VISUAL_CAPTIONS = {"image": "the test image"}  # the other drawings are titled by their own figures
+
+
+def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[Mapping[str, str]],
+               explain_files: Sequence[str], counts: Mapping[str, Any], drawn: Sequence[str],
+               visual_files: Sequence[str], level: str, plots: Sequence[str] = ()) -> str:
+    """reports/index.html from what exists: ``explain_files`` (names in reports/explain/),
+    ``visual_files`` (paths under reports/explain/visualize/), ``drawn`` (image folder names),
+    ``plots`` (compare's plots in reports/plots/, by name)."""
+    c, d = counts["classical"], counts["deep"]
+    have = set(explain_files)
+    ex = layout.EXPLAIN_DIR.relative_to(layout.REPORTS_DIR).as_posix()
+    plot_pictures = [Picture(layout.plot_path(name).relative_to(layout.REPORTS_DIR).as_posix(), name.replace("_", " "),
+                             width=560) for name in plots]
+    sections = [
+        Section("Leaderboard", [f"Ranked by test accuracy; ★ = the best model of each approach, chosen on validation "
+                                f"accuracy, which the verdict compares. {summary.get('dataset', '')}, "
+                                f"{counts['n_test']:,} test images."],
+                tables=[leaderboard_table(leaderboard, [c, d], level)], pictures=plot_pictures),
+        Section("Per class", [f"Test accuracy of {c} (classical) and {d} (deep) on each class, and the difference "
+                              f"(deep - classical, in points)."],
+                tables=[Table(["class", "test images", f"{c} %", f"{d} %", "deep - classical"],
+                              [[r["class"], r["n_test"], f"{100 * r['classical_accuracy']:.1f}",
+                                f"{100 * r['deep_accuracy']:.1f}", f"{100 * r['difference']:+.1f}"]
+                               for r in counts["per_class_rows"]])],
+                pictures=[Picture(f"{ex}/per_class.png", "per-class accuracy and difference")]
+                if "per_class.png" in have else []),
+    ]
+    for stem, title, n, text in (
+            ("only_classical_right", "Classical right, deep wrong", counts["only_classical_right"], f"{c} right, {d} wrong"),
+            ("only_deep_right", "Deep right, classical wrong", counts["only_deep_right"], f"{d} right, {c} wrong")):
+        paragraphs = [f"{n} test image(s): {text}. Each tile: the image's position in the test split, its true "
+                      f"class, each model's prediction and confidence (probability; 'score' for a decision "
+                      f"function). All of them: {ex}/disagreements.csv."]
+        sections.append(Section(title, paragraphs,
+                                pictures=[Picture(f"{ex}/{stem}.png", text)] if f"{stem}.png" in have else []))
+    sections.append(Section("Most confident mistakes", [
+        f"{c}: {counts['classical_mistakes']} mistakes, {d}: {counts['deep_mistakes']}; both wrong on "
+        f"{counts['both_wrong']} image(s). The ones each model was surest of:"],
+        pictures=[Picture(f"{ex}/{stem}.png", f"{model}'s most confident mistakes")
+                  for stem, model in (("mistakes_classical", c), ("mistakes_deep", d)) if f"{stem}.png" in have]))
+    sections.append(Section("Confusion difference", [
+        "Confusion counts of the deep model minus the classical one: red on the diagonal = deep gets more of that "
+        "class right; red off it = deep makes that mistake more often."],
+        pictures=[Picture(f"{ex}/confusion_difference.png", "confusion difference")]
+        if "confusion_difference.png" in have else []))
+    vis = f"{ex}/visualize"
+    for name in drawn:
+        stems = [Path(f).stem for f in visual_files if Path(f).parent.as_posix() == name]  # in visualize's order
+        sections.append(Section(f"Step by step: test image {name}", [
+            "What each approach computes from this image: the handcrafted features the classifiers get, and the "
+            "CNNs' feature maps after each convolution and pooling layer (cvd visualize draws any image)."],
+            pictures=[Picture(f"{vis}/{name}/{s}.png", VISUAL_CAPTIONS.get(s, s.replace("_", " ")),
+                              width=256 if s == "image" else None, pixels=s == "image") for s in stems]))
+    shared = sorted(f for f in visual_files if f.startswith(("lecture/", "cnn/")))
+    sections.append(Section("The lecture's examples and the learnt filters", [
+        "The worked convolution, padding, stride and pooling examples computed by features/conv.py, and the "
+        "first convolution filters the CNNs learnt."],
+        pictures=[Picture(f"{vis}/{f}", Path(f).stem.replace("_", " ")) for f in shared]))
+    return page(f"classic-vs-deep: {c} vs {d}", verdict, sections,
+                footer="Generated by `cvd explain` (DVC stage explain) from reports/summary.json, "
+                       "reports/leaderboard.csv and predictions/.")

@@ -11,8 +11,9 @@
   to the run id they were given.
 * The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`): their
   stages import no MLflow.
-* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`) and
-  ``cvd compare --from-mlflow`` finds the newest model runs (:func:`latest_finished_runs`).
+* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`);
+  ``cvd compare --from-mlflow`` finds the newest model runs
+  (:func:`pipeline.read_results.latest_finished_runs`).
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ import contextlib
 import math
 import os
 import subprocess
+import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
-from pipeline.errors import DataError
-from pipeline.io import find_repo_root
+from pipeline import layout
+from pipeline.layout import find_repo_root
 
 
 def tracking_uri() -> str:
@@ -155,6 +157,19 @@ def log_metrics(data: Mapping[str, Any], step: int | None = None, *, run_id: str
         mlflow.log_metrics(metrics, step=step, run_id=run_id)
 
 
+def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:
+    """Log a model's scores and run info (their numbers) and its plot files to the MLflow run ``run_id``."""
+    import mlflow
+
+    model_id = info["model"]
+    log_metrics(scores, run_id=run_id)
+    log_metrics(info, run_id=run_id)
+    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
+    # history CSV share the file name <id>.csv, and in one folder each would replace the other
+    for path in (confusion_png, layout.confusion_csv(model_id), layout.per_class_csv(model_id)):
+        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
+
+
 def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
     """Make ``parent_id`` the parent run of each ``{label: run id}`` in ``children``.
 
@@ -175,46 +190,31 @@ def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, li
     return linked, failed
 
 
-def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str | None) -> tuple[dict, str]:
-    """The newest FINISHED run per ``(approach tag, model tag)`` in ``experiment``, on one split.
-
-    ``split`` is the split hash the runs must carry; ``None`` (no prepared split here) takes
-    the split of the most recent run. Returns ``({(approach, model): Run}, split)``.
-
-    Raises:
-        DataError: the experiment does not exist (the existing ones are listed), or it has
-            no FINISHED run of ``approaches`` on the split.
-    """
-    import mlflow
-
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        existing = sorted(e.name for e in mlflow.search_experiments())
-        raise DataError(f"MLflow experiment {experiment!r} not found at {uri}; existing: "
-                        f"{', '.join(existing) or 'none'}")
-    runs = []
-    for approach in approaches:
-        query = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
-        if split:
-            query += f" AND tags.split_sha256 = '{split}'"
-        runs += mlflow.search_runs(experiment_names=[experiment], filter_string=query,
-                                   order_by=["attributes.start_time DESC"], output_format="list")
-    runs = [r for r in runs if "seed" not in r.data.tags]  # a model's extra-seed runs nest under its own
-    if not runs:
-        where = f" on split {split[:12]} (data/prepared/manifest.json)" if split else ""
-        raise DataError(f"MLflow experiment {experiment!r} has no FINISHED {' or '.join(approaches)} runs{where}")
-    runs.sort(key=lambda r: r.info.start_time or 0, reverse=True)
-    if split is None:
-        split = runs[0].data.tags.get("split_sha256", "")
-        runs = [r for r in runs if r.data.tags.get("split_sha256", "") == split]
-    latest: dict[tuple[str, str], Any] = {}
-    for r in runs:
-        latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
-    return latest, split
-
-
 def data_experiment(experiment: str) -> str:
     """``<experiment>-data``: the experiment of the data stages' runs (prepare, features), so that
     ``experiment`` holds only the model runs and their comparisons (what ``cvd ui`` opens on)."""
     return f"{experiment}-data"
+
+
+def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[str, float]) -> str:
+    """One extra seed's MLflow run, nested under the model's run ``parent`` (tag
+    ``mlflow.parentRunId``), named ``<model id>-seed<seed>``, tagged approach/model/seed, with
+    the other scores (:data:`comparison.repeats.PER_SEED_KEYS`: test_accuracy, val_accuracy,
+    macro_f1); created and ended through ``MlflowClient``,
+    whichever run is active. Returns its id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    seed = int(scores["seed"])
+    tags = {"mlflow.parentRunId": parent.info.run_id, "approach": approach, "model": model_id, "seed": str(seed)}
+    run_id = client.create_run(parent.info.experiment_id, run_name=f"{model_id}-seed{seed}", tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    try:
+        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0)
+                                          for key, value in scores.items() if key != "seed"])
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id

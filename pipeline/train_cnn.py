@@ -16,7 +16,7 @@ per-image predictions. Outputs, besides the shared ones of :mod:`pipeline.result
 
 Every CNN is stochastic: with ``evaluation.repeats`` > 1 the network is then rebuilt and
 trained again with each extra seed (:func:`train_extra_seeds`); those only add scores to the
-metrics and a nested MLflow run each (:mod:`pipeline.repeats`).
+metrics and a nested MLflow run each (:mod:`comparison.repeats`).
 
 MLflow (explicit logging, no autolog): the per-epoch values as step metrics named
 ``history.<column>`` (step = epoch, from 1) -- prefixed so that the run's plain
@@ -35,9 +35,9 @@ import numpy as np
 from models import architectures, training
 from pipeline.config import Config, component_section
 from pipeline.errors import ConfigError, DataError
+from pipeline import layout
 from pipeline.io import Split, atomic_path, write_csv
 
-ARTIFACT_DIR = Path("artifacts/cnn")
 PREDICT_REPEATS = 2  # throughput = the faster of two full passes over test, after a warm-up
 
 
@@ -87,7 +87,8 @@ def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: trainin
     score it; each is logged as an MLflow run nested under ``run``. Their scores, in seed order."""
     import keras
 
-    from pipeline.repeats import log_seed_run, seed_scores, seeds
+    from comparison.repeats import seed_scores, seeds
+    from pipeline.tracking import log_seed_run
 
     scores = []
     batch_size = cfg.cnn.training(arch).batch_size
@@ -107,10 +108,10 @@ def _check_split(split: Split) -> None:
     for name in ("train", "val", "test"):
         x = split.x[name]
         if x.ndim != 4 or x.dtype != np.uint8:
-            raise DataError(f"data/prepared/split.npz: x_{name} must be uint8 NHWC images; got "
+            raise DataError(f"{layout.SPLIT}: x_{name} must be uint8 NHWC images; got "
                             f"{x.dtype} {x.shape}; rerun `cvd prepare`")
         if len(x) == 0:
-            raise DataError(f"data/prepared/split.npz: the {name} split is empty; add images or change "
+            raise DataError(f"{layout.SPLIT}: the {name} split is empty; add images or change "
                             "data.val_fraction / data.test_fraction")
 
 
@@ -143,7 +144,8 @@ def run(cfg: Config, arch: str) -> dict:
     from models.cnn import count_params
     from models.evaluate import time_predict
     from pipeline.io import load_split
-    from pipeline.results import Predictions, history_path, record_model
+    from comparison.predictions import Predictions
+    from pipeline.results import record_model
     from pipeline.tracking import log_metrics, stage_run
 
     architectures.check_name(arch)
@@ -178,10 +180,10 @@ def run(cfg: Config, arch: str) -> dict:
                 log_metrics({"history": history}, step=row["epoch"], run_id=run_id)
 
             fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], on_epoch=log_epoch)
-            write_csv(history_path(arch), fit.history, training.HISTORY_COLUMNS)
-            mlflow.log_artifact(str(history_path(arch)), artifact_path="plots", run_id=run_id)
+            write_csv(layout.history_path(arch), fit.history, training.HISTORY_COLUMNS)
+            mlflow.log_artifact(str(layout.history_path(arch)), artifact_path="plots", run_id=run_id)
 
-            dest = ARTIFACT_DIR / f"{arch}.keras"
+            dest = layout.cnn_model_path(arch)
             with atomic_path(dest, suffix=".keras") as tmp:
                 training.inference_model(model).save(tmp)
 

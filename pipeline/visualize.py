@@ -29,13 +29,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, load_split
 
-OUT_DIR = Path("reports/visualize")
-SPLIT_PATH = Path("data/prepared/split.npz")
-CNN_DIR = Path("artifacts/cnn")
+OUT_DIR = layout.VISUALIZE_DIR
+SPLIT_PATH = layout.SPLIT
+CNN_DIR = layout.CNN_MODELS_DIR
 IMAGE_SCALE = 8  # image.png: display pixels per image pixel
 
 

@@ -33,7 +33,7 @@ def make_explain_run(root: Path) -> dict:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from pipeline import leaderboard, verdict
+    from comparison import leaderboard, statistics, verdict
     from pipeline.io import save_split
 
     split = make_split()
@@ -47,7 +47,7 @@ def make_explain_run(root: Path) -> dict:
              "param_count": p, "fit_seconds": f, "dataset": split.dataset, "split_sha256": split.sha256, "rank": r,
              "test_accuracy_ci_low": 0.8, "test_accuracy_ci_high": 0.99}
             for m, a, p, f, r in ((CLASSICAL, "classical", 1000, 0.1, 1), (DEEP, "deep", 60000, 5.0, 2))]
-    comparison = verdict.Settings(resamples=200).compare(preds[DEEP] == y, preds[CLASSICAL] == y)
+    comparison = statistics.Settings(resamples=200).compare(preds[DEEP] == y, preds[CLASSICAL] == y)
     summary = leaderboard.build_summary(rows, verdict.verdict_fields(comparison))
     (root / "reports/plots").mkdir(parents=True, exist_ok=True)
     (root / "reports/summary.json").write_text(json.dumps(summary), encoding="utf-8")

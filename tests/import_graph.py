@@ -19,7 +19,8 @@ extractor is covered without editing dvc.yaml. The imports inside an extractor m
 ``features`` stage's, which never draws.
 
 ``python tests/import_graph.py`` prints each stage's code dependencies as dvc.yaml lists
-them, for a maintainer updating dvc.yaml after adding an import.
+them, for a maintainer updating dvc.yaml after adding an import; ``--depth`` prints the longest
+import chain inside ``pipeline/`` (:func:`longest_chain`).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "features", "models")
+PACKAGES = ("pipeline", "features", "models", "comparison")
 ENTRY_POINT = "pipeline/cli.py"
 # stage -> (folder of the component its item names, or None)
 STAGE_COMPONENTS = {
@@ -183,8 +184,31 @@ def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) ->
     return {a for a in addresses if path in stage_code(a, root)}
 
 
+SHARED_LEAVES = ("pipeline/errors.py", "pipeline/layout.py")  # import no pipeline module; every layer uses them
+
+
+def longest_chain(start: str = ENTRY_POINT, skip: tuple[str, ...] = (), root: Path = REPO_ROOT) -> list[str]:
+    """The longest chain of ``pipeline/`` modules imported from ``start`` (package ``__init__``
+    files and the modules in ``skip`` not counted): its length is the depth of the import graph."""
+    @lru_cache(maxsize=None)
+    def longest(path: str) -> tuple[str, ...]:
+        below = [longest(f) for f in direct_imports(path, root)
+                 if f.startswith("pipeline/") and not f.endswith("__init__.py") and f not in skip]
+        return (path, *max(below, key=len, default=()))
+
+    return list(longest(start))
+
+
 def main() -> None:
+    import sys
+
     import yaml
+
+    if "--depth" in sys.argv[1:]:
+        for label, skip in (("every module", ()), (f"without {', '.join(SHARED_LEAVES)}", SHARED_LEAVES)):
+            chain = longest_chain(skip=skip)
+            print(f"{len(chain)} ({label}): {' -> '.join(Path(f).stem for f in chain)}")
+        return
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
     example = {"features": params["features"]["names"][0], "train_cnn": params["cnn"]["architectures"][0]}

@@ -21,7 +21,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import compare, report_plots
+from comparison import plots as report_plots
+from comparison.errors import ComparisonError
+from pipeline import compare, model_runs
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 
@@ -327,7 +329,7 @@ def test_missing_metrics_file_names_it_and_its_stage(workdir):
 def test_different_splits_are_refused(workdir):
     for i, mid in enumerate(FAKE):
         write_model(mid, seed=i, split=OTHER_SPLIT if mid == "lenet5" else SPLIT)
-    with pytest.raises(DataError, match=r"different splits: .*hog-rbf_svm.* on split aaaaaaaaaaaa; lenet5 on split bbb"):
+    with pytest.raises(ComparisonError, match=r"different splits: .*hog-rbf_svm.* on split aaaaaaaaaaaa; lenet5 on split bbb"):
         compare.run(make_config())
     assert not Path("reports").exists()
 
@@ -416,11 +418,11 @@ def test_stale_predictions_are_refused(workdir):
         write_model(mid, seed=i)
     labels = np.repeat(np.arange(10), N_TEST // 10)
     write_model_predictions("hog-knn", labels, labels, 10)  # all right: not what its metrics record
-    with pytest.raises(DataError, match=r"predictions/hog-knn/test\.csv: accuracy 1\.000000, but hog-knn's recorded "
+    with pytest.raises(ComparisonError, match=r"predictions/hog-knn/test\.csv: accuracy 1\.000000, but hog-knn's recorded "
                                         r"test_accuracy is 0\.980556; rerun `dvc repro train_classical@hog-knn`"):
         compare.run(make_config())
     write_model_predictions("hog-knn", labels[::-1], labels[::-1], 10)  # other labels: another split
-    with pytest.raises(DataError, match=r"predictions/hog-knn/test\.csv: not the same test images .* as "
+    with pytest.raises(ComparisonError, match=r"predictions/hog-knn/test\.csv: not the same test images .* as "
                                         r"predictions/lenet5/test\.csv"):
         compare.run(make_config())
     assert not Path("reports").exists()
@@ -429,7 +431,7 @@ def test_stale_predictions_are_refused(workdir):
 def test_best_of_each_approach_is_chosen_on_validation(workdir, monkeypatch):
     monkeypatch.setattr(compare, "_figures",
                         lambda *args: {name: report_plots.figure(2, 2) for name in compare.PLOT_NAMES})
-    monkeypatch.setattr(compare, "_log_comparison", lambda *args: ("run", 0, []))
+    monkeypatch.setattr(model_runs, "log_comparison", lambda *args: ("run", 0, []))
     for i, mid in enumerate(FAKE):
         write_model(mid, seed=i)
     # raw-knn: worst on test, best on validation

@@ -41,7 +41,7 @@ def test_editing_the_lecture_arithmetic_outdates_only_the_report():
     assert [a for a in resolved_stages(REPO_ROOT) if "features/conv.py" in stage_code(a)] == ["explain"]
 
 
-@pytest.mark.parametrize("package", ["features", "models"])
+@pytest.mark.parametrize("package", ["features", "models", "comparison"])
 def test_library_layers_import_nothing_from_pipeline(package):
     offenders = {path: sorted(f for f in direct_imports(path) if f.startswith("pipeline/"))
                  for path in project_files(package)}

@@ -11,10 +11,12 @@ from explain_run import (CLASSICAL, CLASSICAL_WRONG, DEEP, DEEP_WRONG, ONLY_CLAS
                          make_explain_run, wrong_at)
 
 from helpers import REPO_ROOT
+from comparison import explain as analysis
+from comparison.errors import ComparisonError
+from comparison.predictions import Predictions
 from pipeline import explain, report_html
 from pipeline.config import load_config
 from pipeline.errors import DataError
-from pipeline.predictions import Predictions
 
 Y = np.repeat(np.arange(3), 10)  # the generated run's test labels: 10 images per class
 
@@ -33,9 +35,9 @@ def small_config(**extra):
 
 def test_galleries_pick_exactly_the_disagreeing_images_in_any_row_order():
     shuffled = np.random.default_rng(0).permutation(len(Y))
-    c, d = explain.aligned(predictions(wrong_at(Y, CLASSICAL_WRONG)),
+    c, d = analysis.aligned(predictions(wrong_at(Y, CLASSICAL_WRONG)),
                            predictions(wrong_at(Y, DEEP_WRONG), order=shuffled), (CLASSICAL, DEEP))
-    only_c, only_d = explain.disagreements(c, d)
+    only_c, only_d = analysis.disagreements(c, d)
     assert only_c.tolist() == ONLY_CLASSICAL_RIGHT
     assert only_d.tolist() == ONLY_DEEP_RIGHT
 
@@ -43,12 +45,12 @@ def test_galleries_pick_exactly_the_disagreeing_images_in_any_row_order():
 def test_aligned_refuses_predictions_of_different_images():
     other = predictions(Y)
     other = Predictions(other.index + 1, other.y_true, other.y_pred, other.scores, "probability")
-    with pytest.raises(DataError, match="cover different test images"):
-        explain.aligned(predictions(Y), other, (CLASSICAL, DEEP))
+    with pytest.raises(ComparisonError, match="cover different test images"):
+        analysis.aligned(predictions(Y), other, (CLASSICAL, DEEP))
 
 
 def test_per_class_accuracy_and_difference():
-    rows = explain.per_class(predictions(wrong_at(Y, CLASSICAL_WRONG)), predictions(wrong_at(Y, DEEP_WRONG)),
+    rows = analysis.per_class(predictions(wrong_at(Y, CLASSICAL_WRONG)), predictions(wrong_at(Y, DEEP_WRONG)),
                              ["a", "b", "c"])
     assert [(r["class"], r["n_test"], r["classical_accuracy"], r["deep_accuracy"], r["difference"]) for r in rows] == [
         ("a", 10, 0.9, 0.9, 0.0), ("b", 10, 0.9, 0.8, -0.1), ("c", 10, 1.0, 0.9, -0.1)]
@@ -61,13 +63,13 @@ def test_confident_mistakes_are_the_wrong_predictions_by_descending_score():
     scores[3, y_pred[3]], scores[14, y_pred[14]], scores[22, y_pred[22]] = 0.6, 0.95, 0.7
     scores[0, y_pred[0]] = 0.99  # a confident right answer is not a mistake
     p = predictions(y_pred, scores)
-    assert explain.confident_mistakes(p, 5).tolist() == [14, 22, 3]
-    assert explain.confident_mistakes(p, 2).tolist() == [14, 22]
+    assert analysis.confident_mistakes(p, 5).tolist() == [14, 22, 3]
+    assert analysis.confident_mistakes(p, 2).tolist() == [14, 22]
 
 
 def test_confusion_difference_counts_deep_minus_classical():
     c, d = predictions(wrong_at(Y, CLASSICAL_WRONG)), predictions(wrong_at(Y, DEEP_WRONG))
-    diff = explain.confusion(d, 3) - explain.confusion(c, 3)
+    diff = analysis.confusion(d, 3) - analysis.confusion(c, 3)
     expected = np.zeros((3, 3), dtype=int)
     expected[0, 0], expected[0, 1] = 1, -1      # position 0: classical wrong (0->1), deep right
     expected[0, 0], expected[0, 1] = 0, 0       # ... and position 5: deep wrong (0->1)
@@ -78,9 +80,9 @@ def test_confusion_difference_counts_deep_minus_classical():
 
 
 def test_pictures_to_draw_start_with_the_disagreements():
-    chosen = explain.pictures_to_draw(np.array([5, 12, 25]), np.array([0]), 30, 3, seed=1)
+    chosen = analysis.pictures_to_draw(np.array([5, 12, 25]), np.array([0]), 30, 3, seed=1)
     assert chosen == [5, 0, 12]
-    more = explain.pictures_to_draw(np.array([], int), np.array([], int), 30, 4, seed=1)
+    more = analysis.pictures_to_draw(np.array([], int), np.array([], int), 30, 4, seed=1)
     assert len(set(more)) == 4 and all(0 <= i < 30 for i in more)
 
 

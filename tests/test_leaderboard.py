@@ -1,4 +1,4 @@
-"""pipeline.leaderboard on small generated rows: ranking, selection on validation, summary, the three tables."""
+"""comparison.leaderboard on small generated rows: ranking, selection on validation, summary, the three tables."""
 from __future__ import annotations
 
 import csv
@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from pipeline import leaderboard
-from pipeline.errors import DataError
+from comparison import leaderboard, tables
+from comparison.errors import ComparisonError
 
 SPLIT = "c" * 64
 
@@ -39,7 +39,7 @@ def test_rows_on_different_splits_are_named():
     rows = [row("a-knn", "classical", 0.9), row("b-knn", "classical", 0.8),
             row("lenet5", "deep", 0.7, split="d" * 64)]
     assert leaderboard.check_same_split(rows[:2]) == SPLIT
-    with pytest.raises(DataError, match=r"a-knn, b-knn on split cccccccccccc; lenet5 on split dddddddddddd"):
+    with pytest.raises(ComparisonError, match=r"a-knn, b-knn on split cccccccccccc; lenet5 on split dddddddddddd"):
         leaderboard.check_same_split(rows)
 
 
@@ -59,7 +59,7 @@ def test_selection_uses_validation_not_test():
 
 def test_selection_needs_validation_accuracy():
     rows = [row("a-knn", "classical", 0.9), {**row("lenet5", "deep", 0.9), "val_accuracy": None}]
-    with pytest.raises(DataError, match=r"no val_accuracy recorded for lenet5: .*chosen on validation accuracy"):
+    with pytest.raises(ComparisonError, match=r"no val_accuracy recorded for lenet5: .*chosen on validation accuracy"):
         leaderboard.select_best(rows)
 
 
@@ -93,7 +93,7 @@ def ranked():
         row("lenet5", "deep", 0.991667, params=61_706, fit=123.4, size=283_000, val=0.99),
         {**row("raw-knn", "classical", 0.5, params=10, fit=None, size=None), "val_accuracy": None},
     ])
-    # as pipeline.verdict.with_statistics adds them (raw-knn: an older file without intervals)
+    # as comparison.statistics.with_statistics adds them (raw-knn: an older file without intervals)
     rows[0].update(test_accuracy_ci_low=0.97579, test_accuracy_ci_high=0.997162, macro_f1_ci_low=0.98,
                    macro_f1_ci_high=0.996, n_test=360, near_top="yes", p_value_vs_top=None)
     rows[1].update(test_accuracy_ci_low=0.97178, test_accuracy_ci_high=0.995671, macro_f1_ci_low=0.975,
@@ -164,7 +164,7 @@ SEED_KEYS = ("repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean
 
 
 def with_seeds(r: dict, repeats: int, mean: float, sd: float, **extra) -> dict:
-    """``r`` with the per-seed summary a train stage records (pipeline.results.model_row passes it on)."""
+    """``r`` with the per-seed summary a train stage records (comparison.results.model_row passes it on)."""
     return {**r, "repeats": repeats, "test_accuracy_mean": mean, "test_accuracy_sd": sd,
             "macro_f1_mean": mean - 0.001, "macro_f1_sd": sd, "val_accuracy_mean": r["val_accuracy"],
             "per_seed": {"seed": list(range(repeats)), "test_accuracy": [mean] * repeats}, **extra}
@@ -195,8 +195,8 @@ def test_seed_column_appears_when_a_model_has_several_seeds(ranked):
     printed = leaderboard.text_table(rows).splitlines()
     assert "mean ± sd (seeds)" in printed[0] and " [97.6, 99.7]       97.9 ± 0.3 (3)  yes " in printed[2]
     # an sd below 0.05 points gets the decimals it needs, and the mean as many
-    assert leaderboard._seeds(with_seeds(ranked[0], 5, 0.99125, 0.0004)) == "99.12 ± 0.04 (5)"
-    assert leaderboard._seeds(with_seeds(ranked[0], 2, 0.99, 0.0)) == "99.0 ± 0.0 (2)"
+    assert tables._seeds(with_seeds(ranked[0], 5, 0.99125, 0.0004)) == "99.12 ± 0.04 (5)"
+    assert tables._seeds(with_seeds(ranked[0], 2, 0.99, 0.0)) == "99.0 ± 0.0 (2)"
 
 
 def test_csv_always_carries_the_seed_columns(ranked):

@@ -1,4 +1,4 @@
-"""evaluation.repeats through the real stages: extra seeds of stochastic models (pipeline/repeats.py,
+"""evaluation.repeats through the real stages: extra seeds of stochastic models (comparison/repeats.py,
 the features, train_classical and train_cnn stages) on small generated data and a temporary MLflow store."""
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from mlflow import MlflowClient
 
 from helpers import REPO_ROOT, make_split as make_band_split, square_split
 from models.statistics import repeat_seeds
-from pipeline import features, repeats, train_classical
+from comparison import repeats
+from pipeline import features, train_classical
 from pipeline.config import parse_config
 from pipeline.errors import DataError
 from pipeline.io import save_split

@@ -1,4 +1,4 @@
-"""pipeline.report_plots: each plot is a Figure with the expected axes, labels and contents.
+"""comparison.plots and comparison.confusion: each plot is a Figure with the expected axes, labels and contents.
 
 The label placement of accuracy-vs-parameters is checked on the rendered figure: no two
 model labels overlap, and no label covers a marker.
@@ -14,7 +14,8 @@ from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from models.statistics import wilson_interval
-from pipeline import leaderboard, report_plots
+from comparison import confusion, leaderboard
+from comparison import plots as report_plots
 
 # the default params.yaml leaderboard (README, digits): model, approach, test accuracy, parameters
 DEFAULT_TEN = [
@@ -130,21 +131,21 @@ def test_accuracy_bars_carry_the_intervals():
 
 def test_confusion_models_are_the_best_of_each_approach_then_the_next_best():
     rows = ranked(DEFAULT_TEN)
-    assert [r["model"] for r in report_plots.confusion_models(rows)] == [
+    assert [r["model"] for r in confusion.confusion_models(rows)] == [
         "hog-logreg", "sobel-logreg", "hog-rbf_svm", "lenet5"]
-    assert [r["model"] for r in report_plots.confusion_models(rows[:2], count=4)] == ["hog-logreg", "sobel-logreg"]
+    assert [r["model"] for r in confusion.confusion_models(rows[:2], count=4)] == ["hog-logreg", "sobel-logreg"]
     # the verdict's models (chosen on validation) first, then the next best, in rank order
-    assert [r["model"] for r in report_plots.confusion_models(rows, best=["sift-logreg", "alexnet"])] == [
+    assert [r["model"] for r in confusion.confusion_models(rows, best=["sift-logreg", "alexnet"])] == [
         "hog-logreg", "sobel-logreg", "sift-logreg", "alexnet"]
-    assert [r["model"] for r in report_plots.confusion_models(rows, count=2, best=["raw-logreg", "alexnet"])] == [
+    assert [r["model"] for r in confusion.confusion_models(rows, count=2, best=["raw-logreg", "alexnet"])] == [
         "raw-logreg", "alexnet"]
 
 
 def test_class_order_and_counts():
-    assert report_plots.class_order({"10", "2", "1"}) == ["1", "2", "10"]
-    assert report_plots.class_order({"cat"}, ["dog", "cat"]) == ["dog", "cat"]
-    assert report_plots.class_order({"cat", "emu"}, ["dog", "cat"]) == ["cat", "emu"]
-    counts = report_plots.confusion_counts(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["b", "a"])
+    assert confusion.class_order({"10", "2", "1"}) == ["1", "2", "10"]
+    assert confusion.class_order({"cat"}, ["dog", "cat"]) == ["dog", "cat"]
+    assert confusion.class_order({"cat", "emu"}, ["dog", "cat"]) == ["cat", "emu"]
+    counts = confusion.confusion_counts(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["b", "a"])
     assert counts.tolist() == [[2, 0], [1, 1]]
 
 
@@ -152,7 +153,7 @@ def test_confusion_best_has_one_titled_panel_per_model_and_one_colour_bar():
     rows = ranked(DEFAULT_TEN[:3] + DEFAULT_TEN[7:8])
     classes = ["0", "1", "2"]
     panels = [(r, np.diag([5, 5, 5]) + i) for i, r in enumerate(rows)]
-    fig = report_plots.plot_confusion_best(panels[:3], classes, "digits, test")
+    fig = confusion.plot_confusion_best(panels[:3], classes, "digits, test")
     panels_shown = [ax for ax in fig.axes if ax.get_visible() and ax.images]
     assert len(panels_shown) == 3
     assert panels_shown[0].get_title().splitlines() == ["#1 hog-logreg (classical)", "test accuracy 99.72 %"]

@@ -11,7 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from models import statistics
-from pipeline import results
+from comparison import results as scoring
+from comparison.errors import ComparisonError
+from pipeline import layout, read_results, results
 from pipeline.errors import DataError
 
 CLASSES = ["cat", "dog", "emu"]
@@ -92,7 +94,7 @@ def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
         assert logged.data.metrics[key] == scores[key], key
     assert "score_kind" not in logged.data.metrics
     # round trip: what compare reads is what was recorded
-    (row,) = results.read_rows({"classical": ["hog-knn"], "deep": []})
+    (row,) = read_results.read_rows({"classical": ["hog-knn"], "deep": []})
     assert (row["model"], row["feature"], row["classifier"], row["arch"]) == ("hog-knn", "hog", "knn", "")
     assert row["test_accuracy"] == scores["test_accuracy"] and row["param_count"] == 42
     assert row["model_bytes"] == 1234 and row["split_sha256"] == SPLIT
@@ -100,12 +102,12 @@ def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
     for key in ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high"):
         assert row[key] == scores[key], key
     assert row["n_test"] == 6 and row["score_kind"] == "probability"
-    actual, predicted = results.read_confusion("classical", "hog-knn")
+    actual, predicted = read_results.read_confusion("classical", "hog-knn")
     assert actual == [CLASSES[i] for i in y_true] and predicted == [CLASSES[i] for i in y_pred]
-    test = results.read_predictions("hog-knn", "test")
+    test = read_results.read_predictions("hog-knn", "test")
     assert test.y_true.tolist() == y_true.tolist() and test.y_pred.tolist() == y_pred.tolist()
     assert test.index.tolist() == list(range(6)) and test.score_kind == "probability"
-    assert len(results.read_predictions("hog-knn", "val")) == 3
+    assert len(read_results.read_predictions("hog-knn", "val")) == 3
 
 
 def test_same_predictions_give_byte_identical_files(workdir):
@@ -146,7 +148,7 @@ def test_record_model_summarises_the_extra_seeds(workdir):
                 "macro_f1_sd"):
         assert logged[key] == scores[key] == result[key], key
     assert not any(key.startswith("per_seed") for key in logged)  # lists are no metrics
-    (row,) = results.read_rows({"classical": ["hog-knn"]})
+    (row,) = read_results.read_rows({"classical": ["hog-knn"]})
     assert row["repeats"] == 3 and row["test_accuracy_sd"] == scores["test_accuracy_sd"]
     assert row["macro_f1_mean"] == scores["macro_f1_mean"] and row["per_seed"] == scores["per_seed"]
 
@@ -166,8 +168,8 @@ def test_score_intervals_contain_the_estimates_and_follow_the_settings(workdir):
     y_true = rng.integers(0, 3, 300)
     y_pred = np.where(rng.random(300) < 0.8, y_true, (y_true + 1) % 3)
     test = predictions(y_true, y_pred)
-    wide = results.score_intervals(test, 3, seed=1, confidence=0.99, resamples=500)
-    narrow = results.score_intervals(test, 3, seed=1, confidence=0.8, resamples=500)
+    wide = scoring.score_intervals(test, 3, seed=1, confidence=0.99, resamples=500)
+    narrow = scoring.score_intervals(test, 3, seed=1, confidence=0.8, resamples=500)
     accuracy = float(np.mean(y_true == y_pred))
     f1 = statistics.macro_f1(y_true, y_pred, 3)
     for interval in (wide, narrow):
@@ -191,7 +193,7 @@ def test_predictions_round_trip_exactly(workdir):
                                   "probability")
     path = results.write_predictions("lenet5", "test", written)
     assert path == Path("predictions/lenet5/test.csv")
-    read = results.read_predictions("lenet5", "test")
+    read = read_results.read_predictions("lenet5", "test")
     for field in ("index", "y_true", "y_pred"):
         assert getattr(read, field).tolist() == getattr(written, field).tolist(), field
     assert np.array_equal(read.scores, probabilities.astype(np.float64))  # float32 values, bit for bit
@@ -205,7 +207,7 @@ def test_predictions_round_trip_exactly(workdir):
         "index,y_true,y_pred,score_0,score_1,score_2\n0,0,0,-1.5,2.25,-inf\n1,1,1,9.99999996e-13,-3,-inf\n")
     Path("metrics/classical").mkdir(parents=True)
     Path("metrics/classical/hog-linear_svm.json").write_text(json.dumps({"score_kind": "decision_function"}))
-    read = results.read_predictions("hog-linear_svm", "val")
+    read = read_results.read_predictions("hog-linear_svm", "val")
     assert read.score_kind == "decision_function" and read.scores[0].tolist() == [-1.5, 2.25, -np.inf]
 
 
@@ -215,7 +217,7 @@ def test_writing_predictions_checks_the_arrays(workdir):
     with pytest.raises(ValueError, match="score_kind"):
         results.write_predictions("lenet5", "test", results.Predictions.of([0], [0], np.ones((1, 2)), "logits"))
     with pytest.raises(ValueError, match="part must be one of val, test"):
-        results.predictions_path("lenet5", "train")
+        layout.predictions_path("lenet5", "train")
     assert not Path("predictions").exists()
 
 
@@ -241,8 +243,8 @@ HEADER = "index,y_true,y_pred,score_0,score_1\n"
 def test_bad_prediction_files_name_the_file_and_the_stage(workdir, text, problem):
     Path("predictions/sift-knn").mkdir(parents=True)
     Path("predictions/sift-knn/val.csv").write_text(text)
-    with pytest.raises(DataError) as error:
-        results.read_predictions("sift-knn", "val")
+    with pytest.raises(ComparisonError) as error:
+        read_results.read_predictions("sift-knn", "val")
     message = str(error.value)
     assert "\n" not in message and message.startswith("predictions/sift-knn/val.csv: ")
     assert message.endswith("; rerun `dvc repro train_classical@sift-knn`")
@@ -250,20 +252,20 @@ def test_bad_prediction_files_name_the_file_and_the_stage(workdir, text, problem
 
 
 def test_missing_prediction_files_name_the_stage_of_either_approach(workdir):
-    with pytest.raises(DataError) as deep:
-        results.read_predictions("lenet5", "test")
+    with pytest.raises(ComparisonError) as deep:
+        read_results.read_predictions("lenet5", "test")
     assert str(deep.value) == "predictions/lenet5/test.csv: not found (run `dvc repro train_cnn@lenet5`)"
-    with pytest.raises(DataError) as classical:
-        results.read_predictions("hog-rbf_svm", "val")
+    with pytest.raises(ComparisonError) as classical:
+        read_results.read_predictions("hog-rbf_svm", "val")
     assert str(classical.value) == ("predictions/hog-rbf_svm/val.csv: not found "
                                     "(run `dvc repro train_classical@hog-rbf_svm`)")
 
 
 def _write_model(approach: str, model_id: str, scores: dict | None = None) -> None:
-    results.scores_path(approach, model_id).parent.mkdir(parents=True, exist_ok=True)
-    results.scores_path(approach, model_id).write_text(json.dumps(
+    layout.scores_path(approach, model_id).parent.mkdir(parents=True, exist_ok=True)
+    layout.scores_path(approach, model_id).write_text(json.dumps(
         scores or {"test_accuracy": 0.9, "macro_f1": 0.89, "param_count": 10}))
-    results.run_info_path(approach, model_id).write_text(json.dumps({"split_sha256": SPLIT, "dataset": "toy"}))
+    layout.run_info_path(approach, model_id).write_text(json.dumps({"split_sha256": SPLIT, "dataset": "toy"}))
 
 
 def test_missing_files_are_all_named_with_their_stage(workdir):
@@ -271,7 +273,7 @@ def test_missing_files_are_all_named_with_their_stage(workdir):
     Path("metrics/classical/hog-knn.run.json").unlink()
     ids = {"classical": ["hog-knn", "raw-knn"], "deep": ["lenet5"]}
     with pytest.raises(DataError) as error:
-        results.read_rows(ids)
+        read_results.read_rows(ids)
     message = str(error.value)
     assert "\n" not in message and message.startswith("missing metrics of 3 configured model(s): ")
     assert "metrics/classical/hog-knn.run.json (run `dvc repro train_classical@hog-knn`)" in message
@@ -280,47 +282,47 @@ def test_missing_files_are_all_named_with_their_stage(workdir):
     assert "metrics/cnn/lenet5.json and metrics/cnn/lenet5.run.json (run `dvc repro train_cnn@lenet5`)" in message
     many = {"classical": [f"f{i}-knn" for i in range(6)], "deep": []}
     with pytest.raises(DataError, match=r"6 configured model\(s\): .*; and 2 more \(or run `dvc repro` for all\)$"):
-        results.read_rows(many)
+        read_results.read_rows(many)
 
 
 def test_bad_values_name_the_file_and_the_fix(workdir):
     _write_model("deep", "lenet5", {"test_accuracy": "high", "macro_f1": True, "param_count": 5})
-    with pytest.raises(DataError, match=r"^metrics/cnn/lenet5\.json / lenet5\.run\.json: missing or non-numeric "
+    with pytest.raises(ComparisonError, match=r"^metrics/cnn/lenet5\.json / lenet5\.run\.json: missing or non-numeric "
                                         r"test_accuracy, macro_f1; rerun `dvc repro train_cnn@lenet5`$"):
-        results.read_rows({"deep": ["lenet5"]})
-    old = results.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1,
+        read_results.read_rows({"deep": ["lenet5"]})
+    old = scoring.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1,
                                                "split_sha256": SPLIT}, where="here", fix="fix it")
     assert (old["test_accuracy_ci_low"], old["macro_f1_ci_high"], old["n_test"], old["score_kind"]) == (
         None, None, None, "")  # written before intervals existed
     assert (old["repeats"], old["test_accuracy_mean"], old["macro_f1_sd"], old["per_seed"]) == (
         None, None, None, None)  # written before repeats existed
-    with pytest.raises(DataError, match="no split_sha256 recorded"):
-        results.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1},
+    with pytest.raises(ComparisonError, match="no split_sha256 recorded"):
+        scoring.model_row("deep", "lenet5", {"test_accuracy": 1, "macro_f1": 1, "param_count": 1},
                           where="here", fix="fix it")
 
 
 def test_confusion_and_history_readers_fail_in_one_line(workdir):
     with pytest.raises(DataError,
                        match=r"^plots/confusion/lenet5\.csv: not found \(run `dvc repro train_cnn@lenet5`\)$"):
-        results.read_confusion("deep", "lenet5")
+        read_results.read_confusion("deep", "lenet5")
     Path("plots/confusion").mkdir(parents=True)
     Path("plots/confusion/hog-knn.csv").write_text("actual,guess\ncat,dog\n")
     with pytest.raises(DataError, match=r"hog-knn\.csv: missing column\(s\) predicted .*train_classical@hog-knn"):
-        results.read_confusion("classical", "hog-knn")
+        read_results.read_confusion("classical", "hog-knn")
     Path("plots/confusion/hog-knn.csv").write_text("actual,predicted\n")
     with pytest.raises(DataError, match=r"hog-knn\.csv: no rows"):
-        results.read_confusion("classical", "hog-knn")
+        read_results.read_confusion("classical", "hog-knn")
 
     with pytest.raises(DataError, match=r"^plots/history/lenet5\.csv: not found \(run `dvc repro train_cnn@lenet5`\)$"):
-        results.read_history("lenet5")
+        read_results.read_history("lenet5")
     Path("plots/history").mkdir(parents=True)
     header = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n"
     Path("plots/history/lenet5.csv").write_text(header + "1,2.0,0.5,2.1,0.4,0.001\n2,1.0,0.7,,0.6,0.001\n")
-    history = results.read_history("lenet5")
+    history = read_results.read_history("lenet5")
     assert history["accuracy"].tolist() == [0.5, 0.7] and np.isnan(history["val_loss"][1])
     Path("plots/history/lenet5.csv").write_text(header + "1,2.0,lots,2.1,0.4,0.001\n")
     with pytest.raises(DataError, match=r"lenet5\.csv: not numeric .*; rerun `dvc repro train_cnn@lenet5`"):
-        results.read_history("lenet5")
+        read_results.read_history("lenet5")
     Path("plots/history/lenet5.csv").write_text("epoch,loss\n1,2.0\n")
     with pytest.raises(DataError, match=r"missing column\(s\) accuracy, val_accuracy, val_loss"):
-        results.read_history("lenet5")
+        read_results.read_history("lenet5")

@@ -17,7 +17,8 @@ from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
 from features.errors import ParameterError as FeatureParameterError
 from models.classical import load_pipeline
 from models.errors import ParameterError as ModelParameterError
-from pipeline import features, model_runs, results, train_classical
+from models.predicting import class_scores
+from pipeline import features, model_runs, read_results, train_classical
 from pipeline.tracking import experiment_id_of
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
@@ -65,7 +66,7 @@ def test_stage_writes_metrics_plots_and_an_image_in_model(workdir):
     model = load_pipeline(workdir / "artifacts/classical/hog-logreg.skops")
     assert [name for name, _ in model.steps] == ["features", "scale", "clf"]
     split = make_split()
-    test = results.read_predictions("hog-logreg", "test")
+    test = read_results.read_predictions("hog-logreg", "test")
     assert np.array_equal(model.predict(split.x["test"]), test.y_pred)
     assert np.array_equal(model.predict(split.x["test"][..., 0]), test.y_pred)  # (n, H, W) too
     assert np.allclose(model.predict_proba(split.x["test"]), test.scores, atol=1e-7)
@@ -81,7 +82,7 @@ def test_saved_pipelines_predict_what_the_stage_predicted(workdir):
         model = load_pipeline(workdir / f"artifacts/classical/hog-{classifier}.skops")
         assert [name for name, _ in model.steps] == ["features", "scale", "pca", "clf"]
         for part in ("val", "test"):
-            found = results.read_predictions(f"hog-{classifier}", part)
+            found = read_results.read_predictions(f"hog-{classifier}", part)
             assert np.array_equal(model.predict(split.x[part]), found.y_pred), (classifier, part)
 
 
@@ -95,7 +96,7 @@ def test_unscaled_pipeline_is_saved_loaded_and_recorded(workdir):
     assert model.named_steps["scale"] == "passthrough"
     assert standard["param_count"] - unscaled["param_count"] == 2 * model.named_steps["pca"].n_features_in_
     for part in ("val", "test"):
-        assert np.array_equal(model.predict(split.x[part]), results.read_predictions("hog-knn", part).y_pred)
+        assert np.array_equal(model.predict(split.x[part]), read_results.read_predictions("hog-knn", part).y_pred)
 
 
 def test_stage_process_imports_no_mlflow_or_matplotlib(workdir):
@@ -159,13 +160,13 @@ def test_stage_writes_per_image_probabilities_and_intervals(workdir):
     assert scores["score_kind"] == "probability"
     assert_intervals_hold_the_estimates(scores, 12)
     for part in ("val", "test"):
-        found = results.read_predictions("hog-logreg", part)
+        found = read_results.read_predictions("hog-logreg", part)
         assert len(found) == len(split.y[part]) and found.index.tolist() == list(range(len(split.y[part])))
         assert found.y_true.tolist() == split.y[part].tolist() and found.score_kind == "probability"
         assert found.scores.shape == (len(split.y[part]), N_CLASSES)
         assert np.allclose(found.scores.sum(axis=1), 1.0, atol=1e-6)
         assert np.array_equal(found.scores.argmax(axis=1), found.y_pred)
-    test = results.read_predictions("hog-logreg", "test")
+    test = read_results.read_predictions("hog-logreg", "test")
     assert scores["test_accuracy"] == pytest.approx(np.mean(test.correct), abs=1e-6)
     model = load_pipeline(workdir / "artifacts/classical/hog-logreg.skops")
     assert np.allclose(test.scores, model.predict_proba(split.x["test"]), atol=1e-7)
@@ -180,7 +181,7 @@ def test_svms_write_decision_scores(workdir, classifier):
     assert_intervals_hold_the_estimates(scores, 12)
     model = load_pipeline(workdir / f"artifacts/classical/hog-{classifier}.skops")
     for part in ("val", "test"):
-        found = results.read_predictions(f"hog-{classifier}", part)
+        found = read_results.read_predictions(f"hog-{classifier}", part)
         assert len(found) == len(split.y[part]) and found.score_kind == "decision_function"
         assert np.array_equal(found.y_pred, model.predict(split.x[part]))
         assert np.allclose(found.scores, model.decision_function(split.x[part]), rtol=1e-6, atol=1e-6)
@@ -195,16 +196,16 @@ def test_class_scores_of_binary_and_partial_classifiers():
     x = rng.normal(size=(40, 2))
     y = (x[:, 0] > 0).astype(np.int64)
     svm = LinearSVC().fit(x, y)
-    scores, kind = train_classical.class_scores(svm, x, 2)
+    scores, kind = class_scores(svm, x, 2)
     d = svm.decision_function(x)
     assert kind == "decision_function" and scores.tolist() == np.stack([-d, d], axis=1).tolist()
     assert np.array_equal(scores.argmax(axis=1), svm.predict(x))
     # trained on classes 0 and 2 of 3: class 1 gets probability 0 / decision score -inf
     y_gap = np.where(y == 1, 2, 0)
-    proba, kind = train_classical.class_scores(LogisticRegression().fit(x, y_gap), x, 3)
+    proba, kind = class_scores(LogisticRegression().fit(x, y_gap), x, 3)
     assert kind == "probability" and proba.shape == (40, 3) and not proba[:, 1].any()
     assert np.allclose(proba.sum(axis=1), 1.0)
-    decision, _ = train_classical.class_scores(LinearSVC().fit(x, y_gap), x, 3)
+    decision, _ = class_scores(LinearSVC().fit(x, y_gap), x, 3)
     assert np.isneginf(decision[:, 1]).all() and np.array_equal(decision[:, 2], -decision[:, 0])
 
 

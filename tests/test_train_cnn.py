@@ -103,7 +103,7 @@ def test_stage_writes_per_image_probabilities_and_intervals(lenet_run):
     import keras
 
     from models.training import scale_images
-    from pipeline import results
+    from pipeline import read_results
 
     workdir, result = lenet_run
     scores = json.loads((workdir / "metrics/cnn/lenet5.json").read_text())
@@ -117,7 +117,7 @@ def test_stage_writes_per_image_probabilities_and_intervals(lenet_run):
     model = keras.saving.load_model(workdir / "artifacts/cnn/lenet5.keras")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(workdir)
-        found = {part: results.read_predictions("lenet5", part) for part in ("val", "test")}
+        found = {part: read_results.read_predictions("lenet5", part) for part in ("val", "test")}
     for part, p in found.items():
         assert len(p) == len(split.y[part]) and p.index.tolist() == list(range(len(split.y[part])))
         assert p.y_true.tolist() == split.y[part].tolist() and p.score_kind == "probability"

@@ -1,4 +1,4 @@
-"""pipeline.verdict: per-image statistics of the leaderboard and the verdict in words.
+"""comparison.statistics and comparison.verdict: per-image statistics of the leaderboard and the verdict in words.
 
 Synthetic per-image correctness with known discordant counts; prediction files in a
 temporary directory (pipeline.results' writer).
@@ -12,12 +12,13 @@ import pytest
 from scipy.stats import binomtest
 
 from models.statistics import PairedComparison
-from pipeline import leaderboard, verdict
+from comparison import leaderboard, statistics, verdict
+from pipeline import read_results
 
 from helpers import write_model_predictions
 
 N = 400
-SETTINGS = verdict.Settings(confidence=0.95, resamples=2000, alpha=0.05, seed=3)
+SETTINGS = statistics.Settings(confidence=0.95, resamples=2000, alpha=0.05, seed=3)
 COST = {"hog-logreg": (21_178, 0.1496), "lenet5": (61_706, 5.677)}
 
 
@@ -151,9 +152,9 @@ def test_statistics_near_top_marks_and_pairwise_pvalues(tmp_path, monkeypatch):
         _row("hog-logreg", "classical", close, macro_f1=0.9, param_count=1, test_accuracy_ci_low=0.1,
              test_accuracy_ci_high=0.2, macro_f1_ci_low=0.3, macro_f1_ci_high=0.4),  # recorded: kept
         _row("raw-knn", "classical", far, macro_f1=0.8, param_count=1)])
-    images = verdict.read_test_images(rows)
+    images = read_results.read_test_images(rows)
     assert images.n == N and images.correct("raw-knn").tolist() == far.tolist()
-    out = verdict.with_statistics(rows, images, SETTINGS)
+    out = statistics.with_statistics(rows, images, SETTINGS)
     marks = {r["model"]: (r["near_top"], r["p_value_vs_top"]) for r in out}
     assert marks["lenet5"] == ("yes", None)
     assert marks["hog-logreg"] == ("yes", pytest.approx(binomtest(4, 6).pvalue, rel=1e-5))
@@ -169,7 +170,7 @@ def test_statistics_near_top_marks_and_pairwise_pvalues(tmp_path, monkeypatch):
     expected = np.array([[np.nan, binomtest(4, 6).pvalue, binomtest(20, 20).pvalue],
                          [binomtest(4, 6).pvalue, np.nan, binomtest(18, 18).pvalue],
                          [binomtest(20, 20).pvalue, binomtest(18, 18).pvalue, np.nan]])
-    np.testing.assert_allclose(verdict.pairwise_pvalues(names, images), expected, rtol=1e-9)
+    np.testing.assert_allclose(statistics.pairwise_pvalues(names, images), expected, rtol=1e-9)
 
 
 # --- repeats: the mean over the seeds as context of the per-image test -----------------------------

@@ -1,5 +1,5 @@
-"""The per-image predictions file of one model on one part of the split: the format only
-(:mod:`pipeline.results` knows where each model's files live).
+"""The per-image predictions of one model on one part of the split, and their CSV format
+(:mod:`pipeline.results` knows where each model's files live and writes them atomically).
 
 ``predictions/<id>/<part>.csv``: columns ``index, y_true, y_pred, score_0 .. score_<k-1>``,
 one row per image; ``index`` is the row's position in that part of
@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
-from pipeline.io import atomic_path
+from comparison.errors import ComparisonError
 
-PARTS = ("val", "test")  # the split parts whose per-image predictions are kept
 SCORE_KINDS = ("probability", "decision_function")
 
 
@@ -58,8 +56,8 @@ class Predictions:
 SCORE_FORMAT = "%.9g"  # 9 significant digits: every float32 reads back exactly (FLT_DECIMAL_DIG)
 
 
-def write_file(dest: Path, predictions: Predictions) -> None:
-    """Write one predictions CSV atomically.
+def csv_text(predictions: Predictions, dest: Path | str = "predictions") -> str:
+    """One predictions CSV (``dest`` names it in errors).
 
     Columns ``index, y_true, y_pred, score_0 .. score_<k-1>``, one row per image in the
     order given. Scores are stored as float32 written with ``%.9g`` (C formatting: the same
@@ -83,20 +81,19 @@ def write_file(dest: Path, predictions: Predictions) -> None:
     for i, t, y, row in zip(np.asarray(p.index, dtype=np.int64).tolist(), np.asarray(p.y_true).tolist(),
                             np.asarray(p.y_pred).tolist(), scores):
         lines.append(f"{int(i)},{int(t)},{int(y)}," + ",".join(SCORE_FORMAT % v for v in row.tolist()))
-    with atomic_path(dest) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
 
 
 def read_file(path: Path, stage: str, score_kind: str = "") -> Predictions:
     """Read one predictions CSV back; ``stage`` is the ``dvc repro`` stage that writes it.
 
-    Every problem is one :class:`DataError` line naming the file and the stage: missing
+    Every problem is one :class:`ComparisonError` line naming the file and the stage: missing
     file, missing columns, no rows, a non-integer label or index, a repeated index, a label
     outside ``score_0 .. score_<k-1>``, a NaN score.
     """
     fix = f"rerun `dvc repro {stage}`"
     if not path.is_file():
-        raise DataError(f"{path}: not found (run `dvc repro {stage}`)")
+        raise ComparisonError(f"{path}: not found (run `dvc repro {stage}`)")
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
@@ -104,28 +101,28 @@ def read_file(path: Path, stage: str, score_kind: str = "") -> Predictions:
     score_columns = [c for c in header if c.startswith("score_")]
     expected = ["index", "y_true", "y_pred", *(f"score_{j}" for j in range(len(score_columns)))]
     if header != expected or not score_columns:
-        raise DataError(f"{path}: columns must be index,y_true,y_pred,score_0..score_<k-1>; got "
+        raise ComparisonError(f"{path}: columns must be index,y_true,y_pred,score_0..score_<k-1>; got "
                         f"{','.join(header) or 'none'}; {fix}")
     if not rows:
-        raise DataError(f"{path}: no rows; {fix}")
+        raise ComparisonError(f"{path}: no rows; {fix}")
     k = len(score_columns)
     for number, row in enumerate(rows, start=2):
         if len(row) != len(header):
-            raise DataError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}; {fix}")
+            raise ComparisonError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}; {fix}")
     try:
         labels = np.array([r[:3] for r in rows], dtype=np.int64)
     except ValueError as exc:
-        raise DataError(f"{path}: index, y_true and y_pred must be integers ({exc}); {fix}") from None
+        raise ComparisonError(f"{path}: index, y_true and y_pred must be integers ({exc}); {fix}") from None
     try:
         scores = np.array([r[3:] for r in rows], dtype=np.float32).astype(np.float64)
     except ValueError as exc:
-        raise DataError(f"{path}: scores must be numbers ({exc}); {fix}") from None
+        raise ComparisonError(f"{path}: scores must be numbers ({exc}); {fix}") from None
     index, y_true, y_pred = labels[:, 0], labels[:, 1], labels[:, 2]
     if index.min() < 0 or len(np.unique(index)) != len(index):
-        raise DataError(f"{path}: index must be distinct positions >= 0; {fix}")
+        raise ComparisonError(f"{path}: index must be distinct positions >= 0; {fix}")
     bad = labels[:, 1:][(labels[:, 1:] < 0) | (labels[:, 1:] >= k)]
     if bad.size:
-        raise DataError(f"{path}: label {int(bad[0])} outside the {k} score columns; {fix}")
+        raise ComparisonError(f"{path}: label {int(bad[0])} outside the {k} score columns; {fix}")
     if np.isnan(scores).any():
-        raise DataError(f"{path}: NaN score; {fix}")
+        raise ComparisonError(f"{path}: NaN score; {fix}")
     return Predictions(index, y_true, y_pred, scores, score_kind)

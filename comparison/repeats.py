@@ -9,12 +9,11 @@ The first seed is ``seed`` itself: its model, per-image predictions and metrics 
 stage's outputs, byte for byte those of a single run. Each extra seed only adds its scores
 (:func:`seed_scores`) to the model's metrics (:func:`repeat_summary`, written by
 :func:`pipeline.results.record_model`) and one MLflow run nested under the model's run
-(:func:`log_seed_run`). A stochastic extractor's extra-seed matrices are stored by the features
+(:func:`pipeline.tracking.log_seed_run`). A stochastic extractor's extra-seed matrices are stored by the features
 stage next to the first seed's, under :func:`matrix_key`.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -75,27 +74,3 @@ def repeat_summary(per_seed: Sequence[Mapping[str, float]]) -> dict[str, Any]:
         value = values.mean() if stat == "mean" else (values.std(ddof=1) if len(values) > 1 else 0.0)
         summary[key] = round(float(value), DECIMALS)
     return summary | {"per_seed": columns}
-
-
-def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[str, float]) -> str:
-    """One extra seed's MLflow run, nested under the model's run ``parent`` (tag
-    ``mlflow.parentRunId``), named ``<model id>-seed<seed>``, tagged approach/model/seed, with
-    test_accuracy, val_accuracy and macro_f1; created and ended through ``MlflowClient``,
-    whichever run is active. Returns its id."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
-    from pipeline.tracking import tracking_uri
-
-    client = MlflowClient(tracking_uri=tracking_uri())
-    seed = int(scores["seed"])
-    tags = {"mlflow.parentRunId": parent.info.run_id, "approach": approach, "model": model_id, "seed": str(seed)}
-    run_id = client.create_run(parent.info.experiment_id, run_name=f"{model_id}-seed{seed}", tags=tags).info.run_id
-    now = int(time.time() * 1000)
-    try:
-        client.log_batch(run_id, metrics=[Metric(key, float(scores[key]), now, 0) for key in PER_SEED_KEYS[1:]])
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id

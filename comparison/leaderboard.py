@@ -1,0 +1,137 @@
+"""The leaderboard as data: ranking, selection on validation, the summary DVC tracks.
+
+Pure functions over rows (dicts as :func:`comparison.results.model_row` builds them, plus the
+statistics of :func:`comparison.statistics.with_statistics`): no files, no MLflow. The table is
+ranked by test accuracy -- a report; the best model of each approach, the one the verdict
+compares, is selected on validation accuracy (:func:`select_best`), and so are the models
+``compare`` registers (:func:`choose`). The tables are :mod:`comparison.tables` (re-exported here).
+
+Repeats (``evaluation.repeats``): every number of a row is the model's FIRST seed's (the seed
+the verdict's per-image test uses); ``test_accuracy_mean``/``_sd`` over ``repeats`` seeds are
+context.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from comparison.errors import ComparisonError
+from comparison.tables import (  # noqa: F401  (the leaderboard's public names, tables included)
+    CSV_COLUMNS, DISPLAY, SEEDS_HEADER, SELECTION, columns, csv_text, dataframe, legend, markdown_table, mean_sd,
+    p_text, repeated, text_table)
+
+APPROACHES = ("classical", "deep")
+
+
+def name_list(names: Sequence[str], limit: int = 6) -> str:
+    """``a, b, c (+4 more)``: a list short enough for a one-line message."""
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def check_same_split(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The one split every row was evaluated on; :class:`ComparisonError` naming the odd ones out."""
+    by_split: dict[str, list[str]] = {}
+    for row in rows:
+        by_split.setdefault(row["split_sha256"], []).append(row["model"])
+    if len(by_split) > 1:
+        groups = sorted(by_split.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        parts = "; ".join(f"{name_list(models)} on split {sha[:12]}" for sha, models in groups)
+        raise ComparisonError(f"cannot compare models trained on different splits: {parts}; "
+                        f"rerun `dvc repro` so every model uses the current split")
+    return next(iter(by_split))
+
+
+def rank_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Sorted by test accuracy (then macro-F1, fewer parameters, id); equal accuracy, equal rank.
+
+    Ranks are "competition" ranks (1, 2, 2, 4): a tie shares the better rank and the next
+    model's rank counts the tied ones.
+    """
+    ordered = sorted((dict(r) for r in rows),
+                     key=lambda r: (-r["test_accuracy"], -r["macro_f1"], r["param_count"], r["model"]))
+    for i, row in enumerate(ordered):
+        same = i > 0 and row["test_accuracy"] == ordered[i - 1]["test_accuracy"]
+        row["rank"] = ordered[i - 1]["rank"] if same else i + 1
+    return ordered
+
+
+def select_best(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict | None]:
+    """The best model of each approach: highest validation accuracy, then fewer parameters,
+    then model id. Test accuracy plays no part (the verdict is measured on test).
+
+    With ``evaluation.repeats`` > 1 this is the FIRST seed's validation accuracy (``val_accuracy``,
+    the seed whose predictions the verdict compares), not ``val_accuracy_mean``. A possible
+    refinement: choose a stochastic model on its mean validation accuracy over the seeds.
+
+    Raises:
+        ComparisonError: a model has no validation accuracy recorded.
+    """
+    rows = list(rows)
+    missing = [r["model"] for r in rows if r.get("val_accuracy") is None]
+    if missing:
+        raise ComparisonError(f"no val_accuracy recorded for {name_list(missing)}: the best model of each approach is "
+                        f"chosen on validation accuracy; rerun their train stages (`dvc repro`)")
+    best: dict[str, dict | None] = {}
+    for approach in APPROACHES:
+        mine = [r for r in rows if r["approach"] == approach]
+        best[approach] = dict(min(mine, key=_rank_key)) if mine else None
+    return best
+
+
+def _entry(row: Mapping[str, Any] | None) -> dict | None:
+    if row is None:
+        return None
+    keys = ("model", "val_accuracy", "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
+            "param_count", "fit_seconds", "repeats", "test_accuracy_mean", "test_accuracy_sd")
+    return {key: row.get(key) for key in keys}
+
+
+def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] | None = None) -> dict:
+    """Best model of each approach (on validation), their test difference and the verdict.
+
+    ``verdict`` is :func:`comparison.verdict.verdict_fields` of the paired comparison of the
+    two selected models (None when one approach has no model); its ``winner`` -- "deep",
+    "classical" or "no significant difference" -- is the summary's. When both models record
+    ``test_accuracy_mean``, the verdict gains ``mean_difference`` (deep - classical of the means).
+    """
+    best = select_best(rows)
+    difference = None
+    c, d = best["classical"], best["deep"]
+    if c and d:
+        difference = round(d["test_accuracy"] - c["test_accuracy"], 6)
+    verdict = dict(verdict) if verdict else None
+    if verdict and c and d and c.get("test_accuracy_mean") is not None and d.get("test_accuracy_mean") is not None:
+        verdict["mean_difference"] = round(d["test_accuracy_mean"] - c["test_accuracy_mean"], 6)
+    return {
+        "best_classical": _entry(best["classical"]),
+        "best_deep": _entry(best["deep"]),
+        "selection": SELECTION,
+        "accuracy_difference": difference,
+        "verdict": verdict,
+        "winner": verdict["winner"] if verdict else None,
+        "n_models": len(rows),
+        "dataset": rows[0]["dataset"] if rows else "",
+        "split_sha256": rows[0]["split_sha256"] if rows else "",
+    }
+
+
+def subtitle(summary: Mapping[str, Any]) -> str:
+    """``digits, 10 models, split 0123456789ab``: the second line of every title."""
+    return (f"{summary['dataset'] or 'dataset ?'}, {summary['n_models']} models, "
+            f"split {summary['split_sha256'][:12]}")
+
+
+def _rank_key(row: Mapping[str, Any]) -> tuple:
+    """:func:`select_best`'s order: highest validation accuracy, fewer parameters, model id."""
+    return -row["val_accuracy"], row["param_count"], row["model"]
+
+
+def choose(summary: Mapping[str, Any]) -> dict[str, str]:
+    """``{alias: model id}`` of the summary's validation-selected best models (``best-classical``,
+    ``best-deep``) and the ``champion``, the better of those two by the same rule (never by
+    test accuracy: the test images only measure, as in the verdict)."""
+    best = {"best-classical": summary.get("best_classical"), "best-deep": summary.get("best_deep")}
+    present = [row for row in best.values() if row]
+    chosen = {alias: row["model"] for alias, row in best.items() if row}
+    if present:
+        chosen["champion"] = min(present, key=_rank_key)["model"]
+    return chosen
