@@ -164,9 +164,9 @@ def substituted_exp_run(argv, repo: Path, scratch: Path) -> tuple[list[str], Pat
     given = overrides(argv)
     if "data.path" not in given:
         return list(argv), None
-    data = dataset_dir(given.get("data.dataset", "folder"), scratch)
-    out = [f"data.path={data}" if word.startswith("data.path=") else word for word in argv]
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    data = dataset_dir(given.get("data.dataset", params["data"]["dataset"]), scratch)
+    out = [f"data.path={data}" if word.startswith("data.path=") else word for word in argv]
     limit = SIZE_LIMIT | {key: "1" for key in epoch_keys(params)}
     for key, value in limit.items():
         out += ["-S", f"{key}={value}"]
@@ -217,14 +217,14 @@ def lookup(params: dict, dotted: str):
     return node
 
 
-def check_exp_run(command: Documented, argv, repo: Path, data: Path | None) -> None:
+def check_exp_run(argv, repo: Path, data: Path | None) -> None:
     """The keys the command sets are in the applied params.yaml; a substituted data set is the
     one prepare ran on (its params in dvc.lock, its split's manifest)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for key, value in overrides(argv).items():
         assert lookup(params, key) == yaml.safe_load(value), key
     if data is not None:
-        dataset = overrides(command.argv)["data.dataset"]
+        dataset = params["data"]["dataset"]
         used = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["prepare"]["params"]["params.yaml"]
         assert (used["data"]["dataset"], used["data"]["path"]) == (dataset, str(data))
         assert json.loads((repo / "data/prepared/manifest.json").read_text())["dataset"] == dataset
@@ -342,7 +342,7 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
         if "--queue" in argv:
             assert "Queued" in run(["dvc", "queue", "status"], repo, "dvc queue status").stdout
         else:
-            check_exp_run(command, argv, repo, data)
+            check_exp_run(argv, repo, data)
     elif command.text in SERVERS:
         run_server(list(command.argv), repo, label)
     else:
