@@ -165,7 +165,7 @@ def substituted_exp_run(argv, repo: Path, scratch: Path) -> tuple[list[str], Pat
     if "data.path" not in given:
         return list(argv), None
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    data = dataset_dir(given.get("data.dataset", params["data"]["dataset"]), scratch)
+    data = dataset_dir(given.get("data.dataset") or params["data"]["dataset"], scratch)
     out = [f"data.path={data}" if word.startswith("data.path=") else word for word in argv]
     limit = SIZE_LIMIT | {key: "1" for key in epoch_keys(params)}
     for key, value in limit.items():
