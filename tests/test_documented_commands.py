@@ -217,17 +217,33 @@ def lookup(params: dict, dotted: str):
     return node
 
 
+def recorded_values(lock: dict, stages: list[str], key: str) -> list:
+    """The value of ``key`` in dvc.lock's params of each of these stages that depends on it (a
+    stage records the sections or keys its dvc.yaml lists, e.g. ``data`` or ``features.hog``)."""
+    values = []
+    for stage in (lock["stages"][name] for name in stages):
+        for listed, value in stage.get("params", {}).get("params.yaml", {}).items():
+            if key == listed:
+                values.append(value)
+            elif key.startswith(listed + "."):
+                values.append(lookup(value, key.removeprefix(listed + ".")))
+    return values
+
+
 def check_exp_run(argv, repo: Path, data: Path | None) -> None:
-    """The keys the command sets are in the applied params.yaml; a substituted data set is the
-    one prepare ran on (its params in dvc.lock, its split's manifest)."""
+    """Each key the command sets is in the applied params.yaml and in dvc.lock's params of every
+    stage that depends on it; a substituted data set is the one prepare split (its manifest)."""
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    # the pipeline's stages now (dvc.lock keeps the entries of stages a smaller run left out)
+    stages = run(["dvc", "stage", "list", "--name-only"], repo, "(check) dvc stage list").stdout.split()
     for key, value in overrides(argv).items():
-        assert lookup(params, key) == yaml.safe_load(value), key
+        expected = yaml.safe_load(value)
+        assert lookup(params, key) == expected, key
+        assert all(used == expected for used in recorded_values(lock, stages, key)), key
     if data is not None:
-        dataset = params["data"]["dataset"]
-        used = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["prepare"]["params"]["params.yaml"]
-        assert (used["data"]["dataset"], used["data"]["path"]) == (dataset, str(data))
-        assert json.loads((repo / "data/prepared/manifest.json").read_text())["dataset"] == dataset
+        assert recorded_values(lock, stages, "data.path") == [str(data)]
+        assert json.loads((repo / "data/prepared/manifest.json").read_text())["dataset"] == params["data"]["dataset"]
 
 
 def run_server(argv, repo: Path, label: str) -> None:
