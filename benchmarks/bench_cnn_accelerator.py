@@ -6,7 +6,7 @@ each architecture through ``train_cnn``'s own ``runtime`` / ``build_model`` / ``
 helpers, so the numbers are the stage's, minus MLflow logging and the model file. Meant for a
 GPU machine that has Keras' JAX backend but neither TensorFlow, DVC nor MLflow:
 
-    KERAS_BACKEND=jax python benchmarks/cnn_accelerator.py --data DIR [-S cnn.alexnet.epochs=15 ...]
+    KERAS_BACKEND=jax python benchmarks/bench_cnn_accelerator.py --data DIR [-S cnn.alexnet.epochs=15 ...]
 
 Prints one table row per architecture: device, precision policy, epochs run (early stopping
 on validation loss), median epoch seconds (first epoch, which compiles, shown apart), fit
@@ -24,36 +24,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from _common import parse_overrides, prepared_split
+from pipeline.config import for_arch, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-from pipeline.config import for_arch, load_config  # noqa: E402
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``-S key=value`` as ``dvc exp run -S`` takes them (value parsed as YAML)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"-S {pair!r}: expected key=value")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
-def prepared_split(cfg):
-    from pipeline.datasets import load_source, preprocess
-    from pipeline.io import SPLITS
-    from pipeline.prepare import split_pools
-
-    d = cfg.data
-    pools = load_source(d.dataset, d.path, d.image_size, d.channels)
-    x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
-                       test_fraction=d.test_fraction, limit_per_class=d.limit_per_class)
-    x = {name: preprocess(x[name], d.image_size, d.channels, d.deskew) for name in SPLITS}
-    return x, {name: y[name].astype(np.int64) for name in SPLITS}, len(pools.class_names)
 
 
 def print_epoch(row: dict) -> None:

@@ -9,7 +9,7 @@ afterwards (``cvd train-classical``, no DVC) to time the process by itself. The 
 (``fit_seconds`` in ``metrics/*/<model>.run.json``): the ratio wall / fit shows what the
 per-stage processes cost on top of the learning itself.
 
-    python benchmarks/pipeline.py [--set classical.classifiers=[logreg]] [--baseline-set KEY=VALUE ...] [--keep DIR]
+    python benchmarks/bench_pipeline.py [--set classical.classifiers=[logreg]] [--baseline-set KEY=VALUE ...] [--keep DIR]
 
 ``--set`` takes ``dvc exp run -S``-style dotted overrides (YAML values) for a variant.
 ``--baseline-set`` runs a second, named baseline configuration in the same invocation, one
@@ -33,14 +33,31 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from pipeline.config import apply_overrides, parse_config
+from pipeline.errors import ConfigError
 
-from pipeline.config import apply_overrides, parse_config  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
-from worktree import OUTPUTS, copy_repo  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BUDGET_S = 300.0
+# what a run produces: the copy starts without it, as a fresh clone would after `make clean-outputs`
+OUTPUTS = ("data/", "metrics/", "plots/", "reports/", "artifacts/")
+
+
+def copy_repo(dest: Path, skip: tuple[str, ...]) -> Path:
+    """A fresh git repo at ``dest`` holding the project's files (tracked + new, not ignored),
+    except the paths starting with one of ``skip``."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(skip):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.email=copy@example.invalid", "-c", "user.name=copy"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
 
 
 def overhead_target(fit: float) -> float:
