@@ -72,7 +72,7 @@ def digits(n_jobs: int) -> None:
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=cfg.data.val_fraction,
                        test_fraction=cfg.data.test_fraction, limit_per_class=None)
     x = {k: resize_batch(v, cfg.data.image_size, 1) for k, v in x.items()}
-    rows = [evaluate(name, cfg.features.params[name], "rbf_svm", cfg.classical.hyperparams["rbf_svm"],
+    rows = [evaluate(name, cfg.features.section(name), "rbf_svm", cfg.classical.section("rbf_svm"),
                      cfg.classical.pca, x["train"], y["train"], x["test"], y["test"], cfg.seed, n_jobs)
             for name in cfg.features.names]
     print(f"\n### digits ({len(y['train'])} train / {len(y['test'])} test, 32×32, params.yaml defaults)\n")

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("-S", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from features import make_extractor
+    from pipeline.features import build_extractor
 
     cfg = load_config(REPO_ROOT / "params.yaml",
                       {"data.dataset": args.dataset, "data.path": args.data} | parse_overrides(args.overrides))
@@ -97,9 +97,8 @@ def main() -> None:
     print("| feature | dim | extract s (all splits, all cores) |\n|---|---:|---:|")
     paths = {}
     for feature in args.features.split(","):
-        params = dict(cfg.features.params.get(feature, {}))
         start = time.perf_counter()
-        extractor = make_extractor(feature, **params).fit(x["train"], y["train"])
+        extractor = build_extractor(cfg, feature).fit(x["train"], y["train"])  # as features@<feature> builds it
         mats = {f"x_{p}": extractor.transform(x[p]).astype(np.float32) for p in ("train", "val", "test")}
         seconds = time.perf_counter() - start
         paths[feature] = f"{args.cache}/{feature}.npz"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import Config, for_arch, load_config
+from pipeline.config import Config, load_config
 from pipeline.datasets import read_idx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,12 +64,12 @@ def pipeline_epochs(cfg: Config, data: dict) -> list[float]:
     from models.training import detect_devices
     from pipeline.train_cnn import build_model, fit_model, runtime
 
-    cfg = for_arch(cfg, "lenet5")
+    settings = cfg.cnn.training("lenet5")
     x_train, x_val = data["xs_train"], data["xs_val"]
     with runtime(cfg, detect_devices()) as rt:
         model = build_model(cfg, "lenet5", x_train.shape[1:], 10,
-                            steps_per_epoch=-(-len(x_train) // cfg.cnn.batch_size), rt=rt)
-        fit = fit_model(cfg, model, x_train, data["y_train"], x_val, data["y_val"], verbose=0)
+                            steps_per_epoch=-(-len(x_train) // settings.batch_size), rt=rt)
+        fit = fit_model(cfg, "lenet5", model, x_train, data["y_train"], x_val, data["y_val"], verbose=0)
     return fit.epoch_seconds
 
 

@@ -6,7 +6,7 @@ each architecture through ``train_cnn``'s own ``runtime`` / ``build_model`` / ``
 helpers, so the numbers are the stage's, minus MLflow logging and the model file. Meant for a
 GPU machine that has Keras' JAX backend but neither TensorFlow, DVC nor MLflow:
 
-    KERAS_BACKEND=jax python benchmarks/bench_cnn_accelerator.py --data DIR [-S cnn.alexnet.epochs=15 ...]
+    KERAS_BACKEND=jax python benchmarks/bench_cnn_accelerator.py --data DIR [-S cnn.alexnet.train.epochs=15 ...]
 
 Prints one table row per architecture: device, precision policy, epochs run (early stopping
 on validation loss), median epoch seconds (first epoch, which compiles, shown apart), fit
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import parse_overrides, prepared_split
-from pipeline.config import for_arch, load_config
+from pipeline.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,16 +41,16 @@ def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices, epoch
     from models.statistics import wilson_interval
     from pipeline.train_cnn import build_model, fit_model, runtime
 
-    cfg = for_arch(cfg, arch)
+    settings = cfg.cnn.training(arch)
     xs = {name: training.scale_images(v) for name, v in x.items()}
     with runtime(cfg, devices) as rt:
         model = build_model(cfg, arch, xs["train"].shape[1:], num_classes,
-                            steps_per_epoch=math.ceil(len(xs["train"]) / cfg.cnn.batch_size), rt=rt)
-        fit = fit_model(cfg, model, xs["train"], y["train"], xs["val"], y["val"], verbose=0,
+                            steps_per_epoch=math.ceil(len(xs["train"]) / settings.batch_size), rt=rt)
+        fit = fit_model(cfg, arch, model, xs["train"], y["train"], xs["val"], y["val"], verbose=0,
                         on_epoch=print_epoch if epoch_log else None)
-        model.predict(xs["test"][: cfg.cnn.batch_size], batch_size=cfg.cnn.batch_size, verbose=0)
+        model.predict(xs["test"][: settings.batch_size], batch_size=settings.batch_size, verbose=0)
         start = time.perf_counter()
-        probabilities = model.predict(xs["test"], batch_size=cfg.cnn.batch_size, verbose=0)
+        probabilities = model.predict(xs["test"], batch_size=settings.batch_size, verbose=0)
         predict_seconds = time.perf_counter() - start
     correct = int(np.sum(np.argmax(probabilities, axis=1) == y["test"]))
     n = len(y["test"])
@@ -59,8 +59,8 @@ def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices, epoch
     return {"arch": arch, "precision": rt.precision, "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
             "first_epoch_s": epochs[0], "median_epoch_s": statistics.median(epochs[1:] or epochs),
             "fit_s": fit.fit_seconds, "accuracy": correct / n, "low": low, "high": high,
-            "images_per_s": n / max(predict_seconds, 1e-9), "batch_size": cfg.cnn.batch_size,
-            "max_epochs": cfg.cnn.epochs}
+            "images_per_s": n / max(predict_seconds, 1e-9), "batch_size": settings.batch_size,
+            "max_epochs": settings.epochs}
 
 
 def main() -> None:
