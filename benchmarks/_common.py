@@ -23,9 +23,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def prepared_split(cfg):
     """(images, labels, number of classes) of the train/val/test split ``prepare`` builds from ``cfg``."""
-    from pipeline.datasets import load_source, preprocess
+    from pipeline.datasets import load_source
+    from pipeline.preprocessing import preprocess
     from pipeline.io import SPLITS
-    from pipeline.prepare import split_pools
+    from pipeline.splitting import split_pools
 
     d = cfg.data
     pools = load_source(d.dataset, d.path, d.image_size, d.channels)

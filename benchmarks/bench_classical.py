@@ -21,8 +21,9 @@ import yaml
 from features import make_extractor
 from models.classical import make_classifier, param_count
 from pipeline.config import parse_config
-from pipeline.datasets import load_digits_source, load_idx_source, resize_batch
-from pipeline.prepare import split_pools
+from pipeline.datasets import load_digits_source, load_idx_source
+from pipeline.preprocessing import resize_batch
+from pipeline.splitting import split_pools
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The Fashion-MNIST CNN stages on whatever accelerator Keras sees (or the CPU), without DVC/MLflow.
 
-Builds exactly the split ``prepare`` builds from params.yaml (``pipeline.prepare.split_pools``
-+ ``pipeline.datasets.preprocess``: same seed, same 51,000 / 9,000 / 10,000 images, same size) and trains
+Builds exactly the split ``prepare`` builds from params.yaml (``pipeline.splitting.split_pools``
++ ``pipeline.preprocessing.preprocess``: same seed, same 51,000 / 9,000 / 10,000 images, same size) and trains
 each architecture through ``train_cnn``'s own ``runtime`` / ``build_model`` / ``fit_model``
 helpers, so the numbers are the stage's, minus MLflow logging and the model file. Meant for a
 GPU machine that has Keras' JAX backend but neither TensorFlow, DVC nor MLflow:

@@ -9,19 +9,14 @@ is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import functools
 import os
-import sys
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable
 
 import click
 
 from features import extractor_names
-from features.errors import FeatureError
 from models import architectures, classifiers
-from models.errors import ModelError
-from pipeline.errors import CvdError
+from pipeline.cli_support import (component_rows, load, package_version, params_option, parse_input_shape,
+                                  user_errors)
 
 # Library log lines that are not errors of the run, muted before those libraries load
 # (the user's own setting wins). Measured on a CPU-only machine with TensorFlow 2.21 and
@@ -30,43 +25,10 @@ from pipeline.errors import CvdError
 # raises a Python exception); OpenCV prints "[ WARN:...]"/"[ERROR:...] readHeader ..." for
 # a corrupt image that the project reports itself, naming the file.
 QUIET_LIBRARY_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "OPENCV_LOG_LEVEL": "OFF"}
-USER_ERRORS = (CvdError, FeatureError, ModelError)
-
-
-def _version() -> str:
-    try:
-        return version("classic-vs-deep")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def user_errors(func: Callable) -> Callable:
-    """Turn user mistakes into ``error: <message>`` on stderr and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except USER_ERRORS as exc:
-            click.echo(f"error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-def _load(params: str, overrides: dict[str, Any] | None = None):
-    """Load params.yaml with this run's overrides (each stage checks its own components)."""
-    from pipeline.config import load_config
-
-    return load_config(params, {k: v for k, v in (overrides or {}).items() if v is not None})
-
-
-params_option = click.option("--params", "params", default="params.yaml", show_default=True,
-                             type=click.Path(dir_okay=False), help="The params file to read.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="cvd")
+@click.version_option(package_version(), "--version", prog_name="cvd")
 def cli() -> None:
     """classic-vs-deep: handcrafted features + classical classifiers vs CNNs on the same split.
 
@@ -88,7 +50,7 @@ def prepare(params: str, dataset: str | None, data_path: str | None, image_size:
     """Load the dataset and write the stratified split every model reads."""
     from pipeline import prepare as stage
 
-    cfg = _load(params, {"data.dataset": dataset, "data.path": data_path, "data.image_size": image_size,
+    cfg = load(params, {"data.dataset": dataset, "data.path": data_path, "data.image_size": image_size,
                          "data.channels": channels, "data.limit_per_class": limit_per_class, "seed": seed})
     manifest = stage.run(cfg)
     counts = manifest["counts"]
@@ -105,7 +67,7 @@ def features(params: str, name: str) -> None:
     """Fit one extractor on the training images and transform every split."""
     from pipeline import features as stage
 
-    cfg = _load(params)
+    cfg = load(params)
     stage.run(cfg, name)
 
 
@@ -118,7 +80,7 @@ def train_classical(params: str, feature: str, classifier: str) -> None:
     """Train one scikit-learn classifier on one feature set and evaluate it on test."""
     from pipeline import train_classical as stage
 
-    cfg = _load(params)
+    cfg = load(params)
     stage.run(cfg, feature, classifier)
 
 
@@ -133,7 +95,7 @@ def train_cnn(params: str, arch: str, epochs: int | None) -> None:
 
     architectures.check_name(arch)  # before it names an override key
     # --epochs wins over both the shared cnn.epochs and the architecture's own cnn.<arch>.train.epochs
-    cfg = _load(params, {"cnn.epochs": epochs, f"cnn.{arch}.train.epochs": epochs})
+    cfg = load(params, {"cnn.epochs": epochs, f"cnn.{arch}.train.epochs": epochs})
     stage.run(cfg, arch)
 
 
@@ -153,13 +115,25 @@ def compare(params: str, from_mlflow: bool, experiment: str | None, pair: tuple[
     from pipeline import compare as stage
     from pipeline.errors import ConfigError
 
-    cfg = _load(params)
+    cfg = load(params)
     if pair:
         if from_mlflow or experiment:
             raise ConfigError("--pair: compares the models' prediction files; not with --from-mlflow/--experiment")
         stage.run_pair(cfg, *pair)
         return
     stage.run(cfg, from_mlflow=from_mlflow, experiment=experiment)
+
+
+@cli.command()
+@params_option
+@user_errors
+def explain(params: str) -> None:
+    """Where the best classical and best deep model differ: per-class deltas, disagreement
+    galleries, confident mistakes, confusion difference, and reports/index.html."""
+    from pipeline import explain as stage
+
+    cfg = load(params)
+    stage.run(cfg)
 
 
 @cli.command()
@@ -183,20 +157,8 @@ def visualize(params: str, images: tuple[str, ...], from_split: str | None, n: i
 
     for arch in archs:
         architectures.check_name(arch)
-    cfg = _load(params)
+    cfg = load(params)
     stage.run(cfg, images, from_split, n, out, archs or None)
-
-
-@cli.command()
-@params_option
-@user_errors
-def explain(params: str) -> None:
-    """Where the best classical and best deep model differ: per-class deltas, disagreement
-    galleries, confident mistakes, confusion difference, and reports/index.html."""
-    from pipeline import explain as stage
-
-    cfg = _load(params)
-    stage.run(cfg)
 
 
 @cli.command()
@@ -214,7 +176,7 @@ def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
     """
     from pipeline import predict as stage
 
-    cfg = _load(params)
+    cfg = load(params)
     rows = stage.run(cfg, model, images, out)
     click.echo(stage.table(rows))
     click.echo(f"wrote {len(rows)} predictions to {out}")
@@ -229,7 +191,7 @@ def ui(params: str, port: int | None, experiment: str | None) -> None:
     """Start the MLflow UI on the project's tracking store and print the link to the model comparison."""
     from pipeline import ui as stage
 
-    stage.run(experiment or _load(params).experiment, port, echo=lambda line: click.echo(line))
+    stage.run(experiment or load(params).experiment, port, echo=lambda line: click.echo(line))
 
 
 @cli.command()
@@ -243,37 +205,12 @@ def describe(arch: str, input_shape: str | None, num_classes: int | None, varian
              image_size: int | None) -> None:
     """Print the layer table of ARCH (an architecture: see `cvd components`): output sizes by the
     lecture's formula, weights, biases, totals."""
-    from pipeline.errors import ConfigError
-
-    shape = None
-    if input_shape:
-        try:
-            shape = tuple(int(v) for v in input_shape.replace("x", ",").split(","))
-        except ValueError:
-            raise ConfigError(f"--input-shape = {input_shape!r}: expected H,W,C such as 32,32,1") from None
-        if len(shape) != 3 or min(shape) < 1:
-            raise ConfigError(f"--input-shape = {input_shape!r}: expected three positive numbers H,W,C")
+    shape = parse_input_shape(input_shape) if input_shape else None
     # the architecture rejects a parameter it does not take, naming the ones it does
     params = {k: v for k, v in {"variant": variant, "image_size": image_size}.items() if v is not None}
     from models.describe import describe as render
 
     click.echo(render(arch, input_shape=shape, num_classes=num_classes, **params))
-
-
-def component_rows() -> list[dict[str, str]]:
-    """Every registered extractor, classifier and architecture: kind, name, summary, reference."""
-    import features
-    from models import architectures, classifiers
-
-    rows = []
-    for kind, names, get in (("extractor", features.extractor_names(), features.get_extractor),
-                             ("classifier", classifiers.names(), classifiers.get),
-                             ("architecture", architectures.names(), architectures.get)):
-        for name in names:
-            entry = get(name)
-            rows.append({"kind": kind, "name": f"`{name}`", "summary": entry.summary,
-                         "reference": " ".join(entry.citation.split())})
-    return rows
 
 
 @cli.command()

@@ -43,7 +43,7 @@ class DataConfig(Strict):
     val_fraction: Fraction = 0.15
     test_fraction: Fraction = 0.2  # only for datasets without an official test split
     limit_per_class: Annotated[int, Field(ge=3)] | None = None
-    deskew: bool = False  # pipeline/deskew.py, after resizing, for every split and model
+    deskew: bool = False  # pipeline/preprocessing.py, after resizing, for every split and model
     max_pixels: Annotated[int, Field(ge=1)] = 100_000_000  # pipeline/datasets.py checks each file's header
 
 

@@ -34,7 +34,8 @@ import numpy as np
 from models.predicting import classical_scorer, keras_scorer
 from pipeline import layout
 from pipeline.config import Config
-from pipeline.datasets import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_image_file
+from pipeline.datasets import read_image_file
+from pipeline.image_files import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_path, read_json
 
@@ -230,7 +231,7 @@ def run(cfg: Config, model_name: str, paths: Sequence[str | Path], out: str | Pa
     files = image_files(paths)
     images = read_images(files, height, channels, cfg.data.max_pixels)
     if manifest.get("deskew"):  # as prepare deskewed the images the models learned from
-        from pipeline.deskew import deskew_batch
+        from pipeline.preprocessing import deskew_batch
 
         images = deskew_batch(images)
     model = load_model(label, source, len(class_names))

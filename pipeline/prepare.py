@@ -12,54 +12,13 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.config import Config
-from pipeline.datasets import Pools, check_class_sizes, load_source, preprocess
+from pipeline.datasets import Pools, load_source
+from pipeline.preprocessing import preprocess
 from pipeline.duplicates import find_duplicates, warn_duplicates
-from pipeline.errors import DataError
 from pipeline.io import SPLITS, Split, save_split, split_digest, write_json
+from pipeline.splitting import split_pools
 
 OUT_DIR = layout.PREPARED_DIR
-
-
-def _cap_per_class(y: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Indices keeping at most ``limit`` random samples of each class (all when None), sorted."""
-    if limit is None:
-        return np.arange(len(y))
-    keep = [rng.permutation(np.flatnonzero(y == c))[:limit] for c in np.unique(y)]
-    return np.sort(np.concatenate(keep))
-
-
-def _check_labels(y: np.ndarray, n_classes: int, what: str) -> None:
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise DataError(f"{what}: label {int(y.max())} outside 0..{n_classes - 1}")
-
-
-def split_pools(pools: Pools, *, seed: int, val_fraction: float, test_fraction: float,
-                limit_per_class: int | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Stratified, seeded split; the official test split is kept where the dataset has one."""
-    from sklearn.model_selection import train_test_split
-
-    rng = np.random.default_rng(seed)
-    n_classes = len(pools.class_names)
-    _check_labels(pools.y_train, n_classes, "training labels")
-    keep = _cap_per_class(pools.y_train, limit_per_class, rng)
-    x_pool, y_pool = pools.x_train[keep], pools.y_train[keep]
-    if len(np.unique(y_pool)) < 2:
-        raise DataError(f"found {len(np.unique(y_pool))} class(es) in the data; need at least 2")
-    check_class_sizes(pools, y_pool, val_fraction, test_fraction if pools.x_test is None else None)
-    try:
-        if pools.x_test is None:
-            x_pool, x_test, y_pool, y_test = train_test_split(
-                x_pool, y_pool, test_size=test_fraction, stratify=y_pool, random_state=seed)
-        else:
-            _check_labels(pools.y_test, n_classes, "test labels")
-            keep_test = _cap_per_class(pools.y_test, limit_per_class, rng)
-            x_test, y_test = pools.x_test[keep_test], pools.y_test[keep_test]
-        x_train, x_val, y_train, y_val = train_test_split(
-            x_pool, y_pool, test_size=val_fraction, stratify=y_pool, random_state=seed)
-    except ValueError as exc:  # too few samples of a class to stratify
-        raise DataError(f"cannot make a stratified split: {exc} (add images or lower the fractions)") from None
-    return ({"train": x_train, "val": x_val, "test": x_test},
-            {"train": y_train, "val": y_val, "test": y_test})
 
 
 def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:

@@ -27,7 +27,6 @@ the shared metrics/plots, the model (``mlflow.keras`` flavour), and the devices 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -68,7 +68,8 @@ def read_image_files(paths: Sequence[str | Path], image_size: int | None, channe
                      deskew: bool = False, max_pixels: int | None = None) -> list[Picture]:
     """Read and resize image files as ``prepare`` reads a ``folder`` dataset (the same checked
     decoder, ``data.max_pixels`` included; deskewed when ``deskew``, as ``prepare`` does)."""
-    from pipeline.datasets import DEFAULT_MAX_PIXELS, decode_image_file, preprocess
+    from pipeline.image_files import DEFAULT_MAX_PIXELS, decode_image_file
+    from pipeline.preprocessing import preprocess
 
     pictures, used = [], set()
     for path in map(Path, paths):

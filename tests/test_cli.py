@@ -102,20 +102,6 @@ def test_stage_checks_only_its_own_component(tmp_path):
     assert out.stderr.startswith(f"error: {params}: classical.logreg: ") and "'C'" in out.stderr
 
 
-def test_readme_components_table_is_the_registries():
-    from click.testing import CliRunner
-
-    from pipeline.cli import cli
-
-    printed = CliRunner().invoke(cli, ["components", "--markdown"])
-    assert printed.exit_code == 0, printed.output
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    shown = readme.split("<!-- components:start -->\n", 1)[1].split("<!-- components:end -->", 1)[0]
-    assert shown == printed.output, "README's component table is stale: paste `cvd components --markdown`"
-    for name in ("hog", "sift", "rbf_svm", "lenet5", "alexnet"):
-        assert f"`{name}`" in shown
-
-
 def test_train_cnn_epochs_option_wins_over_the_architectures_own(monkeypatch):
     from click.testing import CliRunner
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline.datasets import (FASHION_CLASSES, load_cifar10_source, load_digits_source, load_folder_source,
-                               load_idx_source, read_idx, resize_batch)
+                               load_idx_source, read_idx)
+from pipeline.preprocessing import resize_batch
 from pipeline.errors import DataError
 
 from helpers import make_folder, make_idx_dir, write_idx

@@ -1,10 +1,10 @@
-"""pipeline/deskew.py: moment-based deskewing, and prepare / predict applying it."""
+"""pipeline/preprocessing.py: moment-based deskewing, and prepare / predict applying it."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.deskew import deskew_batch, slants
+from pipeline.preprocessing import deskew_batch, slants
 
 
 def slanted_bar(shear: float, size: int = 28, centre_row: float = 13.5) -> np.ndarray:
@@ -57,7 +57,7 @@ def test_shape_dtype_and_channels_are_kept_and_colour_follows_the_grey_slant():
 
 
 def test_batches_larger_than_a_chunk_match_image_by_image(monkeypatch):
-    import pipeline.deskew as deskew
+    import pipeline.preprocessing as deskew
 
     batch = np.stack([slanted_bar(s) for s in np.linspace(-0.4, 0.4, 7)])
     one_by_one = np.concatenate([deskew_batch(image[None]) for image in batch])

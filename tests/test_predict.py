@@ -220,7 +220,7 @@ def test_mlflow_model_uri(small_run, tmp_path):
 
 
 def test_images_are_deskewed_when_the_split_was(trained, monkeypatch):
-    from pipeline.deskew import deskew_batch
+    from pipeline.preprocessing import deskew_batch
 
     write_json(trained / "data/prepared/manifest.json",
                {"image_shape": [16, 16, 1], "class_names": CLASSES, "deskew": True})

@@ -92,7 +92,7 @@ def test_too_few_images_to_stratify(workdir):
 
 
 def test_deskew_straightens_every_split_and_is_recorded(workdir):
-    from pipeline.deskew import deskew_batch, slants
+    from pipeline.preprocessing import deskew_batch, slants
 
     plain_manifest = prepare.run(config())
     plain = load_split()

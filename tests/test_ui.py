@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from browser import browser_page, require_browser
 from helpers import REPO_ROOT, venv_env
-from pipeline import ui
+from pipeline import ui, ui_views
 from pipeline.cli import cli
 
 
@@ -48,7 +48,7 @@ def comparison(client, experiment_id: str, ids: list[str]) -> None:
 
 def views(client, experiment_id: str) -> dict[str, dict]:
     tags = client.get_experiment(experiment_id).tags
-    return {k.removeprefix(ui.VIEW_TAG): json.loads(v) for k, v in tags.items() if k.startswith(ui.VIEW_TAG)}
+    return {k.removeprefix(ui_views.VIEW_TAG): json.loads(v) for k, v in tags.items() if k.startswith(ui_views.VIEW_TAG)}
 
 
 def listed_ids(view: dict) -> set[str]:
@@ -70,7 +70,7 @@ def test_view_shows_the_latest_comparisons_model_runs(store):
     new = make_runs(client, exp, ["hog-logreg", "lenet5"], seed_of="hog-logreg")
     comparison(client, exp, list(new.values()))
 
-    exp_id, key, n, data_id = ui.prepare_views("exp")
+    exp_id, key, n, data_id = ui_views.prepare_views("exp")
     assert (exp_id, n, data_id) == (exp, 2, data)
     stored = views(client, exp)
     assert list(stored) == [key]
@@ -78,14 +78,14 @@ def test_view_shows_the_latest_comparisons_model_runs(store):
     assert stored[key]["selectedColumns"][0] == "metrics.`test_accuracy`"
     assert "tags.`approach`" in stored[key]["selectedColumns"]
     for experiment in (exp, data):
-        assert client.get_experiment(experiment).tags[ui.KIND_TAG] == ui.KIND
-    assert ui.runs_url("http://127.0.0.1:5", exp, key) == (
+        assert client.get_experiment(experiment).tags[ui_views.KIND_TAG] == ui_views.KIND
+    assert ui_views.runs_url("http://127.0.0.1:5", exp, key) == (
         f"http://127.0.0.1:5/#/experiments/{exp}/runs?workflowType=machine_learning&viewStateShareKey={key}")
 
-    assert ui.prepare_views("exp")[1] == key and list(views(client, exp)) == [key]  # no pile-up on reruns
+    assert ui_views.prepare_views("exp")[1] == key and list(views(client, exp)) == [key]  # no pile-up on reruns
     newer = make_runs(client, exp, ["sobel-logreg"])
     comparison(client, exp, list(newer.values()))
-    key2 = ui.prepare_views("exp")[1]
+    key2 = ui_views.prepare_views("exp")[1]
     assert key2 != key and list(views(client, exp)) == [key2]  # the older comparison's view is replaced
 
 
@@ -93,7 +93,7 @@ def test_without_comparison_the_newest_run_of_each_model(store):
     client, exp, _ = store
     make_runs(client, exp, ["hog-logreg"])
     newest = make_runs(client, exp, ["hog-logreg", "lenet5"], seed_of="lenet5")
-    _, key, n, _ = ui.prepare_views("exp")
+    _, key, n, _ = ui_views.prepare_views("exp")
     assert n == 2 and listed_ids(views(client, exp)[key]) == set(newest.values())
 
 

@@ -12,7 +12,6 @@ split is named with its folder and count.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import re
@@ -33,8 +32,9 @@ from helpers import REPO_ROOT, make_folder
 from pipeline import prepare
 from pipeline.cli import cli
 from pipeline.config import parse_config
-from pipeline.datasets import (DEFAULT_MAX_PIXELS, Pools, check_class_sizes, decode_image_file, load_folder_source,
-                               min_images_per_class, read_image_file)
+from pipeline.datasets import Pools, load_folder_source, read_image_file
+from pipeline.image_files import DEFAULT_MAX_PIXELS, decode_image_file
+from pipeline.splitting import check_class_sizes, min_images_per_class
 from pipeline.errors import DataError
 from pipeline.io import load_split
 

@@ -126,8 +126,8 @@ def test_user_mistakes_are_one_line_and_write_nothing(mlflow_tmp, args, message)
 
 
 def test_image_files_are_deskewed_as_prepare_deskews_the_split(tmp_path):
-    from pipeline.datasets import resize_batch
-    from pipeline.deskew import deskew_batch
+    from pipeline.preprocessing import resize_batch
+    from pipeline.preprocessing import deskew_batch
     from pipeline.visualize import read_image_files
 
     rows, cols = np.mgrid[:40, :40]

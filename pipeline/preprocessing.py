@@ -1,4 +1,8 @@
-"""Deskewing: shear every image so that its ink's principal axis stands vertical.
+"""What every image goes through before any model sees it, in ``prepare``, ``cvd predict`` and
+``cvd visualize`` alike: resized to ``data.image_size`` with ``data.channels``, then deskewed
+when ``data.deskew``.
+
+Deskewing shears every image so that its ink's principal axis stands vertical.
 
 Handwriting slants; a classifier that compares pixels or local gradients position by position
 (an RBF SVM on HOG or raw pixels) must otherwise learn each slant separately. LeCun et al.
@@ -24,6 +28,39 @@ recognition", Proc. IEEE 86(11):2278-2324, 1998, doi:10.1109/5.726791.
 from __future__ import annotations
 
 import numpy as np
+
+from pipeline.errors import DataError
+
+
+def resize_batch(images: np.ndarray, size: int | None, channels: int) -> np.ndarray:
+    """Bring (N,H,W) or (N,H,W,C) uint8 images to (N,size,size,channels)."""
+    import cv2
+
+    if images.ndim == 3:
+        images = images[..., None]
+    n, h, w, c = images.shape
+    if c != channels:
+        if c == 1 and channels == 3:
+            images = np.repeat(images, 3, axis=3)
+        elif c == 3 and channels == 1:
+            images = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images])[..., None]
+        else:
+            raise DataError(f"cannot convert {c}-channel images to {channels} channels")
+    if size is None or (h, w) == (size, size):
+        return np.ascontiguousarray(images)
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    out = np.empty((n, size, size, channels), dtype=np.uint8)
+    for i, im in enumerate(images):
+        out[i] = cv2.resize(im, (size, size), interpolation=interp).reshape(size, size, channels)
+    return out
+
+
+def preprocess(images: np.ndarray, size: int | None, channels: int, deskew: bool = False) -> np.ndarray:
+    """What every image goes through before any model sees it (``prepare``, ``cvd visualize``):
+    :func:`resize_batch`, then :func:`deskew_batch` when ``deskew``."""
+    images = resize_batch(images, size, channels)
+    return deskew_batch(images) if deskew else images
+
 
 MIN_MU02 = 1e-2  # below this (in pixel^2 x intensity) an image has no vertical extent to straighten
 CHUNK = 4096  # images per moment computation: bounds the float64 temporaries
