@@ -184,7 +184,9 @@ def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) ->
     return {a for a in addresses if path in stage_code(a, root)}
 
 
-SHARED_LEAVES = ("pipeline/errors.py", "pipeline/layout.py")  # import no pipeline module; every layer uses them
+# modules that import no other pipeline module and that every level uses: the error types, the output
+# layout, and config.py's own two parts (its schema types and its error words)
+SHARED_LEAVES = ("pipeline/errors.py", "pipeline/layout.py", "pipeline/config_schema.py", "pipeline/config_errors.py")
 
 
 def longest_chain(start: str = ENTRY_POINT, skip: tuple[str, ...] = (), root: Path = REPO_ROOT) -> list[str]:

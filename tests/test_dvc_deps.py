@@ -99,3 +99,12 @@ def test_every_third_party_import_is_declared():
         if not dists & declared:
             missing.append(f"{module} (imported by {importer}; distribution {', '.join(sorted(dists))})")
     assert not missing, "not declared in pyproject.toml: " + "; ".join(missing)
+
+
+def test_the_import_graph_inside_pipeline_stays_shallow():
+    """cli -> stage -> helper -> helper -> config at most, the shared leaves not counted (it was 8 deep
+    before the comparison library moved out of pipeline/)."""
+    from import_graph import SHARED_LEAVES, longest_chain
+
+    chain = longest_chain(skip=SHARED_LEAVES)
+    assert len(chain) <= 5, " -> ".join(chain)
