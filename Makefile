@@ -39,10 +39,10 @@ test-fast: install-test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
-	$(BIN)/python benchmarks/features.py
-	$(BIN)/python benchmarks/classical.py
-	$(BIN)/python benchmarks/cnn.py
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_classical.py
+	$(BIN)/python benchmarks/bench_cnn.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean-outputs:
 	rm -rf data/prepared data/features artifacts metrics plots reports

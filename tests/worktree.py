@@ -1,6 +1,6 @@
 """A throwaway git copy of this repository's working tree, for running real DVC in it.
 
-Plain Python (no pytest), so ``benchmarks/pipeline.py`` uses it too.
+Plain Python (no pytest); ``small_run`` and the tests that change a finished run use it.
 """
 from __future__ import annotations
 

@@ -15,26 +15,24 @@ Data: ../shared/datasets/fashion-mnist next to the repository (IDX .gz, read wit
 product's ``pipeline.datasets.read_idx``); without it part 1 falls back to generated
 images (timings only) and part 2 is skipped.
 
-    python benchmarks/cnn.py [--epochs 3] [--rounds 1] [--train-images 60000] [--batch-size N] [--full]
+    python benchmarks/bench_cnn.py [--epochs 3] [--rounds 1] [--train-images 60000] [--batch-size N] [--full]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: its params.yaml, ../shared
 FASHION = REPO_ROOT.parent / "shared" / "datasets" / "fashion-mnist"
 
-from pipeline.config import Config, for_arch, load_config  # noqa: E402
-from pipeline.datasets import read_idx  # noqa: E402
+from pipeline.config import Config, for_arch, load_config
+from pipeline.datasets import read_idx
 
 
 def load_fashion(n_train: int, seed: int) -> tuple[dict[str, np.ndarray], str]:

@@ -10,25 +10,22 @@ Candidates: the pipeline's classifiers as params.yaml configures them, plus the 
 options the README discusses: PCA before an RBF SVM, a Nystroem kernel map feeding a linear
 model, and an early-stopped SGD linear SVM.
 
-    python benchmarks/classical_scale.py --data DIR [--features hog,sobel] [--workers 14] [-S key=value ...]
+    python benchmarks/bench_classical_scale.py --data DIR [--features hog,sobel] [--workers 14] [-S key=value ...]
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, TimeoutError, wait
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: its params.yaml
 
-from cnn_accelerator import parse_overrides, prepared_split  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from bench_cnn_accelerator import parse_overrides, prepared_split
+from pipeline.config import load_config
 
 
 def candidates(seed: int) -> dict:

@@ -6,7 +6,7 @@ each architecture through ``train_cnn``'s own ``runtime`` / ``build_model`` / ``
 helpers, so the numbers are the stage's, minus MLflow logging and the model file. Meant for a
 GPU machine that has Keras' JAX backend but neither TensorFlow, DVC nor MLflow:
 
-    KERAS_BACKEND=jax python benchmarks/cnn_accelerator.py --data DIR [-S cnn.alexnet.epochs=15 ...]
+    KERAS_BACKEND=jax python benchmarks/bench_cnn_accelerator.py --data DIR [-S cnn.alexnet.epochs=15 ...]
 
 Prints one table row per architecture: device, precision policy, epochs run (early stopping
 on validation loss), median epoch seconds (first epoch, which compiles, shown apart), fit
@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout: its params.yaml
 
-from pipeline.config import for_arch, load_config  # noqa: E402
+from pipeline.config import for_arch, load_config
 
 
 def parse_overrides(pairs: list[str]) -> dict:

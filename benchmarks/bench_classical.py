@@ -6,27 +6,25 @@
    (target >= 90 %) against the named baseline of the same run, raw pixels + ``rbf_svm``
    (the Fashion-MNIST benchmark's best scikit-learn row, SVC on raw pixels, reports 89.7 %).
 
-Usage: python benchmarks/classical.py [--part digits|fashion|all] [--n-train N] [--pca K]
+Usage: python benchmarks/bench_classical.py [--part digits|fashion|all] [--n-train N] [--pca K]
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: its params.yaml, ../shared
 
-from features import make_extractor  # noqa: E402
-from models.classical import make_classifier, param_count  # noqa: E402
-from pipeline.config import parse_config  # noqa: E402
-from pipeline.datasets import load_digits_source, load_idx_source, resize_batch  # noqa: E402
-from pipeline.prepare import split_pools  # noqa: E402
+from features import make_extractor
+from models.classical import make_classifier, param_count
+from pipeline.config import parse_config
+from pipeline.datasets import load_digits_source, load_idx_source, resize_batch
+from pipeline.prepare import split_pools
 
 FASHION = ROOT.parent / "shared" / "datasets" / "fashion-mnist"
 

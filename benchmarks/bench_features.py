@@ -1,6 +1,6 @@
 """Throughput of the batched extractors against naive per-image loops, on Fashion-MNIST.
 
-    python benchmarks/features.py [--n N] [--n-jobs J] [--naive-n M] [--sift-fit-n K]
+    python benchmarks/bench_features.py [--n N] [--n-jobs J] [--naive-n M] [--sift-fit-n K]
 
 Reads the 70,000 Fashion-MNIST images (train + test) from ../shared/datasets/fashion-mnist
 (or $CVD_SHARED_DATASETS/fashion-mnist) and falls back to random images, with a note,
@@ -28,12 +28,11 @@ import numpy as np
 from skimage.feature import hog
 from threadpoolctl import threadpool_limits
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # before benchmarks/, whose features.py (this file) would shadow the package
+REPO = Path(__file__).resolve().parents[1]  # the checkout, beside ../shared/datasets
 
-from features import make_extractor  # noqa: E402
-from features.extractors.sift import dense_grid  # noqa: E402
-from pipeline.datasets import read_idx  # noqa: E402
+from features import make_extractor
+from features.extractors.sift import dense_grid
+from pipeline.datasets import read_idx
 
 DATASETS = Path(os.environ.get("CVD_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 FILES = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz")

@@ -9,7 +9,7 @@ afterwards (``cvd train-classical``, no DVC) to time the process by itself. The 
 (``fit_seconds`` in ``metrics/*/<model>.run.json``): the ratio wall / fit shows what the
 per-stage processes cost on top of the learning itself.
 
-    python benchmarks/pipeline.py [--set classical.classifiers=[logreg]] [--baseline-set KEY=VALUE ...] [--keep DIR]
+    python benchmarks/bench_pipeline.py [--set classical.classifiers=[logreg]] [--baseline-set KEY=VALUE ...] [--keep DIR]
 
 ``--set`` takes ``dvc exp run -S``-style dotted overrides (YAML values) for a variant.
 ``--baseline-set`` runs a second, named baseline configuration in the same invocation, one
@@ -33,14 +33,30 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from pipeline.config import apply_overrides, parse_config
+from pipeline.errors import ConfigError
 
-from pipeline.config import apply_overrides, parse_config  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
-from worktree import OUTPUTS, copy_repo  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the checkout that is copied and timed
+# what a run produces: the copy starts without it, as a fresh clone would after `make clean-outputs`
+OUTPUTS = ("data/", "metrics/", "plots/", "reports/", "artifacts/", "predictions/", "dvc.lock")
 
 BUDGET_S = 300.0
+
+
+def copy_checkout(dest: Path) -> Path:
+    """A fresh git repo at ``dest`` holding the checkout's files (tracked + new, not ignored) but
+    its outputs (:data:`OUTPUTS`)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file() and not rel.startswith(OUTPUTS):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    git = ["git", "-c", "user.email=copy@example.invalid", "-c", "user.name=copy"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
 
 
 def overhead_target(fit: float) -> float:
@@ -115,7 +131,7 @@ def run_variant(overrides: list[str], keep: Path | None) -> tuple[list[tuple[str
     work = keep or Path(tempfile.mkdtemp(prefix="cvd-bench-"))
     repo = work / "repo"
     try:
-        copy_repo(repo, skip=OUTPUTS + ("dvc.lock",))
+        copy_checkout(repo)
         apply_params(repo, overrides)
     except SystemExit:
         if not keep:
