@@ -50,11 +50,15 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare
     and explain, with its MLflow runs in the copy's own ``mlflow.db``; what ``dvc repro`` printed is
     in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
-    changes the repository works on :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests."""
+    changes the repository works on :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests.
+    ``CVD_TEST_SMALL_RUN=<its repo folder>`` reuses one left by an earlier ``--basetemp`` session."""
+    import os
     import subprocess
 
     import yaml
 
+    if os.environ.get("CVD_TEST_SMALL_RUN"):  # a finished one from an earlier session, while editing tests
+        return Path(os.environ["CVD_TEST_SMALL_RUN"])
     repo = copy_repo(tmp_path_factory.mktemp("small_run") / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["data"]["limit_per_class"] = SMALL_RUN_LIMIT_PER_CLASS
