@@ -246,11 +246,12 @@ def test_runs_arrive_at_an_mlflow_server(workspace, mlflow_server):
 
 
 def test_parallel_queue_writes_to_the_server(workspace, mlflow_server):
-    """`dvc queue start -j 2`: two experiments run at once and each lands complete on the server."""
+    """`dvc queue start -j 2`: two experiments run at once and each lands complete on the server
+    (up to `compare`, which logs the runs: explain's report would add nothing to the check)."""
     repo = workspace
     env = venv_env({"MLFLOW_TRACKING_URI": mlflow_server})
     for c in ("0.5", "2.0"):
-        dvc(repo, "exp", "run", "--queue", "-S", f"classical.logreg.C={c}", env=env)
+        dvc(repo, "exp", "run", "--queue", "-S", f"classical.logreg.C={c}", "compare", env=env)
     dvc(repo, "queue", "start", "-j", "2", env=env)
     deadline = time.monotonic() + 900
     while True:
@@ -267,6 +268,8 @@ def test_parallel_queue_writes_to_the_server(workspace, mlflow_server):
         assert run.info.status == "FINISHED", (run.info.run_name, run.info.status)
         by_exp.setdefault(run.data.tags["dvc_exp_name"], set()).add(run.info.run_name)
     expected = {f"classical-{f}-logreg" for f in FEATURES} | {"comparison"}
-    assert len(by_exp) == 2 and all(names == expected for names in by_exp.values()), by_exp
+    # the unchanged k-NN models too, where this server has no run of their files yet (this test alone)
+    unchanged = {f"classical-{f}-knn" for f in FEATURES}
+    assert len(by_exp) == 2 and all(expected <= names <= expected | unchanged for names in by_exp.values()), by_exp
     c_values = {r.data.params["C"] for r in runs if r.data.tags.get("classifier") == "logreg"}
     assert c_values == {"0.5", "2.0"}
