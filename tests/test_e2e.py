@@ -4,7 +4,9 @@ The session's one real `dvc repro` (conftest ``small_run``: two feature sets x t
 + LeNet-5 on 30 digits per class) is checked as it came out of its fresh run: every stage ran
 once, every output and MLflow run is there, DVC shows the metrics and plots. A copy of that
 finished repository (outputs, DVC cache and MLflow store) then checks caching, which stages an
-edit outdates, selective reruns with `dvc exp run -S`, and a tracking server on 127.0.0.1.
+edit outdates, and queued experiments running in parallel into a tracking server on 127.0.0.1.
+A selective rerun with `dvc exp run -S` logging to a server is member 2's experiment in
+tests/test_team.py.
 """
 from __future__ import annotations
 
@@ -41,10 +43,6 @@ OUTDATED_BY_AN_EDIT = {
     "models/architectures/lenet5.py": {"train_cnn@lenet5"},
     "features/conv.py": {"explain"},
 }
-
-
-def params_of(repo: Path) -> dict:
-    return yaml.safe_load((repo / "params.yaml").read_text())
 
 
 def dvc(repo: Path, *args: str, env: dict | None = None, timeout: int = 900) -> str:
@@ -190,12 +188,6 @@ def test_editing_a_module_outdates_exactly_the_stages_that_import_it(workspace, 
     assert json.loads(dvc(repo, "status", "--json")) == {}
 
 
-def test_exp_run_reruns_only_dependent_stages(workspace):
-    out = dvc(workspace, "exp", "run", "-S", "classical.knn.n_neighbors=3")
-    assert stages_run(out) == {f"train_classical@{f}-knn" for f in FEATURES} | {"compare", "explain"}
-    assert params_of(workspace)["classical"]["knn"]["n_neighbors"] == 3
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory) -> str:
     """An `mlflow server` on a free 127.0.0.1 port with its own SQLite file; yields its URI."""
@@ -230,19 +222,6 @@ def server_runs(uri: str) -> list:
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("classic-vs-deep")
     return client.search_runs([experiment.experiment_id]) if experiment else []
-
-
-def test_runs_arrive_at_an_mlflow_server(workspace, mlflow_server):
-    repo = workspace
-    env = venv_env({"MLFLOW_TRACKING_URI": mlflow_server})
-    dvc(repo, "repro", "-f", "-s", "train_classical@hog-logreg", "compare", env=env)
-
-    runs = [r for r in server_runs(mlflow_server) if not r.data.tags.get("dvc_exp_name")]
-    classical = [r for r in runs if r.data.tags.get("approach") == "classical"]
-    # compare logs every classical model's run from its files: all are new to this server
-    assert sorted(r.data.tags["model"] for r in classical) == sorted(m for m in model_ids() if m not in ARCHS)
-    assert all("test_accuracy" in r.data.metrics and "param_count" in r.data.metrics for r in classical)
-    assert any(r.info.run_name == "comparison" for r in runs)
 
 
 def test_parallel_queue_writes_to_the_server(workspace, mlflow_server):

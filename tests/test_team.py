@@ -202,6 +202,7 @@ def test_the_server_holds_the_experiments_runs_and_files(team, first, second, ex
     assert sorted(r.data.tags["model"] for r in runs if r.data.tags["approach"] == "classical") == sorted(CLASSICAL_MODELS)
     assert {r.data.tags["git_commit"] for r in runs} == {team.commits["pushed"]}
     assert by_model[CLASSICAL].data.params["C"] == EXPERIMENT_C
+    assert all("test_accuracy" in r.data.metrics and "param_count" in r.data.metrics for r in runs)
     assert {r.data.tags["split_sha256"] for r in runs} == {json.loads(
         (first / "data/prepared/manifest.json").read_text())["sha256"]}
     # the files went to the server too, not to a member's disk: member 1 downloads member 2's report
