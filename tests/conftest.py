@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SHARED_DATASETS, copy_repo, venv_env
+from helpers import (SHARED_DATASETS, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_EPOCHS, SMALL_RUN_FEATURES,
+                     SMALL_RUN_LIMIT_PER_CLASS, copy_repo, venv_env)
 from pipeline.datasets import read_idx
 
 
@@ -43,28 +44,34 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-SMALL_RUN = {"feature": "hog", "classifier": "logreg", "arch": "lenet5"}
-
-
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the project after a real ``dvc repro`` on 30 digits per class: ``hog-logreg`` and
-    ``lenet5`` (2 epochs), their MLflow runs in the copy's own ``mlflow.db``. ~1-2 min; for slow tests."""
+    """A copy of the project after ONE real ``dvc repro`` (the session's only full one) on 30 digits
+    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare
+    and explain, with its MLflow runs in the copy's own ``mlflow.db``; what ``dvc repro`` printed is
+    in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
+    changes the repository works on :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests.
+    ``CVD_TEST_SMALL_RUN=<its repo folder>`` reuses one left by an earlier ``--basetemp`` session."""
+    import os
     import subprocess
 
     import yaml
 
-    repo = copy_repo(tmp_path_factory.mktemp("small_run"))
+    if os.environ.get("CVD_TEST_SMALL_RUN"):  # a finished one from an earlier session, while editing tests
+        return Path(os.environ["CVD_TEST_SMALL_RUN"])
+    repo = copy_repo(tmp_path_factory.mktemp("small_run") / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["limit_per_class"] = 30
+    params["data"]["limit_per_class"] = SMALL_RUN_LIMIT_PER_CLASS
     params["evaluation"]["bootstrap_resamples"] = 200
-    params["features"]["names"] = [SMALL_RUN["feature"]]
+    params["features"]["names"] = SMALL_RUN_FEATURES
     params["features"]["n_jobs"] = 1
-    params["classical"]["classifiers"] = [SMALL_RUN["classifier"]]
-    params["cnn"]["architectures"] = [SMALL_RUN["arch"]]
-    params["cnn"][SMALL_RUN["arch"]]["train"]["epochs"] = 2
+    params["classical"]["classifiers"] = SMALL_RUN_CLASSIFIERS
+    params["cnn"]["architectures"] = SMALL_RUN_ARCHS
+    params["cnn"]["epochs"] = SMALL_RUN_EPOCHS  # the global key: lenet5 has no epochs override of its own
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
-                         text=True, timeout=900)
+    env = venv_env({"PYTHONPATH": str(repo)})
+    subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=env)
+    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, f"dvc repro failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    (repo.parent / "repro.log").write_text(out.stdout)  # what the fresh run printed, for test_e2e
     return repo

@@ -9,10 +9,20 @@ import os
 import sys
 from pathlib import Path
 
-from worktree import copy_repo  # noqa: F401  (re-exported for the tests)
+from worktree import copy_finished_repo, copy_repo  # noqa: F401  (re-exported for the tests)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("CVD_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
+
+# The session's one real `dvc repro` (conftest ``small_run``): two feature sets x two classifiers, so
+# an experiment on one classifier visibly leaves the other's stages alone, and LeNet-5, with epochs
+# enough (~0.5 s each on 210 training images) to learn the digits well past chance, yet below the
+# classical models on validation (the registered champion is classical: tests/test_serve.py)
+SMALL_RUN_FEATURES = ["raw", "hog"]
+SMALL_RUN_CLASSIFIERS = ["logreg", "knn"]
+SMALL_RUN_ARCHS = ["lenet5"]
+SMALL_RUN_LIMIT_PER_CLASS = 30
+SMALL_RUN_EPOCHS = 10
 
 
 def venv_env(extra: dict | None = None) -> dict:

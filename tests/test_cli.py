@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 from features import extractor_names
 from models import architectures, classifiers
@@ -17,21 +16,30 @@ def run_cvd(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([*CVD, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+HEAVY = ("tensorflow", "keras", "mlflow", "sklearn", "cv2", "skimage", "scipy", "pandas", "matplotlib")
+# `cvd --help` run by the entry point itself in a fresh interpreter, then the heavy libraries it loaded
+HELP_PROBE = f"""
+import sys
+from pipeline.cli import main
+sys.argv = ["cvd", "--help"]
+try:
+    main()
+except SystemExit:
+    pass
+print("LOADED:" + ",".join(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
 def test_help_lists_every_stage_without_heavy_imports():
-    start = time.perf_counter()
     out = run_cvd("--help")
-    elapsed = time.perf_counter() - start
     assert out.returncode == 0
     for command in ("prepare", "features", "train-classical", "train-cnn", "compare", "describe"):
         assert command in out.stdout
-    probe = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; import pipeline.cli; "
-         "heavy = [m for m in ('tensorflow', 'keras', 'mlflow', 'sklearn', 'cv2', 'skimage') if m in sys.modules]; "
-         "print(','.join(heavy))"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert probe.stdout.strip() == ""
-    assert elapsed < 5  # interpreter start included; the import itself is checked above
+    # instant help: neither the import nor printing the help loads a heavy library
+    probe = subprocess.run([sys.executable, "-c", HELP_PROBE], cwd=REPO_ROOT, capture_output=True, text=True,
+                           check=True, timeout=120)
+    assert "train-cnn" in probe.stdout  # the help was printed in the probe too
+    assert probe.stdout.strip().splitlines()[-1] == "LOADED:"
 
 
 def test_version():

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from import_graph import code_deps, resolved_stages, stage_code
 
-from helpers import venv_env
+from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -106,7 +106,7 @@ def extended(small_run, tmp_path_factory) -> Path:
     # README "Extending": step 1, the extractor module; step 2, the architecture module ...
     (repo / "features/extractors/cell_means.py").write_text(EXTRACTOR_MODULE.lstrip())
     (repo / "models/architectures/tiny_cnn.py").write_text(ARCHITECTURE_MODULE.lstrip())
-    # ... step 3, their params.yaml sections and names, beside the small run's hog and lenet5
+    # ... step 3, their params.yaml sections and names, beside the small run's extractors and CNN
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["features"]["names"] += ["cell_means"]
     params["features"]["cell_means"] = {"cell": 4}
@@ -147,11 +147,12 @@ def test_dvc_yaml_deps_cover_their_modules(extended):
 
 def test_dvc_repro_runs_only_their_stages_to_the_leaderboard(extended, reproduced):
     ran = set(re.findall(r"Running stage '([^']+)'", reproduced))
-    assert ran == {"features@cell_means", "train_classical@cell_means-logreg", "train_cnn@tiny_cnn", "compare",
-                   "explain"}
+    assert ran == {"features@cell_means", "train_cnn@tiny_cnn", "compare", "explain",
+                   *(f"train_classical@cell_means-{c}" for c in SMALL_RUN_CLASSIFIERS)}
     with open(extended / "reports/leaderboard.csv", newline="") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"hog-logreg", "lenet5", "cell_means-logreg", "tiny_cnn"}
+    assert set(rows) == {*(f"{f}-{c}" for f in [*SMALL_RUN_FEATURES, "cell_means"] for c in SMALL_RUN_CLASSIFIERS),
+                         *SMALL_RUN_ARCHS, "tiny_cnn"}
     # 8x8 block means of digits (64 values) separate the 10 classes well; chance is 0.1
     assert float(rows["cell_means-logreg"]["test_accuracy"]) >= 0.8
     assert float(rows["tiny_cnn"]["test_accuracy"]) >= 0.5

@@ -1,10 +1,10 @@
 """The registered champion served: real `dvc repro`, `mlflow models serve`, an HTTP request.
 
-A temporary copy of the repository runs a small pipeline (HOG + logistic regression, and a
-one-epoch LeNet-5 that cannot beat it on validation, so the champion is the classical model),
-then `mlflow models serve -m models:/classic-vs-deep-digits@champion --env-manager local` on a
-free 127.0.0.1 port answers two test images with the classes the stage predicted for them and
-that `cvd predict` gives for the same images saved as PNG files.
+The session's small run (conftest ``small_run``: raw and HOG features x logistic regression and
+k-NN, and a LeNet-5 that cannot beat them on validation, so the champion is a classical model)
+registered its champion; `mlflow models serve -m models:/classic-vs-deep-digits@champion
+--env-manager local` on a free 127.0.0.1 port answers two test images with the classes the stage
+predicted for them and that `cvd predict` gives for the same images saved as PNG files.
 """
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-
-from helpers import copy_repo, free_port, venv_env, wait_until_answering
+from helpers import free_port, venv_env, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,20 +26,8 @@ NAME = "classic-vs-deep-digits"
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = copy_repo(tmp_path_factory.mktemp("serve") / "repo")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["limit_per_class"] = 30
-    params["features"].update({"names": ["hog"], "n_jobs": 1})
-    params["classical"]["classifiers"] = ["logreg"]
-    params["cnn"].update({"architectures": ["lenet5"], "epochs": 1})
-    params["cnn"]["lenet5"]["epochs"] = 1
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = venv_env()
-    subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=env)
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"dvc repro failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return repo
+def repo(small_run) -> Path:
+    return small_run
 
 
 def tracking_env(repo: Path) -> dict:
@@ -84,7 +70,8 @@ def test_served_champion_answers_like_the_stage_and_cvd_predict(repo, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     summary = json.loads((repo / "reports/summary.json").read_text())
     champion = client.get_model_version_by_alias(NAME, "champion")
-    assert champion.tags["model"] == registry.choose(summary)["champion"] == "hog-logreg"
+    model = champion.tags["model"]
+    assert model == registry.choose(summary)["champion"] == summary["best_classical"]["model"]
     assert client.get_model_version_by_alias(NAME, "best-classical").version == champion.version
     assert client.get_model_version_by_alias(NAME, "best-deep").tags["model"] == "lenet5"
 
@@ -92,7 +79,7 @@ def test_served_champion_answers_like_the_stage_and_cvd_predict(repo, tmp_path):
     class_names = json.loads((repo / "data/prepared/manifest.json").read_text())["class_names"]
     picks = [0, int(np.flatnonzero(split.y["test"] != split.y["test"][0])[0])]  # two different true classes
     images = split.x["test"][picks]
-    with open(repo / "predictions/hog-logreg/test.csv", newline="") as fh:
+    with open(repo / f"predictions/{model}/test.csv", newline="") as fh:
         stage = [class_names[int(r["y_pred"])] for r in csv.DictReader(fh)]
 
     with served(repo, f"models:/{NAME}@champion", tmp_path) as url:

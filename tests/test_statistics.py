@@ -9,7 +9,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from scipy.stats import binom, norm
+from scipy.stats import binom
 
 from models.errors import InputError, ParameterError
 from models.evaluate import classification_metrics
@@ -259,15 +259,13 @@ def test_bootstraps_draw_indices_in_bounded_chunks():
 # ---------------------------------------------------------------------------- images_needed
 
 def test_images_needed_by_hand():
-    d, psi = 0.019, 0.025
-    z_a, z_b = norm.ppf(0.975), norm.ppf(0.8)
-    hand = math.ceil((z_a * math.sqrt(psi) + z_b * math.sqrt(psi - d * d)) ** 2 / d ** 2)
-    assert images_needed(d, psi) == hand
-    assert 300 <= hand <= 3000  # 542
-    assert images_needed(-d, psi) == hand
-    z_a, z_b = norm.ppf(0.995), norm.ppf(0.9)
-    assert images_needed(d, psi, alpha=0.01, power=0.9) == math.ceil(
-        (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - d * d)) ** 2 / d ** 2)
+    # Connor's n = (z_a sqrt(psi) + z_b sqrt(psi - d^2))^2 / d^2 worked by hand with the normal table's
+    # z_0.975 = 1.959964, z_0.8 = 0.841621 (alpha 0.05, power 0.8), z_0.995 = 2.575829, z_0.9 = 1.281552:
+    # d = 0.019, psi = 0.025: (1.959964 * 0.158114 + 0.841621 * 0.156968)^2 / 0.000361 = 541.19 -> 542
+    assert images_needed(0.019, 0.025) == 542
+    assert images_needed(-0.019, 0.025) == 542  # the sign of the difference does not matter
+    # (2.575829 * 0.158114 + 1.281552 * 0.156968)^2 / 0.000361 = 1025.47 -> 1026
+    assert images_needed(0.019, 0.025, alpha=0.01, power=0.9) == 1026
 
 
 def test_images_needed_decreases_as_the_difference_grows():
@@ -278,13 +276,12 @@ def test_images_needed_decreases_as_the_difference_grows():
 
 
 def test_images_needed_degenerate_discordant_rate():
-    d = 0.05
-    one_way = images_needed(d, d)  # all discordant images favour a: psi = |d|
-    z_a, z_b = norm.ppf(0.975), norm.ppf(0.8)
-    assert one_way == math.ceil((z_a * math.sqrt(d) + z_b * math.sqrt(d - d * d)) ** 2 / d ** 2)
-    assert images_needed(d, d * d) == one_way  # psi <= d², formula undefined
-    assert images_needed(d, 0.0) == one_way
-    assert images_needed(1.0, 1.0) == math.ceil(norm.ppf(0.975) ** 2)  # 4
+    # all discordant images favour a: psi = |d| = 0.05, by hand
+    # (1.959964 * sqrt(0.05) + 0.841621 * sqrt(0.05 - 0.0025))^2 / 0.0025 = 154.60 -> 155
+    assert images_needed(0.05, 0.05) == 155
+    assert images_needed(0.05, 0.05 ** 2) == 155  # psi <= d², formula undefined: taken as |d|
+    assert images_needed(0.05, 0.0) == 155
+    assert images_needed(1.0, 1.0) == 4  # 1.959964^2 = 3.84 -> 4
 
 
 # ---------------------------------------------------------------------------- validation

@@ -1,36 +1,39 @@
-"""Two team members on two machines (issue 14, item 5), played by two git clones of one bare
-repository that share a DVC remote (a local folder) and one `mlflow server` on 127.0.0.1.
+"""Two team members on two machines (issue 14, item 5), played by two git repositories that
+share a bare origin, a DVC remote (a local folder) and one `mlflow server` on 127.0.0.1.
 
-The first member runs the pipeline, commits dvc.lock and the small git-tracked outputs,
-`git push`es and `dvc push`es; the second clones, `dvc pull`s, and `dvc repro` recomputes
-nothing. The second then runs an experiment and `dvc exp push`es it; the first `dvc exp pull`s
-it and sees it in `dvc exp show`. The server ends up holding both members' runs. These are the
-commands of README "Scale out: work as a team".
+The first member is a copy of the session's small run (conftest ``small_run``: its fresh `dvc
+repro` is checked in tests/test_e2e.py): they commit dvc.lock and the small git-tracked outputs,
+`git push` and `dvc push`; the second clones, `dvc pull`s, and `dvc repro` recomputes nothing.
+The second then runs an experiment, logged to the server, and `dvc exp push`es it; the first
+`dvc exp pull`s it, sees it in `dvc exp show` and applies it. These are the commands of README
+"Scale out: work as a team".
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-from helpers import copy_repo, mlflow_server, venv_env
+from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, copy_finished_repo, mlflow_server,
+                     venv_env)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FEATURE, CLASSIFIER, ARCH = "hog", "logreg", "lenet5"
+FEATURE, CLASSIFIER = "hog", "logreg"
 CLASSICAL = f"{FEATURE}-{CLASSIFIER}"
+CLASSICAL_MODELS = [f"{f}-{c}" for f in SMALL_RUN_FEATURES for c in SMALL_RUN_CLASSIFIERS]
 EXPERIMENT, EXPERIMENT_C = "stronger-penalty", "0.001"  # classical.logreg.C, 1.0 in the shared params
 # the outputs DVC caches (never in git): the remote carries them from one member to the other
-CACHED = ("data/prepared/split.npz", f"data/features/{FEATURE}.npz", f"artifacts/classical/{CLASSICAL}.skops",
-          f"predictions/{CLASSICAL}", f"artifacts/cnn/{ARCH}.keras", f"predictions/{ARCH}")
-STAGES = {"prepare", f"features@{FEATURE}", f"train_classical@{CLASSICAL}", f"train_cnn@{ARCH}", "compare", "explain"}
+CACHED = ("data/prepared/split.npz", *(f"data/features/{f}.npz" for f in SMALL_RUN_FEATURES),
+          *(f"artifacts/classical/{m}.skops" for m in CLASSICAL_MODELS), *(f"predictions/{m}" for m in CLASSICAL_MODELS),
+          *(f"artifacts/cnn/{a}.keras" for a in SMALL_RUN_ARCHS), *(f"predictions/{a}" for a in SMALL_RUN_ARCHS))
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Team:
     tracking_uri: str
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step, printed at the end
     outputs: dict[str, str] = field(default_factory=dict)  # stdout + stderr of the steps the tests inspect
-    commits: dict[str, str] = field(default_factory=dict)  # "base" (as cloned), "pushed" (member 1's run)
+    commits: dict[str, str] = field(default_factory=dict)  # "pushed": member 1's commit of the run
     runs_before_pull: int = -1  # on the server, before and after member 2's pull + repro
     runs_after_repro: int = -1
     status_after_pull: dict | None = None
@@ -83,47 +86,31 @@ def server_runs(uri: str) -> list:
     return client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
 
 
-def shared_repository(root: Path, remote: Path) -> Path:
-    """The project with small params and the team's DVC remote, committed, as a bare repository."""
-    seed = copy_repo(root / "seed")
-    params = yaml.safe_load((seed / "params.yaml").read_text())
-    params["data"]["limit_per_class"] = 30
-    params["evaluation"]["bootstrap_resamples"] = 200
-    params["features"]["names"] = [FEATURE]
-    params["features"]["n_jobs"] = 1
-    params["classical"]["classifiers"] = [CLASSIFIER]
-    params["cnn"]["architectures"] = [ARCH]
-    params["cnn"][ARCH]["epochs"] = 2
-    (seed / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = venv_env({"PYTHONPATH": str(seed)})
-    subprocess.run(["dvc", "remote", "add", "-d", "team", str(remote)], cwd=seed, env=env, check=True,
-                   capture_output=True)
-    subprocess.run(["git", "add", "params.yaml", ".dvc/config"], cwd=seed, env=env, check=True)
-    subprocess.run(["git", "commit", "-qm", "small params, the team's DVC remote"], cwd=seed, env=env, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(seed), str(root / "origin.git")], cwd=root, env=env,
-                   check=True)
-    return root / "origin.git"
-
-
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     root = tmp_path_factory.mktemp("team")
     (root / "mlflow").mkdir()
     with mlflow_server(root / "mlflow") as uri:
-        team = Team(root, shared_repository(root, root / "dvc-remote"), root / "dvc-remote", uri)
+        team = Team(root, root / "origin.git", root / "dvc-remote", uri)
         yield team
     print("\nwall seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in team.seconds.items()))
 
 
 @pytest.fixture(scope="module")
-def first(team) -> Path:
-    """Member 1: clone, run everything, commit what git tracks, push to git and to the DVC remote."""
-    clone = team.clone("first")
-    team.commits["base"] = team.run(clone, "git rev-parse", "git", "rev-parse", "HEAD").strip()
-    team.run(clone, "1: dvc repro", "dvc", "repro")
+def first(team, small_run) -> Path:
+    """Member 1, who ran the pipeline (the small run, its local MLflow store left behind: the team
+    logs to the server): add the team's DVC remote, commit what git tracks, push to a new bare
+    origin and to the DVC remote."""
+    clone = copy_finished_repo(small_run, team.root / "first")
+    (clone / "mlflow.db").unlink()
+    for store in ("mlruns", "mlartifacts"):
+        shutil.rmtree(clone / store, ignore_errors=True)
+    team.run(clone, "1: dvc remote add", "dvc", "remote", "add", "-d", "team", str(team.remote))
     team.run(clone, "1: git commit", "git", "add", "-A")  # DVC's .gitignore files keep its cached outputs out
-    team.run(clone, "1: git commit", "git", "commit", "-qm", "run the pipeline")
-    team.run(clone, "1: git push", "git", "push", "-q", "origin", "HEAD")
+    team.run(clone, "1: git commit", "git", "commit", "-qm", "run the pipeline, the team's DVC remote")
+    team.run(clone, "1: git init --bare", "git", "init", "-q", "--bare", str(team.origin))
+    team.run(clone, "1: git remote add", "git", "remote", "add", "origin", str(team.origin))
+    team.run(clone, "1: git push", "git", "push", "-q", "-u", "origin", "HEAD")
     team.run(clone, "1: dvc push", "dvc", "push")
     team.commits["pushed"] = team.run(clone, "git rev-parse", "git", "rev-parse", "HEAD").strip()
     return clone
@@ -154,9 +141,8 @@ def experiment(team, first, second) -> dict:
 
 
 def test_first_member_commits_the_small_files_and_pushes_the_cached_ones(team, first):
-    assert stages_run(team.outputs["1: dvc repro"]) == STAGES
     tracked = set(team.run(first, "git ls-files", "git", "ls-files").split())
-    assert {"dvc.lock", f"metrics/classical/{CLASSICAL}.json", f"metrics/cnn/{ARCH}.json",
+    assert {"dvc.lock", f"metrics/classical/{CLASSICAL}.json", *(f"metrics/cnn/{a}.json" for a in SMALL_RUN_ARCHS),
             "reports/leaderboard.csv", "data/prepared/manifest.json"} <= tracked
     for out in CACHED:
         assert (first / out).exists(), out
@@ -186,7 +172,8 @@ def find_experiment(shown: list, name: str) -> dict:
 
 
 def test_second_members_experiment_reaches_the_first(team, first, second, experiment):
-    assert stages_run(team.outputs["2: dvc exp run"]) == {f"train_classical@{CLASSICAL}", "compare", "explain"}
+    assert stages_run(team.outputs["2: dvc exp run"]) == ({f"train_classical@{f}-{CLASSIFIER}" for f in SMALL_RUN_FEATURES}
+                                                          | {"compare", "explain"})
     rev = find_experiment(experiment, EXPERIMENT)
     params = rev["data"]["params"]["params.yaml"]["data"]
     assert params["classical"][CLASSIFIER]["C"] == float(EXPERIMENT_C)
@@ -202,22 +189,22 @@ def test_second_members_experiment_reaches_the_first(team, first, second, experi
         assert digest(first / out) == digest(second / out), out
 
 
-def test_the_server_holds_both_members_runs(team, first, second, experiment, tmp_path):
+def test_the_server_holds_the_experiments_runs_and_files(team, first, second, experiment, tmp_path):
     import mlflow
 
     every = server_runs(team.tracking_uri)
     runs = [r for r in every if r.data.tags.get("approach") in ("classical", "deep")]
     assert all(r.info.status == "FINISHED" for r in runs)
-    repro = [r for r in runs if "dvc_exp_name" not in r.data.tags]
-    exp = [r for r in runs if r.data.tags.get("dvc_exp_name") == EXPERIMENT]
-    assert sorted(r.data.tags["model"] for r in repro) == sorted([CLASSICAL, ARCH])
-    assert {r.data.tags["git_commit"] for r in repro} == {team.commits["base"]}
-    assert [r.data.tags["model"] for r in exp] == [CLASSICAL]
-    # member 2 experimented on top of member 1's pushed commit, on the same split
-    assert exp[0].data.tags["git_commit"] == team.commits["pushed"]
-    assert exp[0].data.params["C"] == EXPERIMENT_C
-    assert next(r for r in repro if r.data.tags["model"] == CLASSICAL).data.params["C"] == "1.0"
-    assert {r.data.tags["split_sha256"] for r in runs} == {exp[0].data.tags["split_sha256"]}
+    # member 2's pull and no-op repro logged nothing; the experiment's compare logged every classical
+    # model from its files (all new to this server), tagged with the experiment and member 1's pushed commit
+    assert {r.data.tags.get("dvc_exp_name") for r in runs} == {EXPERIMENT}
+    by_model = {r.data.tags["model"]: r for r in runs}
+    assert sorted(r.data.tags["model"] for r in runs if r.data.tags["approach"] == "classical") == sorted(CLASSICAL_MODELS)
+    assert {r.data.tags["git_commit"] for r in runs} == {team.commits["pushed"]}
+    assert by_model[CLASSICAL].data.params["C"] == EXPERIMENT_C
+    assert all("test_accuracy" in r.data.metrics and "param_count" in r.data.metrics for r in runs)
+    assert {r.data.tags["split_sha256"] for r in runs} == {json.loads(
+        (first / "data/prepared/manifest.json").read_text())["sha256"]}
     # the files went to the server too, not to a member's disk: member 1 downloads member 2's report
     for clone in (first, second):
         assert not (clone / "mlflow.db").exists() and not (clone / "mlartifacts").exists(), clone

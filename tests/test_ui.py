@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from browser import browser_page, require_browser
-from helpers import REPO_ROOT, venv_env
+from helpers import REPO_ROOT, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
 from pipeline import ui, ui_views
 from pipeline.cli import cli
 
@@ -155,7 +155,9 @@ def test_printed_link_opens_on_the_model_runs(small_run):
     data = client.search_runs([client.get_experiment_by_name("classic-vs-deep-data").experiment_id])
     model_names = sorted(r.info.run_name for r in models)
     data_names = sorted(r.info.run_name for r in data)
-    assert len(model_names) == 2 and {"prepare-digits", "features-hog"} <= set(data_names)
+    assert model_names == sorted([f"classical-{f}-{c}" for f in SMALL_RUN_FEATURES for c in SMALL_RUN_CLASSIFIERS]
+                                 + [f"deep-{a}" for a in SMALL_RUN_ARCHS])
+    assert {"prepare-digits", *(f"features-{f}" for f in SMALL_RUN_FEATURES)} <= set(data_names)
 
     server = subprocess.Popen(["cvd", "ui"], cwd=small_run, env=venv_env({"PYTHONPATH": str(small_run)}),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
