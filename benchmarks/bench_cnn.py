@@ -62,7 +62,7 @@ def bench_config(epochs: int, batch_size: int | None) -> Config:
 def pipeline_epochs(cfg: Config, data: dict) -> list[float]:
     """Epoch seconds of LeNet-5 through the stage's own runtime/build/fit helpers."""
     from models.training import detect_devices
-    from pipeline.train_cnn import build_model, fit_model, runtime
+    from pipeline.cnn_training import build_model, fit_model, runtime
 
     settings = cfg.cnn.training("lenet5")
     x_train, x_val = data["xs_train"], data["xs_val"]
@@ -131,7 +131,7 @@ def part_overhead(args: argparse.Namespace) -> None:
     print("|---|---:|---|---:|---:|---:|")
     e = cfg.cnn.epochs
     for name, secs in (("plain Keras script (Sequential LeNet-5)", plain),
-                       ("pipeline (train_cnn.runtime + build_model + fit_model)", piped)):
+                       ("pipeline (cnn_training.runtime + build_model + fit_model)", piped)):
         med = statistics.median(secs)
         steady = [s for i, s in enumerate(secs) if i % e] or secs
         print(f"| {name} | {len(secs)} | {', '.join(f'{s:.2f}' for s in secs)} | {med:.2f} "

@@ -39,7 +39,7 @@ def print_epoch(row: dict) -> None:
 def train_one(cfg, arch: str, x: dict, y: dict, num_classes: int, devices, epoch_log: bool = False) -> dict:
     from models import training
     from models.statistics import wilson_interval
-    from pipeline.train_cnn import build_model, fit_model, runtime
+    from pipeline.cnn_training import build_model, fit_model, runtime
 
     settings = cfg.cnn.training(arch)
     xs = {name: training.scale_images(v) for name, v in x.items()}

@@ -246,7 +246,7 @@ def validate(cfg: Config, *, features=(), classifiers=(), architectures=()) -> N
     """What the stages do before reading any data, for the named components."""
     from pipeline.features import build_extractor
     from pipeline.train_classical import build_classifier
-    from pipeline.train_cnn import check_settings
+    from pipeline.cnn_training import check_settings
 
     for name in features:
         build_extractor(cfg, name)

@@ -233,7 +233,7 @@ def test_mixed_precision_keeps_a_float32_output_and_restores_the_policy():
 def _train_and_predict(cfg, split) -> tuple[np.ndarray, list[dict]]:
     """LeNet-5 through the stage's config glue (runtime, build_model, fit_model)."""
     from models.training import Devices, scale_images
-    from pipeline.train_cnn import build_model, fit_model, runtime
+    from pipeline.cnn_training import build_model, fit_model, runtime
 
     with runtime(cfg, Devices("tensorflow")) as rt:
         model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
@@ -264,7 +264,7 @@ def test_cosine_schedule_lowers_the_learning_rate_each_epoch():
 def test_alexnet_builds_at_its_minimum_size():
     from models.cnn import count_params
     from models.training import Devices
-    from pipeline.train_cnn import build_model, runtime
+    from pipeline.cnn_training import build_model, runtime
 
     cfg = make_config()
     with runtime(cfg, Devices("tensorflow")) as rt:
@@ -330,7 +330,7 @@ def test_bad_monitor_is_named_by_the_config_and_by_training():
 @pytest.mark.slow
 def test_monitoring_val_accuracy_keeps_the_most_accurate_epoch():
     from models.training import Devices, scale_images
-    from pipeline.train_cnn import build_model, fit_model, runtime
+    from pipeline.cnn_training import build_model, fit_model, runtime
 
     split = make_split()
     cfg = make_config(epochs=4, patience=10, monitor="val_accuracy")
