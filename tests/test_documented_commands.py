@@ -11,7 +11,7 @@ data path and a size limit substituted:
   the same key win. Commands without a data path run exactly as written on the small run's
   data. The keys each command sets must be in the applied params.yaml, and a substituted data
   set must be the one ``prepare`` recorded.
-* ``cvd``: the input files it names (images, ``photos/``) are made in the copy; ``--path`` of
+* ``cvd``: the input files it names (images, ``photos/``, the placeholder folder ``DIR``) are made in the copy; ``--path`` of
   ``cvd prepare`` gets the data set as above. ``cvd ui`` (a server) must print its link, answer
   on it, and stop with exit 0 on Ctrl-C.
 * ``make run`` runs as ``make run VENV=<view of this interpreter's venv>``: the finished run
@@ -132,14 +132,30 @@ def overrides(argv) -> dict[str, str]:
     return dict(argv[i + 1].split("=", 1) for i, word in enumerate(argv[:-1]) if word == "-S")
 
 
+FOLDER_PER_CLASS = 60  # CIFAR-10 images per class taken from the archive for the folder data set
+_DATASETS: dict[str, Path] = {}  # kind -> folder, made once per session
+
+
 def dataset_dir(kind: str, scratch: Path) -> Path:
-    """The real data set of this kind when ../shared/datasets has it, else a small generated one."""
+    """The real data set of this kind when ../shared/datasets has it, else a small generated one;
+    made once per session (the first caller's ``scratch`` keeps it)."""
+    if kind not in _DATASETS or not _DATASETS[kind].exists():
+        _DATASETS[kind] = _make_dataset(kind, scratch)
+    return _DATASETS[kind]
+
+
+def _make_dataset(kind: str, scratch: Path) -> Path:
     shared = SHARED_DATASETS / SHARED.get(kind, kind)
     if kind == "folder":
         archive = shared / "train.tar.xz"
-        if archive.exists():
-            with tarfile.open(archive) as tar:
-                tar.extractall(scratch / "cifar10", filter="data")
+        if archive.exists():  # the first FOLDER_PER_CLASS JPEGs of each class folder, as they are
+            taken: dict[str, int] = {}
+            with tarfile.open(archive, "r|xz") as tar:
+                for member in tar:
+                    parts = Path(member.name).parts
+                    if member.isfile() and len(parts) == 3 and taken.get(parts[1], 0) < FOLDER_PER_CLASS:
+                        taken[parts[1]] = taken.get(parts[1], 0) + 1
+                        tar.extract(member, scratch / "cifar10", filter="data")
             return scratch / "cifar10" / "train"
         return make_folder(scratch / "folder", classes=[f"c{i}" for i in range(10)], per_class=40)
     if (shared / "train-images-idx3-ubyte.gz").exists():
@@ -193,7 +209,7 @@ def make_inputs(argv, repo: Path, scratch: Path) -> list[str]:
             out[i] = str(dataset_dir(option_value(argv, "--dataset") or "folder", scratch))
         elif word.lower().endswith(IMAGE_SUFFIXES):
             write_image(repo / word)
-        elif word.endswith("/"):
+        elif word.endswith("/") or word == "DIR":  # a folder of the user's images
             for name in ("a.png", "b.jpg", "c.png"):
                 write_image(repo / word / name)
     return out
