@@ -158,6 +158,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def refuses_connections(port: int, within_s: float = 10.0) -> bool:
+    """Whether connecting to 127.0.0.1:``port`` is refused within ``within_s`` (a connect probe:
+    closed connections' TIME_WAIT entries would fail a bind probe)."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def wait_until_answering(server, url: str, what: str, timeout: float, log: Path | None = None) -> None:
     """Poll ``url`` until it answers 200; fail the test if ``server`` exits first (with the tail of
     ``log``) or the deadline passes."""

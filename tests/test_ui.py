@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from browser import browser_page, require_browser
-from helpers import REPO_ROOT, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
+from helpers import (REPO_ROOT, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, refuses_connections,
+                     venv_env)
 from pipeline import ui, ui_views
 from pipeline.cli import cli
 
@@ -127,21 +128,6 @@ def test_busy_port(store):
         one_line_error(cvd("--port", str(port)), f"--port = {port}: 127.0.0.1:{port} is busy")
 
 
-def nothing_listens_on(port: int, within_s: float = 10.0) -> bool:
-    """Whether connecting to 127.0.0.1:``port`` is refused (within ``within_s``). A connect probe,
-    not a bind: the closed connections' TIME_WAIT entries keep the port from being bound for a
-    while although no process listens on it any more."""
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except ConnectionRefusedError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_printed_link_opens_on_the_model_runs(small_run):
     """`cvd ui` on a real run: the link shows the model runs, not the data or comparison runs;
@@ -184,7 +170,7 @@ def test_printed_link_opens_on_the_model_runs(small_run):
         assert server.returncode == 0, err
         assert "stopped mlflow ui" in out and "Traceback" not in err
         port = int(re.search(r"127\.0\.0\.1:(\d+)/", link).group(1))
-        assert nothing_listens_on(port)  # the server is gone, its workers too
+        assert refuses_connections(port)  # the server is gone, its workers too
     finally:
         if server.poll() is None:
             server.kill()

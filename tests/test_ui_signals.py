@@ -12,29 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import psutil
 import pytest
 
-from helpers import REPO_ROOT, free_port, venv_env, wait_until_answering
+from helpers import REPO_ROOT, free_port, refuses_connections, venv_env, wait_until_answering
 from pipeline import ui
-
-
-def refuses_connections(port: int, within_s: float = 10.0) -> bool:
-    """Whether connecting to 127.0.0.1:``port`` is refused within ``within_s`` (a connect probe:
-    closed connections' TIME_WAIT entries would fail a bind probe)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except ConnectionRefusedError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
