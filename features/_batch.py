@@ -2,9 +2,10 @@
 bounded-memory, chunked, optionally parallel ``transform``.
 
 Every extractor is a scikit-learn transformer over a batch of 8-bit images, shape
-``(N, H, W)`` or ``(N, H, W, C)``. Colour batches (C = 3, RGB order) are converted to
-grayscale with ``cv2.cvtColor(..., COLOR_RGB2GRAY)``, i.e. the ITU-R BT.601 luma
-``Y = 0.299 R + 0.587 G + 0.114 B`` rounded back to uint8; C = 1 is squeezed.
+``(N, H, W)`` or ``(N, H, W, C)``; C = 1 is squeezed. An extractor whose class sets
+``keeps_colour = True`` gets colour batches (C = 3, RGB order) as they are; the others get
+them converted to grayscale with ``cv2.cvtColor(..., COLOR_RGB2GRAY)``, i.e. the ITU-R BT.601
+luma ``Y = 0.299 R + 0.587 G + 0.114 B`` rounded back to uint8.
 
 The batch is cut into chunks of ``chunk_size`` images; ``joblib`` maps the extractor's
 per-chunk function over them (``n_jobs`` workers, results consumed in order as a
@@ -73,8 +74,10 @@ def check_n_jobs(owner: str, value: Any) -> int | None:
 
 
 # ------------------------------------------------------------------------------- images
-def check_images(X: Any, owner: str, min_size: tuple[int, int] = (1, 1), needs: str = "") -> np.ndarray:
-    """Validate a batch of uint8 images and return it as grayscale ``(N, H, W)``.
+def check_images(X: Any, owner: str, min_size: tuple[int, int] = (1, 1), needs: str = "",
+                 keep_colour: bool = False) -> np.ndarray:
+    """Validate a batch of uint8 images and return it as grayscale ``(N, H, W)`` -- or, with
+    ``keep_colour``, a colour batch as RGB ``(N, H, W, 3)``.
 
     ``min_size`` is the smallest (H, W) the extractor accepts and ``needs`` names the
     parameters that impose it, for the error message.
@@ -97,6 +100,8 @@ def check_images(X: Any, owner: str, min_size: tuple[int, int] = (1, 1), needs: 
         return np.ascontiguousarray(X)
     if X.shape[3] == 1:
         return np.ascontiguousarray(X[..., 0])
+    if keep_colour:
+        return np.ascontiguousarray(X)
     flat = np.ascontiguousarray(X).reshape(n * h, w, 3)
     return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(n, h, w)
 
@@ -148,6 +153,9 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
 
     n_jobs: int | None
     chunk_size: int
+    #: True: colour batches reach ``_fit_images``/``_transform_chunk`` as RGB ``(n, H, W, 3)``;
+    #: False: as grayscale ``(n, H, W)``. Grayscale input is ``(n, H, W)`` either way.
+    keeps_colour: bool = False
 
     def _check_params(self) -> None:
         """Raise ParameterError on an invalid parameter value (called by fit and transform)."""
@@ -161,10 +169,10 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
 
     def _check_images(self, X: Any) -> np.ndarray:
         min_size, needs = self._min_image_size()
-        return check_images(X, type(self).__name__, min_size, needs)
+        return check_images(X, type(self).__name__, min_size, needs, keep_colour=self.keeps_colour)
 
     def _fit_images(self, images: np.ndarray) -> None:
-        """Learn from the (validated, grayscale) training images; stateless by default."""
+        """Learn from the validated training images (see ``keeps_colour``); stateless by default."""
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -173,7 +181,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
         return iter_chunks(func, images, self.n_jobs, self.chunk_size, type(self).__name__)
 
     def fit(self, X: Any, y: Any = None) -> "ImageFeatureExtractor":
-        """Validate parameters and images, record ``image_shape_`` (H, W), return self."""
+        """Validate parameters and images, record ``image_shape_`` ((H, W), or (H, W, 3) for a
+        colour batch given to an extractor that ``keeps_colour``), return self."""
         self._check_params()
         images = self._check_images(X)
         self._fit_images(images)
@@ -186,11 +195,8 @@ class ImageFeatureExtractor(TransformerMixin, BaseEstimator):
         self._check_params()
         images = self._check_images(X)
         if images.shape[1:] != self.image_shape_:
-            h, w = images.shape[1:]
-            fh, fw = self.image_shape_
-            raise ImageError(
-                f"{type(self).__name__}: images are {h}x{w} but the extractor was fitted on {fh}x{fw}"
-            )
+            got, fitted = ("x".join(map(str, shape)) for shape in (images.shape[1:], self.image_shape_))
+            raise ImageError(f"{type(self).__name__}: images are {got} but the extractor was fitted on {fitted}")
         return stack_chunks(self._chunks(images, self._transform_chunk), len(images))
 
     def __sklearn_tags__(self):
