@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import copy
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Iterator, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
+from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
 from pipeline.config_schema import (DATASETS, BatchSize, Epochs, Fraction, LearningRate, NameList, Section, Strict,
                                     WithComponents, architectures, classifiers, extractors, name_list,
@@ -232,13 +233,6 @@ def apply_overrides(raw: dict, overrides: dict[str, Any] | None, source: str = "
     return raw
 
 
-@contextlib.contextmanager
-def component_section(cfg: Config, section: str) -> Iterator[None]:
+def component_section(cfg: Config, section: str) -> contextlib.AbstractContextManager[None]:
     """Re-raise a component's ParameterError as ``<params file>: <section>: <message>``."""
-    from features.errors import ParameterError as FeatureParameterError
-    from models.errors import ParameterError as ModelParameterError
-
-    try:
-        yield
-    except (FeatureParameterError, ModelParameterError) as exc:
-        raise ConfigError(f"{cfg.source}: {section}: {' '.join(str(exc).split())}") from None
+    return errors.component_section(cfg.source, section)

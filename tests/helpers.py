@@ -25,6 +25,15 @@ SMALL_RUN_LIMIT_PER_CLASS = 30
 SMALL_RUN_EPOCHS = 10
 
 
+SESSION_DIR_ENV = "CVD_TEST_SESSION_DIR"
+
+
+def session_dir() -> Path:
+    """A folder shared by every process of this test session (all pytest-xdist workers), for what
+    is made once per session: conftest sets it up and removes it."""
+    return Path(os.environ[SESSION_DIR_ENV])
+
+
 def venv_env(extra: dict | None = None) -> dict:
     """Environment whose PATH finds this interpreter's `cvd` and `dvc` first."""
     env = dict(os.environ)

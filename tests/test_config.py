@@ -244,7 +244,7 @@ def test_a_moved_key_names_its_new_place(raw, dotted, value, expected):
 
 def validate(cfg: Config, *, features=(), classifiers=(), architectures=()) -> None:
     """What the stages do before reading any data, for the named components."""
-    from pipeline.features import build_extractor
+    from pipeline.extractors import build_extractor
     from pipeline.train_classical import build_classifier
     from pipeline.cnn_training import check_settings
 

@@ -15,7 +15,8 @@ import yaml
 
 from helpers import REPO_ROOT, venv_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# one xdist worker runs the module: its module-scoped fixtures are made once
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("cross_machine")]
 
 TRAIN = """
 import sys

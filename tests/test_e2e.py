@@ -29,7 +29,8 @@ from helpers import SMALL_RUN_CLASSIFIERS as CLASSIFIERS
 from helpers import SMALL_RUN_FEATURES as FEATURES
 from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# one xdist worker runs the module: its module-scoped fixtures are made once
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
 
 CLASSICAL_STAGES = {f"train_classical@{f}-{c}" for f in FEATURES for c in CLASSIFIERS}
 EVERY_STAGE = ({"prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES

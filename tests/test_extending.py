@@ -19,7 +19,8 @@ from import_graph import code_deps, resolved_stages, stage_code
 
 from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# one xdist worker runs the module: its module-scoped fixtures are made once
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("extending")]
 
 EXTRACTOR_MODULE = '''
 """Mean of each cell x cell block of pixels: a toy extractor."""

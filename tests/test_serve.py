@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from helpers import free_port, venv_env, wait_until_answering
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# one xdist worker runs the module: its module-scoped fixtures are made once
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("serve")]
 
 NAME = "classic-vs-deep-digits"
 
