@@ -121,8 +121,9 @@ def scored(rows: Sequence[Mapping[str, Any]], images: TestImages, settings: Sett
         if row.get("balanced_accuracy") is None:
             row["balanced_accuracy"] = round(balanced_accuracy(p.y_true, p.y_pred, p.scores.shape[1]), DECIMALS)
         if any(row.get(key) is None for key in INTERVAL_KEYS):
-            row.update(score_intervals(p, p.scores.shape[1], seed=settings.seed,
-                                       confidence=settings.confidence, resamples=settings.resamples))
+            computed = score_intervals(p, p.scores.shape[1], seed=settings.seed, confidence=settings.confidence,
+                                       resamples=settings.resamples)
+            row.update({key: value for key, value in computed.items() if row.get(key) is None})
         out.append(row)
     return out
 

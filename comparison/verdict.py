@@ -5,7 +5,7 @@ With ``evaluation.repeats`` > 1 the per-image test stays the decision (it compar
 seed's predictions); the verdict line adds the mean ± sd of each chosen model's test accuracy
 over its seeds as context.
 
-Every verdict ends with the metric it was decided on (:attr:`comparison.metrics.Metric.statement`):
+Every verdict names the metric it was decided on (:attr:`comparison.metrics.Metric.statement`):
 with accuracy the test is McNemar's; with balanced accuracy the paired bootstrap's p-value,
 and the difference is in points of balanced accuracy.
 """
@@ -55,9 +55,11 @@ def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p
     digits = _digits(points)
     unit = "points" if metric == "accuracy" else f"points of {LABELS[metric]}"
     pts = f"{points:.{digits}f} {unit}"
-    test = "McNemar" if metric == "accuracy" else "paired bootstrap"
-    numbers = (f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], {test} {format_p(p_value)} "
-               f"({only_a} vs {only_b} images)")
+    numbers = f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], "
+    if metric == "accuracy":
+        numbers += f"McNemar {format_p(p_value)} ({only_a} vs {only_b} images)"
+    else:  # images weigh by their class: the discordant counts stay in summary.json, out of the words
+        numbers += f"paired bootstrap {format_p(p_value)}"
     if significant:
         return f"{a} beats {b} by {pts}, {numbers}", swapped
     who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts}"
@@ -109,22 +111,23 @@ def over_seeds(classical: Mapping[str, Any], deep: Mapping[str, Any]) -> str:
 def verdict_line(summary: Mapping[str, Any], level: str = "95 %") -> str:
     """The verdict of ``summary.json`` in one line: the classical and deep models chosen on
     the validation score of the summary's metric, compared on the test images, with their cost;
-    with several seeds, their mean test accuracy (:func:`over_seeds`) -- context, the per-image
-    test decides; last, the metric and why (:attr:`comparison.metrics.Metric.statement`)."""
+    the metric and why (:attr:`comparison.metrics.Metric.statement`); with several seeds, their
+    mean test accuracy (:func:`over_seeds`) -- context, the per-image test decides."""
     c, d, v = summary["best_classical"], summary["best_deep"], summary.get("verdict")
     metric = Metric.of_summary(summary)
+    statement = f"; {metric.statement}" if summary.get("metric") else ""  # a summary.json of before it said
     if not (c and d and v):
         only = c or d
         approach = "classical" if c else "deep"
         return (f"only {approach} models to compare: best {only['model']} (chosen on {metric.selection}), "
-                f"test {metric.label} {100 * only[metric.test_key]:.2f} %; {metric.statement}")
+                f"test {metric.label} {100 * only[metric.test_key]:.2f} %{statement}")
     text, swapped = claim(f"deep ({d['model']})", f"classical ({c['model']})", difference=v["difference"],
                           ci_low=v["ci_low"], ci_high=v["ci_high"], p_value=v["p_value"], only_a=v["only_deep"],
                           only_b=v["only_classical"], significant=v["significant"], level=level, metric=metric.name)
     first, second = (c, d) if swapped else (d, c)
     return (f"{text}, with {_cost(first, second)} (best of each approach chosen on {metric.selection}, "
             f"compared on {v['n_test']:,} test images){_needed(v['significant'], v['difference'], v['images_needed'])}"
-            f"{over_seeds(c, d)}; {metric.statement}")
+            f"{statement}{over_seeds(c, d)}")
 
 
 def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %",
