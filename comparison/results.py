@@ -21,25 +21,29 @@ from comparison.repeats import REPEAT_KEYS, repeat_summary
 from models.evaluate import DECIMALS  # every score in the metrics files is rounded alike
 
 REQUIRED = ("test_accuracy", "macro_f1", "param_count")
-INTERVAL_KEYS = ("test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high",
-                 "balanced_accuracy_ci_low", "balanced_accuracy_ci_high")
+INTERVAL_SCORES = ("test_accuracy", "macro_f1", "balanced_accuracy")  # the scores with a ``_ci_low/high``
+INTERVAL_KEYS = tuple(f"{name}_ci_{end}" for name in INTERVAL_SCORES for end in ("low", "high"))
 
 
-def score_intervals(test: Predictions, n_classes: int, *, seed: int, confidence: float,
-                    resamples: int) -> dict[str, float]:
-    """The ``confidence`` intervals of a model's test scores, rounded to 6 decimals:
+def score_intervals(test: Predictions, n_classes: int, *, seed: int, confidence: float, resamples: int,
+                    scores: Sequence[str] = INTERVAL_SCORES) -> dict[str, float]:
+    """The ``confidence`` intervals of a model's test ``scores``, rounded to 6 decimals:
     ``test_accuracy_ci_low/high`` (Wilson score interval), ``macro_f1_ci_low/high`` and
     ``balanced_accuracy_ci_low/high`` (percentile bootstrap over the test images, ``resamples``
     draws seeded with ``seed``)."""
-    from models.statistics import balanced_accuracy, bootstrap_interval, macro_f1, wilson_interval
+    from models.statistics import balanced_accuracy_interval, bootstrap_interval, macro_f1, wilson_interval
 
-    acc_low, acc_high = wilson_interval(int(np.count_nonzero(test.correct)), len(test), confidence)
-    f1_low, f1_high = bootstrap_interval(test.y_true, test.y_pred, lambda t, p: macro_f1(t, p, n_classes),
-                                         resamples=resamples, seed=seed, confidence=confidence)
-    bal_low, bal_high = bootstrap_interval(test.y_true, test.y_pred, lambda t, p: balanced_accuracy(t, p, n_classes),
-                                           resamples=resamples, seed=seed, confidence=confidence)
-    values = (acc_low, acc_high, f1_low, f1_high, bal_low, bal_high)
-    return {key: round(float(v), DECIMALS) for key, v in zip(INTERVAL_KEYS, values)}
+    intervals = {}
+    if "test_accuracy" in scores:
+        intervals["test_accuracy"] = wilson_interval(int(np.count_nonzero(test.correct)), len(test), confidence)
+    if "macro_f1" in scores:
+        intervals["macro_f1"] = bootstrap_interval(test.y_true, test.y_pred, lambda t, p: macro_f1(t, p, n_classes),
+                                                   resamples=resamples, seed=seed, confidence=confidence)
+    if "balanced_accuracy" in scores:
+        intervals["balanced_accuracy"] = balanced_accuracy_interval(
+            test.y_true, test.y_pred, n_classes, resamples=resamples, seed=seed, confidence=confidence)
+    return {f"{name}_ci_{end}": round(float(value), DECIMALS)
+            for name, (low, high) in intervals.items() for end, value in (("low", low), ("high", high))}
 
 
 def check_predictions(model_id: str, test: Predictions, val: Predictions, n_classes: int) -> None:

@@ -11,9 +11,10 @@ percentile bootstrap interval is too narrow); the same rule marks the leaderboar
 that are not significantly worse than the top-ranked one.
 
 With balanced accuracy as the metric (``evaluation.metric``, :mod:`comparison.metrics`) the
-same rule applies to the difference of balanced accuracies, its interval and p-value from one
-paired bootstrap (:func:`models.statistics.compare_paired_balanced`), selection is on
-validation balanced accuracy and the leaderboard is ranked by test balanced accuracy.
+same rule applies to the difference of balanced accuracies: its paired bootstrap interval and
+a paired permutation test, McNemar's with each image weighed by its class
+(:func:`models.statistics.compare_paired_balanced`); selection is on validation balanced
+accuracy and the leaderboard is ranked by test balanced accuracy.
 
 Everything here works on the per-image test predictions of every compared model (all must
 have predicted the same test images), leaderboard rows and
@@ -28,7 +29,7 @@ import numpy as np
 
 from comparison.errors import ComparisonError
 from comparison.predictions import Predictions
-from comparison.results import INTERVAL_KEYS, score_intervals
+from comparison.results import INTERVAL_SCORES, score_intervals
 from models.evaluate import DECIMALS
 from models.statistics import (PairedComparison, balanced_accuracy, compare_paired, compare_paired_balanced,
                                mcnemar_exact)
@@ -120,10 +121,11 @@ def scored(rows: Sequence[Mapping[str, Any]], images: TestImages, settings: Sett
         row["n_test"] = len(p)
         if row.get("balanced_accuracy") is None:
             row["balanced_accuracy"] = round(balanced_accuracy(p.y_true, p.y_pred, p.scores.shape[1]), DECIMALS)
-        if any(row.get(key) is None for key in INTERVAL_KEYS):
-            computed = score_intervals(p, p.scores.shape[1], seed=settings.seed, confidence=settings.confidence,
-                                       resamples=settings.resamples)
-            row.update({key: value for key, value in computed.items() if row.get(key) is None})
+        missing = [name for name in INTERVAL_SCORES if any(row.get(f"{name}_ci_{end}") is None
+                                                            for end in ("low", "high"))]
+        if missing:
+            row.update(score_intervals(p, p.scores.shape[1], seed=settings.seed, confidence=settings.confidence,
+                                       resamples=settings.resamples, scores=missing))
         out.append(row)
     return out
 

@@ -136,7 +136,7 @@ def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = 
         interval, test = "Wilson interval of the test accuracy", "McNemar's exact test does not reject"
     else:
         interval = "percentile bootstrap interval of the test balanced accuracy"
-        test = "its bootstrap p-value does not reject"
+        test = "the paired permutation test does not reject"
     return (f"{level} CI: {interval}{images}. ≈ top: yes = not significantly worse "
             f"than #1 {top} (the {level} paired-bootstrap interval of the {metric.label} difference contains 0, or "
             f"{test}).{seeds} Ranked by test {metric.label}; the verdict compares the best model of each approach "

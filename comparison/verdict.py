@@ -6,8 +6,8 @@ seed's predictions); the verdict line adds the mean ± sd of each chosen model's
 over its seeds as context.
 
 Every verdict names the metric it was decided on (:attr:`comparison.metrics.Metric.statement`):
-with accuracy the test is McNemar's; with balanced accuracy the paired bootstrap's p-value,
-and the difference is in points of balanced accuracy.
+with accuracy the test is McNemar's; with balanced accuracy a paired permutation test (McNemar's
+with each image weighed by its class), and the difference is in points of balanced accuracy.
 """
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p
           metric: str = "accuracy") -> tuple[str, bool]:
     """The comparison of ``a`` and ``b`` (``difference`` = ``metric`` of a - that of b) in words,
     the better one first; ``significant``: :attr:`PairedComparison.significant` (the interval
-    excludes 0 and the test rejects: McNemar's for accuracy, the paired bootstrap's for balanced
-    accuracy). Returns (text, whether b came first)."""
+    excludes 0 and the test rejects: McNemar's for accuracy, the paired permutation test for
+    balanced accuracy). Returns (text, whether b came first)."""
     swapped = difference < 0
     if swapped:
         a, b, only_a, only_b = b, a, only_b, only_a
@@ -55,16 +55,15 @@ def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p
     digits = _digits(points)
     unit = "points" if metric == "accuracy" else f"points of {LABELS[metric]}"
     pts = f"{points:.{digits}f} {unit}"
-    numbers = f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], "
-    if metric == "accuracy":
-        numbers += f"McNemar {format_p(p_value)} ({only_a} vs {only_b} images)"
-    else:  # images weigh by their class: the discordant counts stay in summary.json, out of the words
-        numbers += f"paired bootstrap {format_p(p_value)}"
+    test = "McNemar" if metric == "accuracy" else "permutation"
+    numbers = (f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], {test} {format_p(p_value)} "
+               f"({only_a} vs {only_b} images)")
     if significant:
         return f"{a} beats {b} by {pts}, {numbers}", swapped
     who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts}"
-    if ci_low > 0 and metric == "accuracy":  # the interval alone would call it, McNemar's exact test does not
-        numbers += " (the interval excludes 0, but McNemar's exact test does not reject on so few discordant images)"
+    if ci_low > 0:  # the interval alone would call it, the test does not
+        exact = "McNemar's exact test" if metric == "accuracy" else "the permutation test"
+        numbers += f" (the interval excludes 0, but {exact} does not reject on so few discordant images)"
     return f"no significant difference at this test-set size: {who}, {numbers}", swapped
 
 

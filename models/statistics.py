@@ -4,8 +4,9 @@ Pure numpy/scipy functions: nothing here reads or writes files. Each model is tr
 on one split, so the comparison follows Dietterich's recommendation for that setting:
 McNemar's exact test on the images where exactly one of the two models is right, with a
 paired bootstrap interval for the difference of accuracies. On imbalanced classes the
-difference of balanced accuracies (mean per-class recall) is compared by a paired bootstrap
-alone (:func:`compare_paired_balanced`).
+difference of balanced accuracies (mean per-class recall) has the same paired bootstrap
+interval, and a paired randomisation test, McNemar's test with the images weighed by their
+class, takes McNemar's place (:func:`compare_paired_balanced`).
 
 References:
     - Wilson, E. B. (1927). Probable inference, the law of succession, and statistical
@@ -19,8 +20,8 @@ References:
       in its exact binomial form.)
     - Dietterich, T. G. (1998). Approximate statistical tests for comparing supervised
       classification learning algorithms. Neural Computation 10(7):1895-1923.
-    - Davison, A. C. & Hinkley, D. V. (1997). Bootstrap Methods and their Application.
-      Cambridge University Press, ch. 4. (:func:`compare_paired_balanced`'s p-value.)
+    - Fisher, R. A. (1935). The Design of Experiments. Oliver & Boyd, ch. 3: the randomisation
+      test of paired differences (:func:`sign_flip_p`).
     - Connor, R. J. (1987). Sample size for testing differences in proportions for the
       paired-sample design. Biometrics 43:207-211. (:func:`images_needed`.)
 """
@@ -205,6 +206,24 @@ def bootstrap_interval(y_true, y_pred, statistic: Callable[[np.ndarray, np.ndarr
     return _percentile_interval(values, confidence)
 
 
+def balanced_accuracy_interval(y_true, y_pred, n_classes: int, *, resamples: int, seed: int,
+                               confidence: float = 0.95) -> tuple[float, float]:
+    """:func:`bootstrap_interval` of :func:`balanced_accuracy` (the same image positions for the
+    same seed), vectorised over the resamples.
+
+    Raises:
+        InputError: label arrays of different or zero length, or labels out of range.
+        ParameterError: as :func:`bootstrap_interval`, and ``n_classes < 1``.
+    """
+    confidence, resamples, seed = _confidence(confidence), _resamples(resamples), _seed(seed)
+    y_true, y_pred = _labels(y_true, y_pred, n_classes)
+    hits = (y_true == y_pred).astype(np.float64)
+    values = np.empty(resamples)
+    for start, indices in _index_chunks(len(y_true), resamples, seed):
+        values[start:start + len(indices)] = _balanced_differences(y_true, hits, indices, int(n_classes))
+    return _percentile_interval(values, confidence)
+
+
 # ---------------------------------------------------------------------------- two models
 
 def mcnemar_exact(correct_a, correct_b) -> tuple[int, int, float]:
@@ -305,8 +324,8 @@ class PairedComparison:
 
     @property
     def test(self) -> str:
-        """The test behind ``p_value``: ``McNemar`` (accuracy) or ``paired bootstrap`` (balanced accuracy)."""
-        return "McNemar" if self.metric == "accuracy" else "paired bootstrap"
+        """The test behind ``p_value``: ``McNemar`` (accuracy) or ``permutation`` (balanced accuracy)."""
+        return "McNemar" if self.metric == "accuracy" else "permutation"
 
     @property
     def significant(self) -> bool:
@@ -357,18 +376,42 @@ def _balanced_differences(y_true: np.ndarray, per_image: np.ndarray, indices: np
     return recall.sum(axis=1) / np.count_nonzero(support, axis=1)
 
 
+def sign_flip_p(effects, *, resamples: int, seed: int) -> float:
+    """Two-sided p-value of a paired randomisation test of ``sum(effects)`` = 0: each image's
+    effect (a's minus b's contribution; 0 where both agree) keeps or flips its sign with
+    probability 1/2, ``resamples`` times (``numpy.random.default_rng(seed)``), and
+    ``p = (k + 1) / (resamples + 1)`` with ``k`` the draws whose ``|sum|`` reaches the observed one.
+    With equal effects it is McNemar's exact test, by Monte Carlo; 1.0 when every effect is 0.
+
+    Raises:
+        ParameterError: ``resamples < 1`` or a negative seed.
+    """
+    resamples, seed = _resamples(resamples), _seed(seed)
+    effects = np.asarray(effects, dtype=np.float64).ravel()
+    effects = effects[effects != 0.0]
+    if effects.size == 0:
+        return 1.0
+    observed = abs(effects.sum()) * (1 - 1e-12)  # a draw equal to the observed one counts despite rounding
+    rng = np.random.default_rng(seed)
+    rows, reached = max(1, CHUNK_ELEMENTS // effects.size), 0
+    for start in range(0, resamples, rows):
+        signs = rng.integers(0, 2, size=(min(rows, resamples - start), effects.size)) * 2 - 1
+        reached += int(np.count_nonzero(np.abs(signs @ effects) >= observed))
+    return min(1.0, (reached + 1) / (resamples + 1))
+
+
 def compare_paired_balanced(y_true, pred_a, pred_b, n_classes: int, *, resamples: int, seed: int,
                             confidence: float = 0.95, alpha: float = 0.05) -> PairedComparison:
-    """Two models' balanced accuracies (:func:`balanced_accuracy`) on the same test images, the
+    """Two models' balanced accuracies (:func:`balanced_accuracy`) on the same test images: the
     difference a - b with a paired percentile bootstrap interval (both models resampled on the
     same image positions, ``numpy.random.default_rng(seed)`` as :func:`paired_bootstrap_difference`)
-    and the bootstrap's two-sided p-value ``min(1, 2 (m + 1) / (resamples + 1))``, ``m`` the
-    resampled differences on the far side of 0 (<= 0 for a positive difference, >= 0 otherwise:
-    the percentile interval inverted; Davison & Hinkley 1997, ch. 4).
+    and the p-value of the paired randomisation test :func:`sign_flip_p` of that difference.
 
-    McNemar's test compares counts of images, which balanced accuracy weighs by class, so it
-    does not apply; nor does :func:`images_needed` (None). ``only_a``/``only_b`` still count
-    the discordant images.
+    The difference is a sum over the discordant images (``only_a``/``only_b``), each weighing
+    ``1 / (classes x images of its class)``; the test swaps the two models' answers on each
+    image at random. On equal classes every weight is the same and it is McNemar's exact test;
+    unlike the percentile bootstrap it stays valid on few discordant images, so significance
+    asks both to agree, as for accuracy. :func:`images_needed` (McNemar's) is None.
 
     Raises:
         InputError: label arrays of different or zero length, or labels out of range.
@@ -384,15 +427,14 @@ def compare_paired_balanced(y_true, pred_a, pred_b, n_classes: int, *, resamples
     for start, indices in _index_chunks(len(y_true), resamples, seed):
         values[start:start + len(indices)] = _balanced_differences(y_true, per_image, indices, int(n_classes))
     score_a, score_b = balanced_accuracy(y_true, pred_a, n_classes), balanced_accuracy(y_true, pred_b, n_classes)
-    difference = score_a - score_b
-    beyond = np.count_nonzero(values <= 0.0) if difference > 0 else np.count_nonzero(values >= 0.0)
+    support = np.bincount(y_true, minlength=n_classes)
+    weights = 1.0 / (np.count_nonzero(support) * support[y_true])
     low, high = _percentile_interval(values, confidence)
     only_a, only_b = int(np.count_nonzero(correct_a & ~correct_b)), int(np.count_nonzero(correct_b & ~correct_a))
     return PairedComparison(
-        n=len(y_true), accuracy_a=score_a, accuracy_b=score_b, difference=difference, ci_low=low, ci_high=high,
-        only_a=only_a, only_b=only_b, p_value=min(1.0, 2.0 * (int(beyond) + 1) / (resamples + 1)),
+        n=len(y_true), accuracy_a=score_a, accuracy_b=score_b, difference=score_a - score_b, ci_low=low, ci_high=high,
+        only_a=only_a, only_b=only_b, p_value=sign_flip_p(per_image * weights, resamples=resamples, seed=seed),
         images_needed=None, alpha=alpha, metric="balanced_accuracy")
-
 
 # ---------------------------------------------------------------------------- repeats
 

@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 from sklearn.metrics import balanced_accuracy_score
 
 from comparison import leaderboard, statistics
@@ -26,7 +27,8 @@ from comparison.predictions import Predictions
 from comparison.results import model_row
 from comparison.verdict import verdict_fields, verdict_line
 from models.evaluate import classification_metrics
-from models.statistics import balanced_accuracy, compare_paired_balanced
+from models.statistics import (balanced_accuracy, balanced_accuracy_interval, bootstrap_interval,
+                               compare_paired_balanced, sign_flip_p)
 
 MAJORITY, MINORITY = 800, 40
 Y = np.r_[np.zeros(MAJORITY, np.int64), np.ones(MINORITY, np.int64)]
@@ -113,14 +115,15 @@ def test_auto_on_1_to_20_ranks_selects_and_decides_on_balanced_accuracy():
                                  "counted": "training",
                                  "statement": "metric: balanced accuracy (auto, training classes 1:20)"}
     v = summary["verdict"]
-    assert (v["metric"], v["test"], v["winner"], v["significant"]) == ("balanced_accuracy", "paired bootstrap", "deep",
+    assert (v["metric"], v["test"], v["winner"], v["significant"]) == ("balanced_accuracy", "permutation", "deep",
                                                                        True)
     assert v["difference"] == pytest.approx(0.16, abs=1e-9) and 0 < v["ci_low"] < 0.16 < v["ci_high"]
     assert v["p_value"] < 0.05 and v["images_needed"] is None
-    assert (v["only_deep"], v["only_classical"]) == (16, 64)  # discordant images, for context
+    # 16 minority images right only for lenet5 (1/80 each) against 64 majority ones (1/1600 each)
+    assert (v["only_deep"], v["only_classical"]) == (16, 64)
     assert summary["accuracy_difference"] == pytest.approx(756 / 840 - 804 / 840, abs=1e-6)  # test accuracy still
     assert line.startswith("deep (lenet5) beats classical (hog-logreg) by 16.0 points of balanced accuracy, 95 % CI [")
-    assert ", paired bootstrap p < 0.001, with 10 vs 10 parameters" in line and "McNemar" not in line
+    assert ", permutation p < 0.001 (16 vs 64 images), with 10 vs 10 parameters" in line and "McNemar" not in line
     assert line.endswith("(best of each approach chosen on validation balanced accuracy, compared on 840 test "
                          "images); metric: balanced accuracy (auto, training classes 1:20)")
 
@@ -149,6 +152,9 @@ def test_the_bootstrap_resamples_images_as_the_definition_does():
         values = [balanced_accuracy_score(y_true[r], a[r]) - balanced_accuracy_score(y_true[r], b[r]) for r in rows]
     assert (c.ci_low, c.ci_high) == pytest.approx(tuple(np.quantile(values, [0.1, 0.9])), abs=1e-12)
     assert c.difference == pytest.approx(balanced_accuracy_score(y_true, a) - balanced_accuracy_score(y_true, b))
+    one = balanced_accuracy_interval(y_true, b, 2, resamples=30, seed=5, confidence=0.8)
+    assert one == pytest.approx(bootstrap_interval(y_true, b, lambda t, p: balanced_accuracy(t, p, 2), resamples=30,
+                                                   seed=5, confidence=0.8), abs=1e-12)
     same = compare_paired_balanced(y_true, a, a, 2, resamples=30, seed=5)
     assert (same.difference, same.ci_low, same.ci_high, same.p_value, same.significant) == (0, 0, 0, 1.0, False)
 
@@ -168,3 +174,24 @@ def test_balanced_tables_put_the_metric_first():
     assert (record["model"], record["balanced_accuracy"], record["val_balanced_accuracy"]) == ("lenet5", "0.9", "0.88")
     assert float(record["balanced_accuracy_ci_low"]) < 0.9 < float(record["balanced_accuracy_ci_high"])
     assert leaderboard.choose(summary)["champion"] == "lenet5"  # 0.88 vs 0.75 validation balanced accuracy
+
+
+@pytest.mark.parametrize("only_a, only_b", [(7, 1), (10, 1), (4, 2)])
+def test_on_equal_weights_the_permutation_test_is_mcnemars(only_a, only_b):
+    effects = np.r_[np.full(only_a, 0.25), np.full(only_b, -0.25), np.zeros(30)]
+    exact = binomtest(only_a, only_a + only_b).pvalue
+    assert sign_flip_p(effects, resamples=20_000, seed=1) == pytest.approx(exact, abs=0.005)
+    assert sign_flip_p(np.zeros(5), resamples=100, seed=1) == 1.0
+
+
+def test_few_discordant_images_are_no_significant_difference_on_balanced_accuracy():
+    """Equal classes, 7 vs 1 discordant images: the bootstrap interval excludes 0, but the
+    permutation test does not reject (McNemar's p = 0.07), so, as for accuracy, no verdict."""
+    y_true = np.arange(400) % 4
+    a, b = y_true.copy(), y_true.copy()
+    a[:5] = (a[:5] + 1) % 4  # both wrong on images 0-3, a on 4 too
+    b[:4] = (b[:4] + 1) % 4
+    b[5:12] = (b[5:12] + 1) % 4  # b wrong on 5-11: 7 images only a gets right, 1 only b
+    c = compare_paired_balanced(y_true, a, b, 4, resamples=2000, seed=42)
+    assert (c.only_a, c.only_b) == (7, 1) and c.difference == pytest.approx(6 / 400)
+    assert c.ci_low > 0 and c.p_value == pytest.approx(0.0703, abs=0.015) and not c.significant

@@ -421,11 +421,12 @@ def test_pair_on_a_1_to_20_training_split_compares_balanced_accuracy(workdir):
     result = CliRunner().invoke(cli, ["compare", "--pair", "raw-knn", "lenet5"])
     assert result.exit_code == 0, result.output
     line = result.output.strip().splitlines()[-1]
-    # 36 test images per class: balanced accuracy = accuracy, the difference as above, its test the bootstrap's
-    assert re.fullmatch(r"(no significant difference at this test-set size: )?lenet5 (beats|ahead of) raw-knn by 2\.2 "
-                        r"points of balanced accuracy, 95 % CI \[\S+, \S+\], paired bootstrap p [=<] \S+, with .* "
-                        r"\(compared on 360 test images\); metric: balanced accuracy \(auto, training classes 1:20\)",
-                        line), line
+    # 36 test images per class: balanced accuracy = accuracy, the difference as above, and the permutation
+    # test is McNemar's (exact p = 0.0386) by Monte Carlo
+    match = re.fullmatch(r"lenet5 beats raw-knn by 2\.2 points of balanced accuracy, 95 % CI \[\S+, \S+\], "
+                         r"permutation p = (\S+) \(10 vs 2 images\), with .* \(compared on 360 test images\); "
+                         r"metric: balanced accuracy \(auto, training classes 1:20\)", line)
+    assert match and float(match.group(1)) == pytest.approx(0.0386, abs=0.01), line
 
 
 @pytest.mark.parametrize("args, message", [
