@@ -2,8 +2,9 @@
 
 A model's scores (``metrics/<dir>/<id>.json``, :func:`model_scores`) depend only on its
 predictions, params and data -- the same seed gives the same bytes: test_accuracy,
-balanced_accuracy, macro_f1 and their intervals (``*_ci_low``/``*_ci_high``), val_balanced_accuracy, n_test, score_kind, param_count, model_bytes,
-the stage's extra scores (val_accuracy, ...) and the summary over the seeds of
+balanced_accuracy, macro_f1 and their intervals (``*_ci_low``/``*_ci_high``),
+val_balanced_accuracy, n_test, score_kind, param_count, model_bytes, the stage's extra
+scores (val_accuracy, ...) and the summary over the seeds of
 ``evaluation.repeats`` (:func:`comparison.repeats.repeat_summary`). What varies run to run
 (timings, device, MLflow run id) goes to a second dict; :func:`model_row` merges both into one
 leaderboard row.

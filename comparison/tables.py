@@ -19,7 +19,8 @@ CSV_COLUMNS = [
     "rank", "approach", "model", "feature", "classifier", "arch", "test_accuracy", "test_accuracy_ci_low",
     "test_accuracy_ci_high", "near_top", "p_value_vs_top", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
     "balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
-    "val_accuracy", "val_balanced_accuracy", "repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean", "macro_f1_sd",
+    "val_accuracy", "val_balanced_accuracy", "repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean",
+    "macro_f1_sd",
     "val_accuracy_mean", "n_test", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
     "dataset", "split_sha256", "mlflow_run_id",
 ]
