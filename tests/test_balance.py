@@ -56,6 +56,7 @@ def evaluate(metric: Metric):
         approach = "deep" if model == "lenet5" else "classical"
         val_accuracy, val_balanced = VAL[model]
         data = {"test_accuracy": round(float(np.mean(y_pred == Y)), 6), "macro_f1": 0.5, "param_count": 10,
+                "macro_f1_ci_low": 0.4, "macro_f1_ci_high": 0.6,  # recorded: only the other intervals computed
                 "val_accuracy": val_accuracy, "val_balanced_accuracy": val_balanced, "split_sha256": "s" * 64,
                 "dataset": "toy", "fit_seconds": 1.0}
         rows.append(model_row(approach, model, data, where=model, fix="rerun"))
