@@ -144,13 +144,15 @@ class CnnConfig(WithComponents):
 
 class EvaluationConfig(Strict):
     """How sure the verdict is: every interval's confidence, the bootstrap's resamples (seeded
-    with ``seed``), the level of McNemar's test, and how many seeds each stochastic model is
-    trained with (issue 11; models/statistics.py)."""
+    with ``seed``), the level of McNemar's test, how many seeds each stochastic model is
+    trained with (issue 11; models/statistics.py), and the metric that ranks, selects and
+    decides (comparison/metrics.py: ``auto`` balances imbalanced classes)."""
 
     confidence: Fraction = 0.95
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
     alpha: Fraction = 0.05
     repeats: Annotated[int, Field(ge=1, le=1000)] = 1
+    metric: Literal["auto", "accuracy", "balanced_accuracy"] = "auto"  # comparison.metrics.SETTINGS
 
 
 class Config(Strict):

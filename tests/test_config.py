@@ -86,6 +86,8 @@ def test_default_params_load(raw):
         ("evaluation.alpha", 1, "params.yaml: evaluation.alpha = 1: must be a number < 1.0"),
         ("evaluation", [0.95], "params.yaml: evaluation = [0.95]: must be a mapping of key: value"),
         ("evaluation.repeats", 0, "params.yaml: evaluation.repeats = 0: must be an integer >= 1"),
+        ("evaluation.metric", "f1",
+         "params.yaml: evaluation.metric = 'f1': allowed: auto, accuracy, balanced_accuracy"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):
