@@ -164,7 +164,7 @@ def test_unknown_arch_is_the_registry_error(tmp_path, monkeypatch):
     from pipeline import train_cnn
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5$"):
+    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5, resnet20$"):
         train_cnn.run(make_config(), "vgg16")
 
 
