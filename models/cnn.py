@@ -280,8 +280,7 @@ def _apply(spec: Sequence[Layer], x: Any) -> Any:
                 if layer.P:
                     x = layers.ZeroPadding2D(layer.P, name=f"{layer.name}_pad")(x)
                 x = layers.Conv2D(layer.filters, layer.F, strides=layer.S, activation=layer.activation,
-                                  name=layer.name, **_weight_options(layer), **({} if layer.bias else
-                                                                              {"use_bias": False}))(x)
+                                  name=layer.name, **_weight_options(layer))(x)
             case BatchNorm():
                 x = layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(x)
             case Activation():
@@ -307,11 +306,11 @@ def _apply(spec: Sequence[Layer], x: Any) -> Any:
 
 
 def _weight_options(layer: Conv | FC) -> dict[str, Any]:
-    """Keras' kernel initializer and L2 regularizer, passed only where they differ from Keras'
-    defaults (so LeNet-5 and AlexNet build exactly as before they existed)."""
+    """Keras' bias switch, kernel initializer and L2 regularizer, passed only where they differ
+    from Keras' defaults (so LeNet-5 and AlexNet build exactly as before they existed)."""
     from keras import regularizers
 
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {} if getattr(layer, "bias", True) else {"use_bias": False}
     if layer.init != "glorot_uniform":
         options["kernel_initializer"] = layer.init
     if layer.weight_decay:
