@@ -26,9 +26,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, Validation
 
 from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, BatchSize, Epochs, Fraction, LearningRate, NameList, Section, Strict,
-                                    WithComponents, architectures, classifiers, extractors, name_list,
-                                    none_is_empty, nullable)
+from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, Epochs, Fraction, LearningRate, NameList,
+                                    Section, Strict, WithComponents, architectures, classifiers, extractors,
+                                    name_list, none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
 
@@ -106,12 +106,6 @@ class Training(NamedTuple):
     epochs: int
     batch_size: int
     learning_rate: float
-
-
-class AugmentConfig(Strict):
-    """Training-time augmentation (models/augment.py); off unless switched on."""
-    horizontal_flip: bool = False
-    max_shift: Annotated[int, Field(ge=0, le=64)] = 0
 
 
 class CnnConfig(WithComponents):
@@ -197,6 +191,8 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raise ConfigError(f"{source}: {error_line(exc)}") from None
     if cfg.data.dataset != "digits" and cfg.data.path is None:
         raise ConfigError(f"{source}: data.path = None: dataset '{cfg.data.dataset}' needs data.path (a directory)")
+    cnn = cfg.cnn.model_copy(update={"augment": cfg.cnn.augment.resolved(cfg.data.channels, cfg.data.image_size)})
+    cfg = cfg.model_copy(update={"cnn": cnn})
     cfg._source = source
     return cfg
 
