@@ -150,20 +150,33 @@ def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], cl
 
 # --- what compare logs --------------------------------------------------------------------
 
-def log_classical_rows(experiment: str, rows: list[dict], class_names: Sequence[str]) -> int:
-    """Fill ``mlflow_run_id`` of the classical rows with their runs, logged now from their files
-    unless already logged (:func:`log_classical_runs`); returns how many were logged now. A row
-    whose ``.run.json`` names a run keeps it; one with no model file is left without a run."""
+def log_model_rows(experiment: str, rows: list[dict], class_names: Sequence[str]) -> int:
+    """Fill ``mlflow_run_id`` of the rows without one with their runs, logged now from their files
+    unless already logged (classical: :func:`log_classical_runs`; a CNN whose stage could not log:
+    :func:`pipeline.deep_runs.log_deep_runs`); returns how many were logged now. A row whose
+    ``.run.json`` names a run keeps it; one with no model file is left without a run."""
+    from pipeline.deep_runs import log_deep_runs
     from pipeline.tracking import experiment_id_of
 
-    todo = [r for r in rows if r["approach"] == "classical" and not r["mlflow_run_id"]
-            and model_path(r["model"]).is_file()]
+    todo = [r for r in rows if not r["mlflow_run_id"] and (model_path(r["model"]) if r["approach"] == "classical"
+                                                            else layout.cnn_model_path(r["model"])).is_file()]
     if not todo:
         return 0
-    run_ids, new = log_classical_runs(experiment_id_of(experiment), todo, class_names)
+    experiment_id = experiment_id_of(experiment)
+    run_ids, new = log_classical_runs(experiment_id, todo, class_names)
+    deep_ids, deep_new = log_deep_runs(experiment_id, [r for r in todo if r["approach"] == "deep"])
     for row in rows:
-        row["mlflow_run_id"] = run_ids.get(row["model"], row["mlflow_run_id"])
-    return new
+        row["mlflow_run_id"] = (run_ids | deep_ids).get(row["model"], row["mlflow_run_id"])
+    return new + deep_new
+
+
+def comparison_digest(files: Sequence[Path]) -> str:
+    """SHA-256 over compare's output files (names and bytes): the comparison run's ``result_sha256``."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        data = Path(path).read_bytes()
+        digest.update(str(path).encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
@@ -181,7 +194,7 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
         warnings.append(f"no mlflow_run_id in the .run.json of {name_list(without_id)}; "
                         f"not linked to the comparison run")
     tags = {"approach": "comparison", "model_runs": ",".join(children.values()), "winner": str(summary["winner"]),
-            "selection": summary["selection"]}
+            "selection": summary["selection"], RESULT_TAG: comparison_digest(files)}
     params = {"features.names": list(cfg.features.names), "classical.classifiers": list(cfg.classical.classifiers),
               "cnn.architectures": list(cfg.cnn.architectures)}
     with stage_run("compare", experiment=cfg.experiment, run_name="comparison", dataset=summary["dataset"],

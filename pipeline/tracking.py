@@ -129,10 +129,9 @@ def experiment_id_of(experiment: str) -> str:
     return _experiment_id(mlflow, experiment, uri)
 
 
-@contextlib.contextmanager
-def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
-              tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-    """Open an MLflow run with the project's common tags; FAILED if the block raises."""
+def open_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
+             tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Any:
+    """Start (as the active run) an MLflow run with the project's common tags and ``params``."""
     import mlflow
 
     experiment_id = experiment_id_of(experiment)
@@ -141,6 +140,19 @@ def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split
     try:
         if params:
             mlflow.log_params(flat_params(params))
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    return run
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, **kwargs: Any) -> Iterator[Any]:
+    """:func:`open_run` around a block; the run is FAILED if the block raises."""
+    import mlflow
+
+    run = open_run(stage, **kwargs)
+    try:
         yield run
     except BaseException:
         mlflow.end_run(status="FAILED")
@@ -163,7 +175,7 @@ def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, A
 
     model_id = info["model"]
     log_metrics(scores, run_id=run_id)
-    log_metrics(info, run_id=run_id)
+    log_metrics({key: value for key, value in info.items() if key != "params"}, run_id=run_id)
     # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
     # history CSV share the file name <id>.csv, and in one folder each would replace the other
     for path in (confusion_png, layout.confusion_csv(model_id), layout.per_class_csv(model_id)):
@@ -218,27 +230,3 @@ def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[s
         raise
     client.set_terminated(run_id, "FINISHED")
     return run_id
-
-
-def log_keras_model(run: Any, model: Any, example: Any, probabilities: Any) -> None:
-    """Log the inference model to ``run`` as an MLflow Keras model (pyfunc-loadable)."""
-    import keras
-    import mlflow.keras
-    from mlflow.models import Model, infer_signature
-
-    from models.training import inference_model
-
-    requirements = [f"keras=={keras.__version__}"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        requirements.append(f"tensorflow=={tf.__version__}")
-    # Explicit requirements: MLflow's inference of them reloads the model in a subprocess
-    # (several seconds of TensorFlow start-up) and would find the same two packages.
-    # No input_example: mlflow.keras.save_model writes it before creating the model folder
-    # and fails with FileNotFoundError (mlflow/mlflow#16183, still in MLflow 3.17); the
-    # signature (float32 tensor (-1, H, W, C) -> (-1, classes)) documents the input instead.
-    # Model.log is what mlflow.keras.log_model calls, with the run_id that one lacks.
-    Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=run.info.run_id,
-              model=inference_model(model), signature=infer_signature(example, probabilities),
-              pip_requirements=requirements)
