@@ -59,11 +59,11 @@ def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: trainin
     """Rebuild and train ``arch`` with each extra seed of ``evaluation.repeats`` (Keras' global
     seed set to it, inside the runtime ``rt`` of the first seed, so op determinism stays on) and
     score it; each is logged as an MLflow run nested under ``run`` (none if ``run`` is None), through
-    ``guard`` when given (:class:`pipeline.tracking_store.Guard`). Their scores, in seed order."""
+    ``guard`` when given (:class:`pipeline.tracking.Guard`). Their scores, in seed order."""
     import keras
 
     from comparison.repeats import seed_scores, seeds
-    from pipeline.tracking import log_seed_run
+    from pipeline.model_logging import log_seed_run
 
     scores = []
     batch_size = cfg.cnn.training(arch).batch_size

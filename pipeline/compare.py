@@ -29,11 +29,11 @@ from typing import Any, Mapping, Sequence
 
 from comparison import confusion, figures, leaderboard, plots, statistics
 from comparison.verdict import pair_line, verdict_fields, verdict_line
-from pipeline import layout, log, model_runs, read_results
+from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
-from pipeline.tracking_store import Guard, check_store, unlogged_warning
+from pipeline.tracking import Guard, check_store, unlogged_warning
 
 PLOT_NAMES = figures.PLOT_NAMES
 
@@ -106,14 +106,15 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     # everything is rendered in memory first: a failure here writes nothing
     drawn = _figures(cfg, rows, summary, images, class_names)
     guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
-    n_logged = guard(model_runs.log_model_rows, cfg.experiment, rows, class_names)
+    n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
+                + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
     print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
           f"{layout.PLOTS_DIR}/")
-    log.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged)
+    model_runs.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged, _warn)
     unlogged_warning(guard, "the comparison's files are")
     print(line)
     return leaderboard.dataframe(rows)

@@ -2,7 +2,7 @@
 from the stage's files when the tracking store did not answer while it trained.
 
 ``train_cnn`` logs its run live (epoch metrics as it trains). When that logging fails
-(:class:`pipeline.tracking_store.Guard`) the stage still writes every output, and its
+(:class:`pipeline.tracking.Guard`) the stage still writes every output, and its
 ``.run.json`` names no ``mlflow_run_id`` (the unfinished run, if one was opened, is kept as
 ``mlflow_unfinished_run_id``). :func:`log_deep_run` then logs what the stage would have: the
 same tags and params, the per-epoch ``history.*`` metrics from ``plots/history/<arch>.csv``,
@@ -97,7 +97,8 @@ def log_deep_run(experiment_id: str, arch: str, digest: str, info: Mapping[str, 
 
     from models.training import scale_images
     from pipeline.io import load_split
-    from pipeline.tracking import common_tags, flat_params, log_model_files, log_seed_run
+    from pipeline.model_logging import log_model_files, log_seed_run
+    from pipeline.tracking import common_tags, flat_params
 
     scores = read_json(layout.scores_path("deep", arch))
     identity = {key: str(info.get(key, "")) for key in ("approach", "arch", "model", "device", "backend")}
@@ -122,23 +123,28 @@ def log_deep_run(experiment_id: str, arch: str, digest: str, info: Mapping[str, 
     return run_id
 
 
-def log_deep_runs(experiment_id: str, rows: list[dict]) -> tuple[dict[str, str], int]:
-    """Find or log the run of every deep row (``{model id: run id}``, number logged now)."""
+def log_deep_rows(experiment: str, rows: list[dict]) -> int:
+    """Fill ``mlflow_run_id`` of the deep rows without one (their stage could not log) with their
+    runs, found or logged now from their files; returns how many were logged now."""
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.tracking import experiment_id_of, tracking_uri
 
+    todo = [r for r in rows if r["approach"] == "deep" and not r["mlflow_run_id"]
+            and layout.cnn_model_path(r["model"]).is_file()]
+    if not todo:
+        return 0
+    experiment_id = experiment_id_of(experiment)
     client = MlflowClient(tracking_uri=tracking_uri())
-    run_ids, new = {}, 0
-    for row in rows:
+    new = 0
+    for row in todo:
         arch = row["model"]
         digest = result_digest(arch)
-        run_id = finished_run(client, experiment_id, arch, digest)
-        if run_id is None:
+        row["mlflow_run_id"] = finished_run(client, experiment_id, arch, digest) or ""
+        if not row["mlflow_run_id"]:
             info = read_json(layout.run_info_path("deep", arch))
             discard_unfinished(client, [str(info["mlflow_unfinished_run_id"])]
                                if info.get("mlflow_unfinished_run_id") else [])
-            run_id = log_deep_run(experiment_id, arch, digest, info)
+            row["mlflow_run_id"] = log_deep_run(experiment_id, arch, digest, info)
             new += 1
-        run_ids[arch] = run_id
-    return run_ids, new
+    return new

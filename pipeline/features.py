@@ -88,8 +88,7 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
 
 
 def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
-    from pipeline.tracking import data_experiment
-    from pipeline.tracking_store import check_store, log_data_run
+    from pipeline.tracking import check_store, data_experiment, log_data_run
 
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
     check_store()

@@ -1,45 +1,29 @@
 """``cvd log``: log to MLflow what a stage could not, from the files the stages wrote.
 
 A stage whose MLflow logging fails after its work keeps every output (exit 0, one warning
-line: :mod:`pipeline.tracking_store`), so DVC records it and nothing is retrained. This logs
+line: :mod:`pipeline.tracking`), so DVC records it and nothing is retrained. This logs
 what is missing, once: the run of every configured model that has none (classical models:
-:func:`pipeline.model_runs.log_classical_runs`; a CNN whose stage could not log:
-:func:`pipeline.deep_runs.log_deep_runs`), then the ``comparison`` run of the current
+:func:`pipeline.model_runs.log_classical_rows`; a CNN whose stage could not log:
+:func:`pipeline.deep_runs.log_deep_rows`), then the ``comparison`` run of the current
 ``reports/`` (unless one FINISHED run was logged from these very files: tag ``result_sha256``)
 and the registered champions. ``compare`` logs the same way after writing its files
-(:func:`record_comparison`), so the next ``dvc repro`` that reaches ``compare`` logs them too.
+(:func:`pipeline.model_runs.record_comparison`), so the next ``dvc repro`` that reaches ``compare`` logs them too.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
-from pipeline import layout, model_runs, read_results, registry
+from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.io import read_json
-from pipeline.tracking_store import Guard, StoreUnreachable, check_store
+from pipeline.tracking import Guard, StoreUnreachable, check_store
 
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
-
-
-def record_comparison(cfg: Config, rows: list[dict], summary: Mapping[str, Any], files: Sequence[Path],
-                      guard: Guard, n_logged: int | None) -> None:
-    """Log the comparison run (parent of the model runs) and register the chosen models, through
-    ``guard``; prints one line for each."""
-    logged = guard(model_runs.log_comparison, cfg, rows, summary, files)
-    if logged is not None:
-        run_id, n_linked, warnings = logged
-        for message in warnings:
-            _warn(message)
-        print(f"MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of {n_linked} of {len(rows)} "
-              f"model runs ({n_logged} logged now from their files)")
-    registered = guard(registry.register_chosen, rows, summary, _warn)
-    if registered is not None:
-        print(registered)
 
 
 def compare_files() -> list[Path]:
@@ -69,7 +53,9 @@ def run(cfg: Config) -> int:
     rows = read_results.read_rows(cfg.model_ids())
     manifest = read_json(layout.MANIFEST) if layout.MANIFEST.is_file() else {}
     guard = Guard()
-    n_logged = guard(model_runs.log_model_rows, cfg.experiment, rows, [str(c) for c in manifest.get("class_names", ())])
+    class_names = [str(c) for c in manifest.get("class_names", ())]
+    n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
+                + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     print(f"{n_logged} model runs logged now to {uri} (experiment {cfg.experiment!r}); "
           f"{sum(bool(r['mlflow_run_id']) for r in rows)} of {len(rows)} configured models have a run")
     files = compare_files()
@@ -77,10 +63,10 @@ def run(cfg: Config) -> int:
         raise DataError(f"no {layout.SUMMARY} or leaderboard here: run `dvc repro compare` to compare the models")
     summary = read_json(layout.SUMMARY)
     if not guard.failed and guard(_comparison_logged, cfg, files) is False:
-        record_comparison(cfg, rows, summary, files, guard, n_logged)
-        n_logged = (n_logged or 0) + (not guard.failed)
+        model_runs.record_comparison(cfg, rows, summary, files, guard, n_logged, _warn)
+        n_logged += not guard.failed
     elif not guard.failed:
         print("the comparison run of these reports/ files is logged already")
     if guard.failed:
         raise StoreUnreachable(f"MLflow logging to {uri} failed ({guard.error}); run `cvd log` again")
-    return n_logged or 0
+    return n_logged

@@ -97,7 +97,8 @@ def _log_new_run(experiment_id: str, model_id: str, digest: str, example: Any, c
     from comparison.predictions import read_file
     from models.classical import load_pipeline
     from models.evaluate import classification_metrics
-    from pipeline.tracking import common_tags, flat_params, log_model_files, log_seed_run
+    from pipeline.model_logging import log_model_files, log_seed_run
+    from pipeline.tracking import common_tags, flat_params
 
     scores = read_json(layout.scores_path("classical", model_id))
     info = read_json(layout.run_info_path("classical", model_id))
@@ -150,24 +151,20 @@ def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], cl
 
 # --- what compare logs --------------------------------------------------------------------
 
-def log_model_rows(experiment: str, rows: list[dict], class_names: Sequence[str]) -> int:
-    """Fill ``mlflow_run_id`` of the rows without one with their runs, logged now from their files
-    unless already logged (classical: :func:`log_classical_runs`; a CNN whose stage could not log:
-    :func:`pipeline.deep_runs.log_deep_runs`); returns how many were logged now. A row whose
-    ``.run.json`` names a run keeps it; one with no model file is left without a run."""
-    from pipeline.deep_runs import log_deep_runs
+def log_classical_rows(experiment: str, rows: list[dict], class_names: Sequence[str]) -> int:
+    """Fill ``mlflow_run_id`` of the classical rows with their runs, logged now from their files
+    unless already logged (:func:`log_classical_runs`); returns how many were logged now. A row
+    whose ``.run.json`` names a run keeps it; one with no model file is left without a run."""
     from pipeline.tracking import experiment_id_of
 
-    todo = [r for r in rows if not r["mlflow_run_id"] and (model_path(r["model"]) if r["approach"] == "classical"
-                                                            else layout.cnn_model_path(r["model"])).is_file()]
+    todo = [r for r in rows if r["approach"] == "classical" and not r["mlflow_run_id"]
+            and model_path(r["model"]).is_file()]
     if not todo:
         return 0
-    experiment_id = experiment_id_of(experiment)
-    run_ids, new = log_classical_runs(experiment_id, todo, class_names)
-    deep_ids, deep_new = log_deep_runs(experiment_id, [r for r in todo if r["approach"] == "deep"])
+    run_ids, new = log_classical_runs(experiment_id_of(experiment), todo, class_names)
     for row in rows:
-        row["mlflow_run_id"] = (run_ids | deep_ids).get(row["model"], row["mlflow_run_id"])
-    return new + deep_new
+        row["mlflow_run_id"] = run_ids.get(row["model"], row["mlflow_run_id"])
+    return new
 
 
 def comparison_digest(files: Sequence[Path]) -> str:
@@ -185,7 +182,8 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
     import mlflow
 
     from comparison.leaderboard import name_list
-    from pipeline.tracking import link_to_parent, log_metrics, stage_run
+    from pipeline.model_logging import link_to_parent
+    from pipeline.tracking import log_metrics, stage_run
 
     children = {r["model"]: r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}
     without_id = [r["model"] for r in rows if not r["mlflow_run_id"]]
@@ -221,3 +219,21 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
         warnings.append(f"MLflow run(s) of {name_list([label for label, _ in failed], 4)} not found "
                         f"or not writable, not linked to the comparison run (first error: {failed[0][1]})")
     return parent, n_linked, warnings
+
+
+def record_comparison(cfg: Any, rows: list[dict], summary: Mapping[str, Any], files: Sequence[Path], guard: Any,
+                      n_logged: int | None, warn: Any) -> None:
+    """:func:`log_comparison` and the registered champions (:mod:`pipeline.registry`), each call
+    through ``guard`` (:class:`pipeline.tracking.Guard`); prints a line for each, ``warn`` the problems."""
+    from pipeline import registry
+
+    logged = guard(log_comparison, cfg, rows, summary, files)
+    if logged is not None:
+        run_id, n_linked, warnings = logged
+        for message in warnings:
+            warn(message)
+        print(f"MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of {n_linked} of {len(rows)} "
+              f"model runs ({n_logged} logged now from their files)")
+    registered = guard(registry.register_chosen, rows, summary, warn)
+    if registered is not None:
+        print(registered)

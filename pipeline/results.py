@@ -66,7 +66,7 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
     logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
     is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
     predict_images_per_s, device, identity tags ...); the run's id and experiment id are
-    added to it here when there is a run. ``guard`` (:class:`pipeline.tracking_store.Guard`), when
+    added to it here when there is a run. ``guard`` (:class:`pipeline.tracking.Guard`), when
     given, makes the logging call: a store that does not answer then costs no file.
     """
     from comparison.results import check_predictions, model_scores
@@ -95,7 +95,7 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
         with atomic_path(confusion_png) as tmp:
             tmp.write_bytes(confusion_png_bytes(metrics["confusion"], class_names, model_id, scores["test_accuracy"]))
     if run is not None:
-        from pipeline.tracking import log_model_files
+        from pipeline.model_logging import log_model_files
 
         if guard is None:
             log_model_files(run.info.run_id, scores, info, confusion_png)

@@ -23,7 +23,7 @@ MLflow (explicit logging, no autolog): the per-epoch values as step metrics name
 ``val_accuracy`` stays the value written to ``metrics/cnn/<arch>.json`` --, the history CSV,
 the shared metrics/plots, the model (``mlflow.keras`` flavour), and the devices as tag
 ``device`` and params ``gpu_count``/``gpu_names``. The tracking server is asked first
-(:func:`pipeline.tracking_store.check_store`); if it stops answering later, the training goes on,
+(:func:`pipeline.tracking.check_store`); if it stops answering later, the training goes on,
 every output is written, the stage ends with one warning line and exit 0, and ``.run.json``
 names no run: ``compare`` or ``cvd log`` log it from the files (:mod:`pipeline.deep_runs`).
 """
@@ -55,7 +55,7 @@ def _check_split(split: Split) -> None:
 
 
 def run(cfg: Config, arch: str) -> dict:
-    from pipeline.tracking_store import Guard, check_store, unlogged_warning
+    from pipeline.tracking import Guard, check_store, log_metrics, open_run, unlogged_warning
 
     architectures.check_name(arch)
     check_settings(cfg, arch)
@@ -70,7 +70,6 @@ def run(cfg: Config, arch: str) -> dict:
     from comparison.predictions import Predictions
     from pipeline.deep_runs import log_keras_model
     from pipeline.results import mark_unlogged, record_model
-    from pipeline.tracking import log_metrics, open_run
 
     split = load_split()
     _check_split(split)
@@ -103,7 +102,8 @@ def run(cfg: Config, arch: str) -> dict:
                     history = {k: v for k, v in row.items() if k != "epoch"}
                     guard(log_metrics, {"history": history}, step=row["epoch"], run_id=mlflow_run.info.run_id)
 
-            fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], on_epoch=log_epoch)
+            fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"],
+                            on_epoch=log_epoch)
             write_csv(layout.history_path(arch), fit.history, training.HISTORY_COLUMNS)
 
             dest = layout.cnn_model_path(arch)
