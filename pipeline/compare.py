@@ -112,9 +112,9 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
-    print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
-          f"{layout.PLOTS_DIR}/")
-    model_runs.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged, _warn)
+    written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
+               f"{layout.PLOTS_DIR}/")
+    model_runs.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged, _warn, written)
     unlogged_warning(guard, "the comparison's files are")
     print(line)
     return leaderboard.dataframe(rows)

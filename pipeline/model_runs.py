@@ -222,18 +222,22 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
 
 
 def record_comparison(cfg: Any, rows: list[dict], summary: Mapping[str, Any], files: Sequence[Path], guard: Any,
-                      n_logged: int | None, warn: Any) -> None:
+                      n_logged: int | None, warn: Any, written: str = "") -> None:
     """:func:`log_comparison` and the registered champions (:mod:`pipeline.registry`), each call
-    through ``guard`` (:class:`pipeline.tracking.Guard`); prints a line for each, ``warn`` the problems."""
+    through ``guard`` (:class:`pipeline.tracking.Guard`): prints ``written`` and the comparison run
+    on one line, then the registered models; ``warn`` is given the problems."""
     from pipeline import registry
 
     logged = guard(log_comparison, cfg, rows, summary, files)
+    parts = [written] if written else []
     if logged is not None:
         run_id, n_linked, warnings = logged
         for message in warnings:
             warn(message)
-        print(f"MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of {n_linked} of {len(rows)} "
-              f"model runs ({n_logged} logged now from their files)")
+        parts.append(f"MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of {n_linked} of "
+                     f"{len(rows)} model runs ({n_logged} logged now from their files)")
+    if parts:
+        print("; ".join(parts))
     registered = guard(registry.register_chosen, rows, summary, warn)
     if registered is not None:
         print(registered)
