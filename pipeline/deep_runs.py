@@ -143,8 +143,11 @@ def log_deep_rows(experiment: str, rows: list[dict]) -> int:
         row["mlflow_run_id"] = finished_run(client, experiment_id, arch, digest) or ""
         if not row["mlflow_run_id"]:
             info = read_json(layout.run_info_path("deep", arch))
-            discard_unfinished(client, [str(info["mlflow_unfinished_run_id"])]
-                               if info.get("mlflow_unfinished_run_id") else [])
+            # the run the stage left open, and one an earlier attempt at this very logging left
+            left = client.search_runs([experiment_id], f"tags.{RESULT_TAG} = '{digest}' AND tags.model = '{arch}' "
+                                      f"AND attributes.status != 'FINISHED'")
+            discard_unfinished(client, [r.info.run_id for r in left] + ([str(info["mlflow_unfinished_run_id"])]
+                                                                       if info.get("mlflow_unfinished_run_id") else []))
             row["mlflow_run_id"] = log_deep_run(experiment_id, arch, digest, info)
             new += 1
     return new
