@@ -19,10 +19,11 @@ configured classical model as its own run, exactly what the stage used to log it
 Idempotent: each run is tagged ``result_sha256``, the SHA-256 of the model's metrics JSON,
 ``.run.json`` and model file. A FINISHED run with that tag is reused, so rerunning ``compare``
 (or a ``dvc exp run`` that retrains nothing of a model) logs no duplicate. The CNN stages log
-their own runs (live epoch metrics; TensorFlow's import dwarfs MLflow's).
+their own runs (live epoch metrics; TensorFlow's import dwarfs MLflow's); one whose stage could not
+log is logged from its files by :mod:`pipeline.deep_runs`.
 
-``compare``'s own run, ``comparison`` (:func:`log_comparison`), gets its files as artifacts and
-becomes the parent of the model runs.
+``compare``'s own run, ``comparison`` (:func:`log_comparison`, tagged ``result_sha256`` of its
+files), gets its files as artifacts and becomes the parent of the model runs.
 """
 from __future__ import annotations
 

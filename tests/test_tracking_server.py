@@ -156,8 +156,7 @@ def _check_every_run_once(uri: str, unfinished: str, scores: dict) -> None:
     assert lenet5.info.run_id != unfinished
     assert len(client.get_metric_history(lenet5.info.run_id, "history.val_accuracy")) == scores["epochs_run"]
     assert lenet5.data.metrics["test_accuracy"] == scores["test_accuracy"]
-    assert mlflow.search_logged_models([experiment], filter_string=f"source_run_id = '{lenet5.info.run_id}'",
-                                       output_format="list")
+    assert client.search_logged_models([experiment], filter_string=f"source_run_id = '{lenet5.info.run_id}'")
     stale = client.get_run(unfinished)
     assert (stale.info.status, stale.info.lifecycle_stage) == ("FAILED", "deleted")
     (comparison,) = per_model["comparison"]
