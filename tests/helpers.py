@@ -208,7 +208,9 @@ def mlflow_server(store: Path, timeout: float = 120, port: int | None = None):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
          "--serve-artifacts", "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        # no job runner: its queue consumers (GenAI jobs, unused here) only slow the start
+        env=venv_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(server, f"{uri}/health", "mlflow server", timeout)
