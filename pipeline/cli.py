@@ -182,6 +182,16 @@ def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
     click.echo(f"wrote {len(rows)} predictions to {out}")
 
 
+@cli.command("log")
+@params_option
+@user_errors
+def log_runs(params: str) -> None:
+    """Log to MLflow the runs a stage could not log (the tracking server was down), from its files."""
+    from pipeline import log as tool
+
+    tool.run(load(params))
+
+
 @cli.command()
 @params_option
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default: a free one).")

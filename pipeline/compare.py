@@ -33,10 +33,11 @@ from typing import Any, Mapping, Sequence
 from comparison import confusion, figures, leaderboard, plots, statistics
 from comparison.metrics import Metric, choose_metric
 from comparison.verdict import pair_line, verdict_fields, verdict_line
-from pipeline import layout, model_runs, read_results, registry
+from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
+from pipeline.tracking import Guard, check_store, unlogged_warning
 
 PLOT_NAMES = figures.PLOT_NAMES
 
@@ -109,6 +110,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
         raise ConfigError(f"--experiment = {experiment!r}: only applies with --from-mlflow "
                           f"(the comparison run goes to mlflow.experiment = {cfg.experiment!r})")
 
+    check_store()
     rows = read_results.read_rows(cfg.model_ids())
     split = leaderboard.check_same_split(rows)
     manifest = _manifest()
@@ -121,24 +123,23 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
 
     # everything is rendered in memory first: a failure here writes nothing
     drawn = _figures(cfg, rows, summary, images, class_names)
-    n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
+    guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
+    n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
+                + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
-
-    run_id, n_linked, warnings = model_runs.log_comparison(cfg, rows, summary, list(outputs))
-    for message in warnings:
-        _warn(message)
-    print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
-          f"{layout.PLOTS_DIR}/; MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of "
-          f"{n_linked} of {len(rows)} model runs ({n_logged} classical runs logged now)")
-    print(registry.register_chosen(rows, summary, _warn))
+    written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
+               f"{layout.PLOTS_DIR}/")
+    model_runs.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged, _warn, written)
+    unlogged_warning(guard, "the comparison's files are")
     print(line)
     return leaderboard.dataframe(rows)
 
 
 def _run_from_mlflow(cfg: Config, experiment: str):
+    check_store()
     rows, split, missing = read_results.rows_from_mlflow(cfg.model_ids(), experiment, _manifest().get("sha256"))
     if missing:
         _warn(f"no FINISHED MLflow run on split {split[:12]} for: {leaderboard.name_list(missing, 10)}; left out")

@@ -97,6 +97,9 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
 
 
 def run(cfg: Config) -> dict:
+    from pipeline.tracking import check_store
+
+    check_store()
     summary = read_json(layout.SUMMARY)
     names = best_pair(summary)
     classical, deep = aligned(*(read_results.read_predictions(name, "test") for name in names), names)
