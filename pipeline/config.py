@@ -25,8 +25,8 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
 
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, BatchSize, Epochs, Fraction, LearningRate, NameList, Section, Strict,
-                                    WithComponents, architectures, classifiers, extractors, name_list,
+from pipeline.config_schema import (DATASETS, BatchSize, CurveConfig, Epochs, Fraction, LearningRate, NameList, Section,
+                                    Strict, WithComponents, architectures, classifiers, extractors, name_list,
                                     none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
@@ -160,6 +160,7 @@ class Config(Strict):
     features: nullable(FeaturesConfig)
     classical: nullable(ClassicalConfig)
     cnn: nullable(CnnConfig)
+    curve: nullable(CurveConfig) = CurveConfig()  # the learning curve (pipeline/learning_curve.py)
     _source: str = PrivateAttr("params.yaml")
 
     @property
