@@ -28,6 +28,8 @@ def plot_learning_curve(rows: Sequence[Mapping[str, Any]], result: Mapping[str, 
     if result.get("status") == "crossover":
         ax.axvspan(*result["bracket"], color="#999999", alpha=0.2, lw=0, label="crossover bracket")
     ax.set_xscale("log")
+    ax.set_xticks(result["sizes"], [f"{n:,}" for n in result["sizes"]])
+    ax.minorticks_off()
     ax.set_xlabel("training images (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)

@@ -118,11 +118,13 @@ def crossover(sizes: Sequence[Sequence[Mapping[str, Any]]], alpha: float) -> dic
             f"{measured[-1]:,} images; a crossover, if any, lies below {size:,} images")}
         return result
     below = measured[start - 1]
-    before = ("was significantly better at " + ", ".join(f"{n:,}" for n, l in zip(measured, leaders) if l == loser)
-              if loser in leaders[:start] else "was not significantly different below that")
+    behind = [f"{n:,}" for n, leader in zip(measured[:start], leaders) if leader == loser]
+    before = (f"{loser} was significantly better at {', '.join(behind)} images" if behind
+              else "no significant difference at the smaller sizes")
+    where = (f"at every size from {size:,} to {measured[-1]:,} images" if size != measured[-1]
+             else f"at {size:,} images, the largest size measured")
     result |= {"status": "crossover", "bracket": [below, size], "text": (
-        f"crossover between {below:,} and {size:,} training images: from {size:,} images on, {who} at every larger "
-        f"size measured; {loser} {before}")}
+        f"crossover between {below:,} and {size:,} training images: {who} {where}; {before}")}
     return result
 
 

@@ -133,5 +133,5 @@ class CurveConfig(Strict):
     classical and the best deep model ``compare`` chose on validation)."""
 
     fractions: Annotated[tuple[Annotated[float, Field(strict=False)], ...], Field(strict=False),
-                         AfterValidator(_fractions)] = (0.1, 0.25, 0.5, 1.0)
+                         AfterValidator(_fractions)] = (0.1, 0.25, 1.0)
     models: Annotated[tuple[str, ...], Field(strict=False, min_length=2)] | None = None

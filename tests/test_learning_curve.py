@@ -43,7 +43,7 @@ def test_the_crossover_is_found_in_its_bracket_when_deep_overtakes_classical(rng
     assert (result["winner"], result["size"], result["bracket"]) == ("deep", 1600, [400, 1600])
     assert result["leaders"] == ["classical", None, "deep", "deep"]
     assert "between 400 and 1,600 training images" in result["text"]
-    assert "classical was significantly better at 100" in result["text"]
+    assert "classical was significantly better at 100 images" in result["text"]
 
 
 def test_a_lead_that_is_lost_again_at_a_larger_size_is_no_crossover(rng):
