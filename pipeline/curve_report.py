@@ -87,7 +87,8 @@ def section(rows: list[dict], result: dict, n_test: int, level: str) -> Section:
 
     table = Table(["training images", "fraction", "model", "test acc %", f"{level} Wilson CI", "fit s", "epochs",
                    "McNemar p vs other approach"],
-                  [[f"{r['n_train']:,}", curves.fraction_text(r["fraction"]), r["model"] + (" (reused)" if r["reused"] else ""),
+                  [[f"{r['n_train']:,}", curves.fraction_text(r["fraction"]),
+                    r["model"] + (" (reused)" if r["reused"] else ""),
                     pct(r["test_accuracy"]), f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]",
                     "-" if r["fit_seconds"] is None else f"{r['fit_seconds']:.2f}",
                     "-" if r["epochs"] is None else r["epochs"],

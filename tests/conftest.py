@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import (SHARED_DATASETS, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_EPOCHS,
-                     SMALL_RUN_FEATURES, SMALL_RUN_LIMIT_PER_CLASS, copy_repo, venv_env)
+from helpers import (SHARED_DATASETS, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS,
+                     SMALL_RUN_EPOCHS, SMALL_RUN_FEATURES, SMALL_RUN_LIMIT_PER_CLASS, copy_repo, venv_env)
 from pipeline.datasets import read_idx
 
 
@@ -48,9 +48,10 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the project after ONE real ``dvc repro`` (the session's only full one) on 30 digits
     per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare,
-    the learning curve at 50 and 100 % and explain, with its MLflow runs in the copy's own ``mlflow.db``;
-    what ``dvc repro`` printed is in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
-    changes the repository works on :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests.
+    the learning curve at 50 and 100 % and explain, with its MLflow runs in the copy's own
+    ``mlflow.db``; what ``dvc repro`` printed is in ``repro.log`` beside it. The small params are
+    committed. Tests only read it; a test that changes the repository works on
+    :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests.
     ``CVD_TEST_SMALL_RUN=<its repo folder>`` reuses one left by an earlier ``--basetemp`` session."""
     import os
     import subprocess

@@ -2,6 +2,7 @@
 the stage inside DVC (a changed fraction reruns only its point)."""
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -12,7 +13,7 @@ import yaml
 
 from comparison import curves
 from comparison.errors import ComparisonError
-from helpers import venv_env
+from helpers import REPO_ROOT, SMALL_RUN_CURVE_FRACTIONS, venv_env
 from worktree import copy_finished_repo
 
 N_TEST = 400
@@ -104,37 +105,67 @@ def test_the_config_refuses_bad_fractions_in_one_line():
     from pipeline.config import parse_config
     from pipeline.errors import ConfigError
 
-    raw = yaml.safe_load(open("params.yaml", encoding="utf-8"))
-    for fractions, message in (([0.5, 0.0], re.escape("0.0 is not a fraction in (0, 1]")), ([0.5, 0.5], "must not repeat")):
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for fractions, message in (([0.5, 0.0], re.escape("0.0 is not a fraction in (0, 1]")),
+                               ([0.5, 0.5], "must not repeat")):
         raw["curve"] = {"fractions": fractions}
         with pytest.raises(ConfigError, match=message):
             parse_config(raw)
 
 
-def _dvc(repo, *args):
+def _dvc(repo, *args) -> str:
     out = subprocess.run(["dvc", *args], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
 
-@pytest.mark.slow
-def test_stage_writes_points_and_a_changed_fraction_reruns_only_its_point(small_run, tmp_path):
-    repo = copy_finished_repo(small_run, tmp_path / "repo")
-    points = {f: json.loads((repo / f"curves/{f}.json").read_text()) for f in ("0.1", "1.0")
-              if (repo / f"curves/{f}.json").is_file()}
+def _set_fractions(repo, fractions: list[float]) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["curve"]["fractions"] = [0.2, 0.5]
+    params["curve"]["fractions"] = fractions
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _dvc(repo, "repro", "learning_curve")
-    assert "learning_curve@0.2" in out and "learning_curve@0.5" in out
-    small = json.loads((repo / "curves/0.2.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_small_run_states_its_curve_on_the_report_and_in_mlflow(small_run):
+    from mlflow import MlflowClient
+
+    from pipeline.report_html import image_sources
+
+    summary = json.loads((small_run / "reports/curve/summary.json").read_text())
+    assert sorted({r["fraction"] for r in summary["points"]}) == SMALL_RUN_CURVE_FRACTIONS
+    chosen = json.loads((small_run / "reports/summary.json").read_text())
+    models = [chosen["best_classical"]["model"], chosen["best_deep"]["model"]]
+    assert {r["model"] for r in summary["points"]} == set(models)
+    for row in summary["points"]:  # the whole split's point is the model already trained, not a retrained one
+        sub = "cnn" if row["approach"] == "deep" else "classical"
+        trained = json.loads((small_run / f"metrics/{sub}/{row['model']}.json").read_text())
+        assert row["reused"] == (row["fraction"] == 1.0)
+        if row["reused"]:
+            assert row["test_accuracy"] == trained["test_accuracy"]
+    page = (small_run / "reports/index.html").read_text(encoding="utf-8")
+    assert "curve/learning_curve.png" in image_sources(page)
+    assert html.escape(summary["crossover"]["text"]) in page
+    client = MlflowClient(tracking_uri=f"sqlite:///{small_run}/mlflow.db")
+    name = yaml.safe_load((small_run / "params.yaml").read_text())["mlflow"]["experiment"]
+    experiment = client.get_experiment_by_name(name)
+    points = client.search_runs([experiment.experiment_id], "tags.stage = 'learning_curve'")
+    parents = {r.data.tags["mlflow.parentRunId"] for r in points}
+    assert len(points) == 2 * len(SMALL_RUN_CURVE_FRACTIONS) and len(parents) == 1
+    assert client.get_run(parents.pop()).data.tags["approach"] == "comparison"
+    assert {r.data.metrics["n_train"] for r in points} == {r["n_train"] for r in summary["points"]}
+
+
+@pytest.mark.slow
+def test_a_changed_fraction_reruns_only_its_point(small_run, tmp_path):
+    repo = copy_finished_repo(small_run, tmp_path / "repo")
+    _set_fractions(repo, [0.2, *SMALL_RUN_CURVE_FRACTIONS])
+    ran = re.findall(r"Running stage '([^']+)'", _dvc(repo, "repro", "learning_curve"))
+    assert ran == ["learning_curve@0.2"]  # the points of 0.5 and 1.0 are unchanged
+    small, larger = (json.loads((repo / f"curves/{f}.json").read_text()) for f in ("0.2", "0.5"))
+    assert small["n_train"] < larger["n_train"]
     assert [p["approach"] for p in small["points"]] == ["classical", "deep"]
-    assert small["n_train"] < json.loads((repo / "curves/0.5.json").read_text())["n_train"]
-    assert all(p["ci_low"] <= p["test_accuracy"] <= p["ci_high"] and p["p_vs_other"] is not None
-               for p in small["points"])
-    params["curve"]["fractions"] = [0.2, 0.4]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = _dvc(repo, "repro", "learning_curve")
-    assert "learning_curve@0.4" in out and "Running stage 'learning_curve@0.2'" not in out
-    assert points == {}  # the committed small params make no point of their own
+    assert all(p["ci_low"] <= p["test_accuracy"] <= p["ci_high"] and not p["reused"] for p in small["points"])
+    _set_fractions(repo, [0.3, *SMALL_RUN_CURVE_FRACTIONS])
+    ran = re.findall(r"Running stage '([^']+)'", _dvc(repo, "repro", "learning_curve"))
+    assert ran == ["learning_curve@0.3"]
