@@ -18,12 +18,12 @@ run on this split (a one-line message when it cannot be logged; the stage still 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from comparison import curves
 from pipeline import layout
+from pipeline.comparison_run import log_curve_point
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import load_split, read_json, write_json
@@ -130,35 +130,5 @@ def run(cfg: Config, fraction_text: str) -> dict:
              "n_test": len(split.y["test"]), "seed": cfg.seed, "dataset": split.dataset,
              "split_sha256": split.sha256, "points": points}
     write_json(layout.curve_point_path(fraction_text), point)
-    print(f"wrote {layout.curve_point_path(fraction_text)}; {log_points(cfg, point)}")
+    print(f"wrote {layout.curve_point_path(fraction_text)}; {log_curve_point(cfg.experiment, point)}")
     return point
-
-
-def log_points(cfg: Config, point: dict) -> str:
-    """Each model's point as an MLflow run nested under the newest comparison run on the split;
-    a one-line message either way, never an exception (logging is a convenience)."""
-    try:
-        from mlflow import MlflowClient
-        from mlflow.entities import Metric
-
-        from pipeline.comparison_run import newest_comparison_run
-        from pipeline.tracking import tracking_uri
-
-        parent, reason = newest_comparison_run(cfg.experiment, point["split_sha256"])
-        if parent is None:
-            return f"MLflow: {reason}; the points were not logged"
-        client = MlflowClient(tracking_uri=tracking_uri())
-        for p in point["points"]:
-            tags = {"mlflow.parentRunId": parent.info.run_id, "approach": p["approach"], "model": p["model"],
-                    "stage": "learning_curve", "curve_fraction": str(point["fraction"])}
-            name = f"curve-{p['model']}-{curves.fraction_text(point['fraction']).replace(' ', '')}"
-            run_id = client.create_run(parent.info.experiment_id, run_name=name, tags=tags).info.run_id
-            values = {"fraction": point["fraction"], **{k: p[k] for k in (
-                "n_train", "test_accuracy", "ci_low", "ci_high", "fit_seconds", "epochs", "p_vs_other")}}
-            now = int(time.time() * 1000)
-            client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if v is not None])
-            client.set_terminated(run_id, "FINISHED")
-        return f"MLflow: {len(point['points'])} point runs nested under comparison run {parent.info.run_id}"
-    except Exception as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        return f"MLflow: the points were not logged ({type(exc).__name__}: {first})"

@@ -113,6 +113,21 @@ def test_the_config_refuses_bad_fractions_in_one_line():
             parse_config(raw)
 
 
+def test_curve_models_must_be_configured_and_of_both_approaches():
+    from pipeline.config import parse_config
+    from pipeline.errors import ConfigError
+    from pipeline.learning_curve import curve_models
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    raw["curve"] = {"models": ["hog-logreg", "lenet5"]}
+    assert curve_models(parse_config(raw)) == ["hog-logreg", "lenet5"]
+    for models, message in ((["hog-logreg", "vgg16"], "'vgg16' is not a configured model"),
+                            (["hog-logreg", "raw-knn"], "at least one classical .* and one deep")):
+        raw["curve"] = {"models": models}
+        with pytest.raises(ConfigError, match=f"curve.models = .*{message}"):
+            curve_models(parse_config(raw))
+
+
 def _dvc(repo, *args) -> str:
     out = subprocess.run(["dvc", *args], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
                          text=True, timeout=600)
