@@ -136,6 +136,17 @@ def explain(params: str) -> None:
     stage.run(cfg)
 
 
+@cli.command("learning-curve")
+@params_option
+@click.option("--fraction", required=True, help="Fraction of the training split: one of curve.fractions.")
+@user_errors
+def learning_curve(params: str, fraction: str) -> None:
+    """One learning-curve point: the best classical and deep models retrained on a nested subset."""
+    from pipeline import learning_curve as stage
+
+    stage.run(load(params), fraction)
+
+
 @cli.command()
 @params_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))

@@ -26,8 +26,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, Validation
 
 from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, Epochs, Fraction, LearningRate, NameList,
-                                    Section, Strict, WithComponents, architectures, classifiers, extractors,
+from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, Epochs, Fraction, LearningRate,
+                                    NameList, Section, Strict, WithComponents, architectures, classifiers, extractors,
                                     name_list, none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
@@ -157,6 +157,7 @@ class Config(Strict):
     features: nullable(FeaturesConfig)
     classical: nullable(ClassicalConfig)
     cnn: nullable(CnnConfig)
+    curve: nullable(CurveConfig) = CurveConfig()  # the learning curve (pipeline/learning_curve.py)
     _source: str = PrivateAttr("params.yaml")
 
     @property

@@ -154,3 +154,23 @@ class AugmentConfig(Strict):
             "horizontal_flip": colour if self.horizontal_flip == AUTO else self.horizontal_flip,
             "max_shift": shift if self.max_shift == AUTO else self.max_shift,
         })
+
+
+def _fractions(values: tuple[float, ...]) -> tuple[float, ...]:
+    if not values:
+        raise ValueError("must be a non-empty list of fractions in (0, 1], e.g. [0.1, 0.25, 0.5, 1.0]")
+    for value in values:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{value!r} is not a fraction in (0, 1]")
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a fraction")
+    return values
+
+
+class CurveConfig(Strict):
+    """``curve``: the learning curve's training-set fractions and its models (null: the best
+    classical and the best deep model ``compare`` chose on validation)."""
+
+    fractions: Annotated[tuple[Annotated[float, Field(strict=False)], ...], Field(strict=False),
+                         AfterValidator(_fractions)] = (0.1, 0.25, 1.0)
+    models: Annotated[tuple[str, ...], Field(strict=False, min_length=2)] | None = None

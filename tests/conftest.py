@@ -52,10 +52,11 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def small_run() -> Path:
     """A copy of the project after ONE real ``dvc repro`` (the session's only full one) on 30 digits
-    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare
-    and explain, with its MLflow runs in the copy's own ``mlflow.db``; what ``dvc repro`` printed is
-    in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
-    changes the repository works on :func:`helpers.copy_finished_repo` of it.
+    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare,
+    the learning curve at 50 and 100 % and explain, with its MLflow runs in the copy's own
+    ``mlflow.db``; what ``dvc repro`` printed is in ``repro.log`` beside it. The small params are
+    committed. Tests only read it; a test that changes the repository works on
+    :func:`helpers.copy_finished_repo` of it.
 
     It is built in the background from the moment the tests that need it are collected
     (``small_run.py``; one build for all pytest-xdist workers) and those tests run last, so the

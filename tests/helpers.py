@@ -23,6 +23,7 @@ SMALL_RUN_CLASSIFIERS = ["logreg", "knn"]
 SMALL_RUN_ARCHS = ["lenet5"]
 SMALL_RUN_LIMIT_PER_CLASS = 30
 SMALL_RUN_EPOCHS = 10
+SMALL_RUN_CURVE_FRACTIONS = [0.5, 1.0]  # one retrained point, one reusing the trained models
 
 
 SESSION_DIR_ENV = "CVD_TEST_SESSION_DIR"

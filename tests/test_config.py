@@ -118,8 +118,8 @@ def test_name_lists_are_checked_by_the_registry(raw, dotted, registry, check):
 @pytest.mark.parametrize(
     "dotted, message",
     [
-        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, data, evaluation, features, "
-                   "mlflow, seed"),
+        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, curve, data, evaluation, "
+                   "features, mlflow, seed"),
         ("evaluation.level", "unknown key 'evaluation.level'; allowed in 'evaluation': alpha, bootstrap_resamples, "
                              "confidence"),
         ("data.size", "unknown key 'data.size'; allowed in 'data': channels, dataset, deskew, image_size, "),
