@@ -29,9 +29,6 @@ from pipeline.errors import ConfigError, DataError
 
 from helpers import REPO_ROOT, write_model_predictions
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("compare")
-
 EXPERIMENT = "cvd-compare-test"
 SPLIT = "a" * 64
 OTHER_SPLIT = "b" * 64

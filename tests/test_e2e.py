@@ -30,8 +30,7 @@ from helpers import SMALL_RUN_CURVE_FRACTIONS
 from helpers import SMALL_RUN_FEATURES as FEATURES
 from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLASSICAL_STAGES = {f"train_classical@{f}-{c}" for f in FEATURES for c in CLASSIFIERS}
 EVERY_STAGE = ({"prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES

@@ -16,9 +16,6 @@ from pipeline.io import save_split
 
 from helpers import COUNTS, N_CLASSES, REPO_ROOT, SIZE, make_split
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("train_cnn")
-
 
 def make_config(seed: int = 42, alexnet: dict | None = None, **cnn):
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
