@@ -55,30 +55,6 @@ def discard_unfinished(client: Any, run_ids: list[str]) -> None:
             client.delete_run(run_id)
 
 
-def log_keras_model(run_id: str, model: Any, example: Any, probabilities: Any) -> None:
-    """Log the inference model to run ``run_id`` as an MLflow Keras model (pyfunc-loadable)."""
-    import keras
-    import mlflow.keras
-    from mlflow.models import Model, infer_signature
-
-    from models.training import inference_model
-
-    requirements = [f"keras=={keras.__version__}"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        requirements.append(f"tensorflow=={tf.__version__}")
-    # Explicit requirements: MLflow's inference of them reloads the model in a subprocess
-    # (several seconds of TensorFlow start-up) and would find the same two packages.
-    # No input_example: mlflow.keras.save_model writes it before creating the model folder
-    # and fails with FileNotFoundError (mlflow/mlflow#16183, still in MLflow 3.17); the
-    # signature (float32 tensor (-1, H, W, C) -> (-1, classes)) documents the input instead.
-    # Model.log is what mlflow.keras.log_model calls, with the run_id that one lacks.
-    Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=run_id,
-              model=inference_model(model), signature=infer_signature(example, probabilities),
-              pip_requirements=requirements)
-
-
 def _history_metrics(arch: str, now_ms: int) -> list:
     from mlflow.entities import Metric
 
@@ -97,7 +73,7 @@ def log_deep_run(experiment_id: str, arch: str, digest: str, info: Mapping[str, 
 
     from models.training import scale_images
     from pipeline.io import load_split
-    from pipeline.model_logging import log_model_files, log_seed_run
+    from pipeline.model_logging import log_keras_model, log_model_files, log_seed_run
     from pipeline.tracking import common_tags, flat_params
 
     scores = read_json(layout.scores_path("deep", arch))

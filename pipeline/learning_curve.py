@@ -76,8 +76,8 @@ def reuse(model: str, split_sha256: str) -> tuple[np.ndarray, float | None, int 
 
 
 def train_classical(cfg: Config, model: str, rows: np.ndarray, split) -> tuple[np.ndarray, float, None]:
-    from pipeline.features import load_features
-    from pipeline.train_classical import fit_model
+    from pipeline.classical_training import fit_model
+    from pipeline.extractors import load_features
 
     feature, classifier = layout.split_model_id(model)
     data = load_features(feature)

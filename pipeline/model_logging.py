@@ -65,3 +65,27 @@ def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[s
         raise
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def log_keras_model(run_id: str, model: Any, example: Any, probabilities: Any) -> None:
+    """Log the inference model to run ``run_id`` as an MLflow Keras model (pyfunc-loadable)."""
+    import keras
+    import mlflow.keras
+    from mlflow.models import Model, infer_signature
+
+    from models.training import inference_model
+
+    requirements = [f"keras=={keras.__version__}"]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        requirements.append(f"tensorflow=={tf.__version__}")
+    # Explicit requirements: MLflow's inference of them reloads the model in a subprocess
+    # (several seconds of TensorFlow start-up) and would find the same two packages.
+    # No input_example: mlflow.keras.save_model writes it before creating the model folder
+    # and fails with FileNotFoundError (mlflow/mlflow#16183, still in MLflow 3.17); the
+    # signature (float32 tensor (-1, H, W, C) -> (-1, classes)) documents the input instead.
+    # Model.log is what mlflow.keras.log_model calls, with the run_id that one lacks.
+    Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=run_id,
+              model=inference_model(model), signature=infer_signature(example, probabilities),
+              pip_requirements=requirements)

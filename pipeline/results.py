@@ -49,10 +49,11 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
                  seed: int, confidence: float, bootstrap_resamples: int,
                  extra_scores: Mapping[str, Any] | None = None,
                  repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True,
-                 guard: Callable[..., Any] | None = None) -> dict:
-    """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
-    log them to ``run`` (``None``: no MLflow here -- the classical stage, whose run ``compare``
-    logs from these files; with ``draw_confusion`` false no confusion PNG, which would import matplotlib).
+                 log_files: Callable[[dict, dict, Path], Any] | None = None) -> dict:
+    """Evaluate test predictions, write the model's metrics, plots and per-image predictions, and
+    hand them to ``log_files`` for the MLflow run (``None``: no MLflow here -- the classical stage,
+    whose run ``compare`` logs from these files; with ``draw_confusion`` false no confusion PNG,
+    which would import matplotlib).
 
     ``test``/``val`` are the model's predictions on every image of those parts, in split
     order (:meth:`Predictions.of`), each computed once by the stage; they are written to
@@ -62,12 +63,12 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
     the scores of the models trained with the extra seeds (``comparison.repeats.PER_SEED_KEYS``); with this
     model's own (seed ``seed``) first they give the :func:`comparison.repeats.repeat_summary` keys.
 
-    ``run`` is the MLflow run yielded by :func:`pipeline.tracking.stage_run`; everything is
-    logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
-    is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
-    predict_images_per_s, device, identity tags ...); the run's id and experiment id are
-    added to it here when there is a run. ``guard`` (:class:`pipeline.tracking.Guard`), when
-    given, makes the logging call: a store that does not answer then costs no file.
+    ``run`` is the stage's MLflow run (or None); its id and experiment id are added to
+    ``run_info``, the run-dependent values (fit_seconds, predict_images_per_s, device, identity
+    tags ...). ``log_files(scores, info, confusion_png)`` is called once they are computed and
+    the PNG written, before the JSON files: the stage logs them to its run's id
+    (:func:`pipeline.model_logging.log_model_files`, through its guard, so a store that does
+    not answer costs no file).
     """
     from comparison.results import check_predictions, model_scores
     from models.evaluate import classification_metrics, confusion_long_rows
@@ -94,13 +95,8 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
 
         with atomic_path(confusion_png) as tmp:
             tmp.write_bytes(confusion_png_bytes(metrics["confusion"], class_names, model_id, scores["test_accuracy"]))
-    if run is not None:
-        from pipeline.model_logging import log_model_files
-
-        if guard is None:
-            log_model_files(run.info.run_id, scores, info, confusion_png)
-        else:
-            guard(log_model_files, run.info.run_id, scores, info, confusion_png)
+    if log_files is not None:
+        log_files(scores, info, confusion_png)
 
     write_json(layout.scores_path(approach, model_id), scores)
     write_json(layout.run_info_path(approach, model_id), info)

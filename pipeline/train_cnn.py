@@ -68,7 +68,7 @@ def run(cfg: Config, arch: str) -> dict:
     from models.evaluate import time_predict
     from pipeline.io import load_split
     from comparison.predictions import Predictions
-    from pipeline.deep_runs import log_keras_model
+    from pipeline.model_logging import log_keras_model, log_model_files, log_seed_run
     from pipeline.results import mark_unlogged, record_model
 
     split = load_split()
@@ -119,7 +119,10 @@ def run(cfg: Config, arch: str) -> dict:
             test, val = (Predictions.of(split.y[name], np.argmax(parts[name], axis=1),
                                         np.asarray(parts[name], dtype=np.float32), "probability")
                          for name in ("test", "val"))
-            repeats = train_extra_seeds(cfg, arch, x, split, rt, mlflow_run, guard)
+            logged = mlflow_run is not None
+            repeats = train_extra_seeds(cfg, arch, x, split, rt, log_seed=(
+                lambda scores: guard(log_seed_run, mlflow_run, approach="deep", model_id=arch, scores=scores))
+                if logged else None)
             result = record_model(
                 run=mlflow_run, approach="deep", model_id=arch, test=test, val=val,
                 class_names=split.class_names, param_count=counts["total"], model_path=dest,
@@ -127,7 +130,9 @@ def run(cfg: Config, arch: str) -> dict:
                 bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
                 extra_scores={"trainable_params": int(counts["trainable"]), "epochs_run": fit.epochs_run,
                               "best_epoch": fit.best_epoch, "val_accuracy": round(fit.best_val_accuracy, 6)},
-                repeats=repeats, guard=guard,
+                repeats=repeats, log_files=(
+                    lambda scores, info, png: guard(log_model_files, mlflow_run.info.run_id, scores, info, png))
+                if logged else None,
                 run_info={"approach": "deep", "arch": arch, "dataset": split.dataset,
                           "split_sha256": split.sha256, "device": devices.label, "backend": backend,
                           "gpu_count": devices.gpu_count, "mixed_precision": rt.mixed_precision,

@@ -15,6 +15,7 @@ from comparison import results as scoring
 from comparison.errors import ComparisonError
 from pipeline import layout, read_results, results
 from pipeline.errors import DataError
+from pipeline.model_logging import log_model_files
 
 CLASSES = ["cat", "dog", "emu"]
 SPLIT = "e" * 64
@@ -45,8 +46,10 @@ def record(run, model_id="hog-knn", test=None, val=None, **kwargs):
     model.write_bytes(b"x" * 1234)
     test = test or predictions([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2])
     val = val or predictions([0, 1, 2], [0, 1, 1])
+    log_files = None if run is None else (  # as train_cnn does
+        lambda scores, info, png: log_model_files(run.info.run_id, scores, info, png))
     return results.record_model(
-        run=run, approach="classical" if "-" in model_id else "deep", model_id=model_id, test=test, val=val,
+        run=run, log_files=log_files, approach="classical" if "-" in model_id else "deep", model_id=model_id, test=test, val=val,
         class_names=CLASSES, param_count=42, model_path=model,
         run_info={"feature": "hog", "classifier": "knn", "dataset": "toy", "split_sha256": SPLIT,
                   "fit_seconds": 0.5, "predict_images_per_s": 100.0},
