@@ -68,8 +68,8 @@ def centroid_figure(extractor: KMeansFeatures, limit: int = 100) -> Figure:
         _show_patch(ax, patch, "")
         ax.axis("on")
     total = len(extractor.centroids_)
-    fig.suptitle(f"k-means features: {len(patches)} of {total} learned filters (centroids, un-whitened, "
-                 "each stretched to full contrast)", fontsize=9)
+    fig.suptitle(f"k-means features: {len(patches)} of {total} learned filters\n"
+                 "(centroids un-whitened for display, each stretched to full contrast)", fontsize=9)
     return fig
 
 
@@ -98,7 +98,7 @@ def activation_figure(extractor: KMeansFeatures, image: Any, n_shown: int = 5) -
                    cmap="viridis", vmin=0, vmax=vmax)
         axes[1, column].axhline(r - 0.5, color="white", lw=1)
         axes[1, column].axvline(c - 0.5, color="white", lw=1)
-    fig.suptitle("k-means features: the most active centroids and their activation maps; the four quadrant "
-                 "sums (" + ", ".join(QUADRANTS) + ") are features of this image", fontsize=9)
+    fig.suptitle("k-means features: the centroids most active on this image and their activation maps;\n"
+                 "the four quadrant sums (" + ", ".join(QUADRANTS) + ") are features of this image", fontsize=9)
     fig.tight_layout()
     return fig

@@ -41,6 +41,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from features import Extractor
 from features._batch import ImageFeatureExtractor, check_int
@@ -209,6 +210,13 @@ class KMeansFeatures(ImageFeatureExtractor):
             raise ImageError(f"{type(self).__name__}: images are {got} but the extractor was fitted on {fitted}")
         return np.stack(list(self._activations(images)))
 
+    def transform(self, X) -> np.ndarray:
+        """Features of a batch of images, float32 ``(N, 4 * n_centroids)``. The per-image matrix
+        products run on one BLAS thread each: the parallelism is ``n_jobs`` over chunks (BLAS
+        threads inside joblib threads oversubscribed the cores and halved the throughput)."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            return super().transform(X)
+
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
         return np.concatenate([pool_quadrants(a[None]) for a in self._activations(images)]).astype(np.float32)
 
@@ -232,6 +240,6 @@ EXTRACTOR = Extractor(
         'A. Coates, H. Lee and A. Y. Ng, "An Analysis of Single-Layer Networks in Unsupervised Feature '
         'Learning", AISTATS 2011, PMLR 15:215-223'
     ),
-    summary="k-means filters learnt on whitened training patches (no backpropagation), triangle code, quadrant pooling",
+    summary="filters learnt by k-means on whitened training patches, triangle code, quadrant pooling",
     draw=draw,
 )
