@@ -33,10 +33,11 @@ PARAMS = {
     "raw": {},
     "sobel": {},
     "hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]},
+    "kmeans": {"n_centroids": 4, "n_patches": 200},
     "sift": {"n_words": 4},
     "stack": {"parts": ["hog", "raw"], "overrides": {"hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]}}},
 }
-EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "sift": 4, "stack": 1296 + 784}
+EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "kmeans": 4 * 4, "sift": 4, "stack": 1296 + 784}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_one_new_module_is_one_new_extractor(extra_extractor_dir, images):
         EXTRACTOR = Extractor(transformer=InvertedPixels, citation="none", summary="1 - raw")
     '''))
     (extra_extractor_dir / "_helper.py").write_text("")
-    assert extractor_names() == ("hog", "inverted", "raw", "sift", "sobel", "stack")
+    assert extractor_names() == ("hog", "inverted", "kmeans", "raw", "sift", "sobel", "stack")
     assert get_extractor("inverted").name == "inverted"
     inverted = make_extractor("inverted", chunk_size=7).fit_transform(images)
     np.testing.assert_allclose(inverted, 1 - make_extractor("raw").fit_transform(images), atol=1e-7)
@@ -108,11 +109,11 @@ def test_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO_ROOT).stdout
-    assert out.strip() == "[] [] ('hog', 'raw', 'sift', 'sobel', 'stack')"
+    assert out.strip() == "[] [] ('hog', 'kmeans', 'raw', 'sift', 'sobel', 'stack')"
 
 
 def test_unknown_extractor():
-    with pytest.raises(ParameterError, match=r"^unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack$"):
+    with pytest.raises(ParameterError, match=r"^unknown feature extractor 'surf'; allowed: hog, kmeans, raw, sift, sobel, stack$"):
         get_extractor("surf")
     with pytest.raises(ParameterError, match=r"unknown feature extractor '_batch'"):
         make_extractor("_batch")  # a module of the package, but not an extractor
@@ -481,7 +482,7 @@ def test_in_a_pipeline(name, images):
         fresh.transform(images)
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
+@pytest.mark.parametrize("name", [n for n in sorted(PARAMS) if not get_extractor(n).transformer.keeps_colour])
 def test_rgb_batches_are_converted_to_grayscale(name, images):
     rgb = np.random.default_rng(1).integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
     # ITU-R BT.601 luma, rounded: what the extractors document for colour input.
@@ -521,6 +522,7 @@ def test_bad_batches(name, batch, message):
         ("hog", {}, "6x6", "8x8"),
         ("sobel", {"cell_size": 7}, "6x6", "7x7"),
         ("sift", {}, "6x6", "8x8"),
+        ("kmeans", {}, "6x6", "7x7"),
     ],
 )
 def test_images_too_small(name, params, size, minimum):

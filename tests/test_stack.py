@@ -39,7 +39,7 @@ def test_a_fitted_part_learns_from_the_training_images_with_the_stack_seed(image
 @pytest.mark.parametrize(("params", "message"), [
     ({"parts": []}, r"parts=\[\] is invalid"),
     ({"parts": "hog"}, r"parts='hog' is invalid"),
-    ({"parts": ["hog", "surf"]}, r"parts item 'surf' is invalid; allowed: hog, raw, sift, sobel$"),
+    ({"parts": ["hog", "surf"]}, r"parts item 'surf' is invalid; allowed: hog, kmeans, raw, sift, sobel$"),
     ({"parts": ["hog", "stack"]}, r"parts item 'stack' is invalid"),
     ({"parts": ["hog", "hog"]}, r"repeats an extractor"),
     ({"parts": ["hog"], "overrides": {"raw": {}}}, r"overrides names 'raw', which is not in parts"),

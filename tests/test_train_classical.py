@@ -237,7 +237,7 @@ def test_bad_names_and_missing_features(workdir):
         "unknown classifier 'svm'; allowed: knn, linear_svm, logreg, random_forest, rbf_svm")
     with pytest.raises(FeatureParameterError) as bad_feature:
         train_classical.run(cfg, "surf", "knn")
-    assert str(bad_feature.value) == "unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack"
+    assert str(bad_feature.value) == "unknown feature extractor 'surf'; allowed: hog, kmeans, raw, sift, sobel, stack"
     with pytest.raises(DataError, match=r"data/features/raw.npz: not found"):
         train_classical.run(cfg, "raw", "knn")
     assert not (workdir / "metrics/classical").exists()

@@ -14,7 +14,8 @@ from helpers import REPO_ROOT, make_split
 from pipeline.cli import cli
 from pipeline.io import save_split
 
-PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png"}
+PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png", "kmeans.png"}
+FITTED_KMEANS = {"kmeans_filters.png", "kmeans_maps.png"}  # drawn once a split or a saved extractor is there
 LECTURE = {"convolution.png", "padding.png", "stride.png", "max_pool.png"}
 
 
@@ -23,6 +24,7 @@ def write_params(root: Path, **data) -> Path:
     params["data"].update(data)
     params["features"]["n_jobs"] = 1
     params["features"]["sift"]["n_words"] = 8  # the generated split's few descriptors
+    params["features"]["kmeans"].update(n_centroids=8, n_patches=2000)  # fitted on the split here: keep it cheap
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -71,7 +73,7 @@ def test_from_split_uses_the_stored_bag_of_words_and_a_trained_cnn(mlflow_tmp):
     folders = sorted(p.name for p in (mlflow_tmp / "pics").iterdir() if p.name.startswith("test-"))
     assert len(folders) == 2
     for name in folders:
-        assert files_in(mlflow_tmp / "pics" / name) == PER_IMAGE | {"bovw.png", "lenet5_maps.png"}
+        assert files_in(mlflow_tmp / "pics" / name) == PER_IMAGE | FITTED_KMEANS | {"bovw.png", "lenet5_maps.png"}
     assert files_in(mlflow_tmp / "pics/cnn") == {"lenet5_conv1.png", "lenet5_conv2.png"}
 
 
