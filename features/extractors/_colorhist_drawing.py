@@ -1,0 +1,55 @@
+"""The colorhist extractor drawn (its ``draw`` hook): the image cut into the extractor's grid
+beside every cell's hue histogram, from the extractor's own joint HSV histograms."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from matplotlib.figure import Figure
+
+from features.drawing import DPI, as_rgb, show_image
+from features.errors import ImageError
+from features.extractors.colorhist import cell_edges, colour_histograms
+
+
+def hue_colours(n_bins: int) -> np.ndarray:
+    """The RGB colour (floats in [0, 1]) of each hue bin's centre, at full saturation and value."""
+    centres = ((np.arange(n_bins) + 0.5) * 180 / n_bins).astype(np.uint8)
+    hsv = np.stack([centres, np.full(n_bins, 255, np.uint8), np.full(n_bins, 255, np.uint8)], axis=1)
+    return cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0] / 255.0
+
+
+def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2) -> Figure:
+    """The image with the cell grid, and per cell its hue histogram (the joint histogram summed
+    over saturation and value; bars in the hue's colour) with its share of grey pixels (the
+    first saturation bin, where hue means little)."""
+    rgb = as_rgb(image)
+    if rgb.shape[0] < grid or rgb.shape[1] < grid:
+        raise ImageError(f"drawing: a {rgb.shape[0]}x{rgb.shape[1]} image holds no {grid}x{grid} grid")
+    bins = tuple(int(b) for b in bins)
+    hist = colour_histograms(rgb[None], bins, grid)[0]  # (grid, grid, h, s, v)
+    fig = Figure(figsize=(10, 4.6), dpi=DPI)
+    left, right = fig.subfigures(1, 2, width_ratios=[1, 1.3])
+    ax = left.subplots()
+    show_image(ax, rgb, f"image, {grid}x{grid} cells")
+    for edge in cell_edges(rgb.shape[0], grid)[1:-1]:
+        ax.axhline(edge - 0.5, color="white", lw=1.5)
+    for edge in cell_edges(rgb.shape[1], grid)[1:-1]:
+        ax.axvline(edge - 0.5, color="white", lw=1.5)
+    axes = np.atleast_2d(right.subplots(grid, grid, sharex=True, sharey=True, squeeze=False))
+    colours = hue_colours(bins[0])
+    top = float(hist.sum(axis=(3, 4)).max()) or 1.0
+    for r in range(grid):
+        for c in range(grid):
+            cell = axes[r, c]
+            cell.bar(np.arange(bins[0]), hist[r, c].sum(axis=(1, 2)), width=0.9, color=colours, edgecolor="#444444",
+                     lw=0.4)
+            cell.set_ylim(0, top * 1.05)
+            cell.set_xticks([])
+            cell.tick_params(labelsize=6)
+            cell.set_title(f"cell ({r}, {c}): {hist[r, c][:, 0].sum():.0%} grey", fontsize=7)
+    right.suptitle(f"hue histograms ({bins[0]} bins over 0-360°)", fontsize=9)
+    fig.suptitle(f"Colour histogram: joint HSV {bins[0]}x{bins[1]}x{bins[2]} bins per cell, L1-normalised "
+                 "(features.colorhist)", fontsize=10)
+    return fig
