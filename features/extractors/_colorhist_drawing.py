@@ -21,9 +21,10 @@ def hue_colours(n_bins: int) -> np.ndarray:
 
 
 def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2) -> Figure:
-    """The image with the cell grid, and per cell its hue histogram (the joint histogram summed
-    over saturation and value; bars in the hue's colour) with its share of grey pixels (the
-    first saturation bin, where hue means little)."""
+    """The image with the cell grid, and per cell the hue histogram of its coloured pixels (the
+    joint histogram summed over value and every saturation bin but the first; bars in the hue's
+    colour), titled with its share of grey pixels (the first saturation bin: black, white and
+    greys, whose hue means nothing, all counted at hue 0)."""
     rgb = as_rgb(image)
     if rgb.shape[0] < grid or rgb.shape[1] < grid:
         raise ImageError(f"drawing: a {rgb.shape[0]}x{rgb.shape[1]} image holds no {grid}x{grid} grid")
@@ -39,17 +40,19 @@ def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2)
         ax.axvline(edge - 0.5, color="white", lw=1.5)
     axes = np.atleast_2d(right.subplots(grid, grid, sharex=True, sharey=True, squeeze=False))
     colours = hue_colours(bins[0])
-    top = float(hist.sum(axis=(3, 4)).max()) or 1.0
+    first = 1 if bins[1] > 1 else 0  # with one saturation bin, greys cannot be told apart
+    hues = hist[:, :, :, first:].sum(axis=(3, 4))
+    top = float(hues.max()) or 1.0
     for r in range(grid):
         for c in range(grid):
             cell = axes[r, c]
-            cell.bar(np.arange(bins[0]), hist[r, c].sum(axis=(1, 2)), width=0.9, color=colours, edgecolor="#444444",
-                     lw=0.4)
+            cell.bar(np.arange(bins[0]), hues[r, c], width=0.9, color=colours, edgecolor="#444444", lw=0.4)
             cell.set_ylim(0, top * 1.05)
             cell.set_xticks([])
             cell.tick_params(labelsize=6)
-            cell.set_title(f"cell ({r}, {c}): {hist[r, c][:, 0].sum():.0%} grey", fontsize=7)
-    right.suptitle(f"hue histograms ({bins[0]} bins over 0-360°)", fontsize=9)
+            grey = f": {hist[r, c][:, 0].sum():.0%} grey" if first else ""
+            cell.set_title(f"cell ({r}, {c}){grey}", fontsize=7)
+    right.suptitle(f"hue of the coloured pixels ({bins[0]} bins over 0-360°)", fontsize=9)
     fig.suptitle(f"Colour histogram: joint HSV {bins[0]}x{bins[1]}x{bins[2]} bins per cell, L1-normalised "
                  "(features.colorhist)", fontsize=10)
     return fig
