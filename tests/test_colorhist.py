@@ -91,3 +91,11 @@ def test_drawing_shows_each_cells_hue_histogram():
     np.testing.assert_allclose(_colorhist_drawing.hue_colours(6)[0], [1, 0.5, 0], atol=0.02)  # 15 degrees: orange-red
     picture = drawing.figure_rgb(fig)
     assert picture.shape[2] == 3 and (picture != picture[0, 0]).any()
+
+
+def test_drawing_of_a_gray_image_shows_its_intensity_histograms():
+    image = np.zeros((16, 16), np.uint8)
+    image[:, 8:] = 255
+    fig = get_extractor("colorhist").draw(make_extractor("colorhist", bins=[6, 2, 4], grid=2), image)["colorhist"]
+    bars = [[bar.get_height() for bar in ax.patches] for ax in fig.axes[1:]]
+    assert bars == [[1, 0, 0, 0], [0, 0, 0, 1]] * 2  # black left, white right

@@ -14,7 +14,7 @@ from helpers import REPO_ROOT, make_split
 from pipeline.cli import cli
 from pipeline.io import save_split
 
-PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png"}
+PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png", "colorhist.png"}
 LECTURE = {"convolution.png", "padding.png", "stride.png", "max_pool.png"}
 
 

@@ -24,7 +24,8 @@ def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2)
     """The image with the cell grid, and per cell the hue histogram of its coloured pixels (the
     joint histogram summed over value and every saturation bin but the first; bars in the hue's
     colour), titled with its share of grey pixels (the first saturation bin: black, white and
-    greys, whose hue means nothing, all counted at hue 0)."""
+    greys, whose hue means nothing, all counted at hue 0). A gray image has no coloured pixel:
+    its cells' intensity (value) histograms are shown instead."""
     rgb = as_rgb(image)
     if rgb.shape[0] < grid or rgb.shape[1] < grid:
         raise ImageError(f"drawing: a {rgb.shape[0]}x{rgb.shape[1]} image holds no {grid}x{grid} grid")
@@ -42,17 +43,23 @@ def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2)
     colours = hue_colours(bins[0])
     first = 1 if bins[1] > 1 else 0  # with one saturation bin, greys cannot be told apart
     hues = hist[:, :, :, first:].sum(axis=(3, 4))
-    top = float(hues.max()) or 1.0
+    gray = not hues.any()  # a grayscale image: its histogram is one of intensity (value)
+    shown = hist[:, :, 0, 0, :] if gray else hues
+    n_shown = bins[2] if gray else bins[0]
+    if gray:
+        colours = np.repeat(((np.arange(n_shown) + 0.5) / n_shown)[:, None], 3, axis=1)
+    top = float(shown.max()) or 1.0
     for r in range(grid):
         for c in range(grid):
             cell = axes[r, c]
-            cell.bar(np.arange(bins[0]), hues[r, c], width=0.9, color=colours, edgecolor="#444444", lw=0.4)
+            cell.bar(np.arange(n_shown), shown[r, c], width=0.9, color=colours, edgecolor="#444444", lw=0.4)
             cell.set_ylim(0, top * 1.05)
             cell.set_xticks([])
             cell.tick_params(labelsize=6)
-            grey = f": {hist[r, c][:, 0].sum():.0%} grey" if first else ""
+            grey = f": {hist[r, c][:, 0].sum():.0%} grey" if first and not gray else ""
             cell.set_title(f"cell ({r}, {c}){grey}", fontsize=7)
-    right.suptitle(f"hue of the coloured pixels ({bins[0]} bins over 0-360°)", fontsize=9)
+    right.suptitle(f"intensity (value) histograms, {bins[2]} bins: a gray image" if gray
+                   else f"hue of the coloured pixels ({bins[0]} bins over 0-360°)", fontsize=9)
     fig.suptitle(f"Colour histogram: joint HSV {bins[0]}x{bins[1]}x{bins[2]} bins per cell, L1-normalised "
                  "(features.colorhist)", fontsize=10)
     return fig
