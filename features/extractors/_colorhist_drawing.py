@@ -31,8 +31,9 @@ def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2)
         raise ImageError(f"drawing: a {rgb.shape[0]}x{rgb.shape[1]} image holds no {grid}x{grid} grid")
     bins = tuple(int(b) for b in bins)
     hist = colour_histograms(rgb[None], bins, grid)[0]  # (grid, grid, h, s, v)
-    fig = Figure(figsize=(10, 4.6), dpi=DPI)
+    fig = Figure(figsize=(10, 4.8), dpi=DPI)
     left, right = fig.subfigures(1, 2, width_ratios=[1, 1.3])
+    right.subplots_adjust(top=0.82)
     ax = left.subplots()
     show_image(ax, rgb, f"image, {grid}x{grid} cells")
     for edge in cell_edges(rgb.shape[0], grid)[1:-1]:
@@ -58,8 +59,8 @@ def colorhist_figure(image: Any, bins: Sequence[int] = (8, 4, 4), grid: int = 2)
             cell.tick_params(labelsize=6)
             grey = f": {hist[r, c][:, 0].sum():.0%} grey" if first and not gray else ""
             cell.set_title(f"cell ({r}, {c}){grey}", fontsize=7)
-    right.suptitle(f"intensity (value) histograms, {bins[2]} bins: a gray image" if gray
-                   else f"hue of the coloured pixels ({bins[0]} bins over 0-360°)", fontsize=9)
+    shows = (f"a gray image: each cell's intensity (value) histogram, {bins[2]} bins" if gray
+             else f"each cell's hue histogram of its coloured pixels, {bins[0]} bins over 0-360°")
     fig.suptitle(f"Colour histogram: joint HSV {bins[0]}x{bins[1]}x{bins[2]} bins per cell, L1-normalised "
-                 "(features.colorhist)", fontsize=10)
+                 f"(features.colorhist)\nright: {shows}", fontsize=10)
     return fig

@@ -66,11 +66,13 @@ def opponent_figure(image: Any) -> Figure:
     fig = Figure(figsize=(10, 2.9), dpi=DPI)
     axes = fig.subplots(1, 4)
     show_image(axes[0], as_rgb(image), "image")
-    names = ("O1 = (R - G)/√2: red-green", "O2 = (R + G - 2B)/√6: yellow-blue", "O3 = (R + G + B)/√3: intensity")
+    names = ("O1 (R − G)/√2: red-green", "O2 (R + G − 2B)/√6: yellow-blue", "O3 (R + G + B)/√3: intensity")
     for ax, channel, name in zip(axes[1:], channels, names):
-        show_image(ax, channel, name, cmap="gray", vmin=0, vmax=255)
-    fig.suptitle("Opponent SIFT: one 128-d descriptor per channel at each keypoint, concatenated "
-                 "(features.sift, colour: opponent)", fontsize=10)
+        # contrast stretched: a SIFT descriptor is normalised, so it does not see the channel's contrast
+        show_image(ax, channel, name, cmap="gray", vmin=int(channel.min()), vmax=max(int(channel.max()), int(channel.min()) + 1))
+        ax.title.set_fontsize(8)
+    fig.suptitle("Opponent SIFT: a 128-d descriptor per channel at each keypoint, concatenated\n"
+                 "(features.sift, colour: opponent; channels shown contrast-stretched)", fontsize=10)
     return fig
 
 

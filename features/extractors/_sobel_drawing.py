@@ -51,7 +51,7 @@ def sobel_figure(image: Any, ksize: int = 3) -> Figure:
     colour image, the strongest channel of every pixel)."""
     colour = _is_colour(image)
     gx, gy, magnitude = sobel_gradients(image, ksize)
-    fig = Figure(figsize=(12.5 if colour else 10, 2.9), dpi=DPI)
+    fig = Figure(figsize=(13.5 if colour else 10, 2.9), dpi=DPI)
     axes = fig.subplots(1, 5 if colour else 4)
     show_image(axes[0], as_rgb(image), "image")
     limit = float(max(np.abs(gx).max(), np.abs(gy).max(), 1e-6))
