@@ -99,3 +99,20 @@ def test_drawing_of_a_gray_image_shows_its_intensity_histograms():
     fig = get_extractor("colorhist").draw(make_extractor("colorhist", bins=[6, 2, 4], grid=2), image)["colorhist"]
     bars = [[bar.get_height() for bar in ax.patches] for ax in fig.axes[1:]]
     assert bars == [[1, 0, 0, 0], [0, 0, 0, 1]] * 2  # black left, white right
+
+
+def test_params_yaml_section_builds_it_and_bad_values_name_it():
+    from helpers import REPO_ROOT
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+    from pipeline.features import build_extractor
+
+    cfg = load_config(REPO_ROOT / "params.yaml")
+    assert "colorhist" not in cfg.features.names  # the default run is unchanged
+    extractor = build_extractor(cfg, "colorhist")
+    assert (list(extractor.bins), extractor.grid) == ([8, 4, 4], 2)
+    bad = load_config(REPO_ROOT / "params.yaml", {"features.colorhist.bins": [8, 4]})
+    with pytest.raises(ConfigError, match=r"params.yaml: features.colorhist: ColourHistogram: bins=\[8, 4\] is invalid"):
+        build_extractor(bad, "colorhist")
+    assert build_extractor(load_config(REPO_ROOT / "params.yaml", {"features.sift.colour": "opponent"}),
+                           "sift").keeps_colour

@@ -108,6 +108,9 @@ def _describe(sift, channels: list[np.ndarray], grid: list[cv2.KeyPoint] | None)
     described = [sift.compute(channel, keypoints) for channel in channels]
     if any(desc is None for _, desc in described):
         return (), None
+    keys = [[_keypoint_key(kp) for kp in kps] for kps, _ in described]
+    if keys[0] == keys[1] == keys[2]:  # the usual case: every channel kept every keypoint
+        return described[-1][0], np.hstack([desc for _, desc in described])
     rows = [{_keypoint_key(kp): row for kp, row in zip(kps, desc)} for kps, desc in described]
     kept = [kp for kp in described[-1][0] if all(_keypoint_key(kp) in r for r in rows)]
     if not kept:
