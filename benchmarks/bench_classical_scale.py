@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("-S", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    from pipeline.features import build_extractor
+    from pipeline.extractors import build_extractor
 
     cfg = load_config(REPO_ROOT / "params.yaml",
                       {"data.dataset": args.dataset, "data.path": args.data} | parse_overrides(args.overrides))

@@ -4,6 +4,10 @@ Both subclass ``ValueError`` so the pure code in ``features/`` and ``models/`` k
 scikit-learn convention (bad parameter -> ValueError) while the CLI can tell a user
 mistake from a bug (anything else keeps its traceback).
 """
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 
 class CvdError(Exception):
@@ -18,3 +22,16 @@ class ConfigError(CvdError, ValueError):
 
 class DataError(CvdError, ValueError):
     """Bad input data: missing or corrupt files, wrong array dtype/rank/size."""
+
+
+@contextlib.contextmanager
+def component_section(source: str, section: str) -> Iterator[None]:
+    """Re-raise a component's ParameterError (``features``/``models``) as the ConfigError
+    ``<source>: <section>: <message>``: the params file and section that set the bad value."""
+    from features.errors import ParameterError as FeatureParameterError
+    from models.errors import ParameterError as ModelParameterError
+
+    try:
+        yield
+    except (FeatureParameterError, ModelParameterError) as exc:
+        raise ConfigError(f"{source}: {section}: {' '.join(str(exc).split())}") from None

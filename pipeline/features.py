@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import Config, component_section
-from pipeline.errors import DataError
+from pipeline.config import Config
 from pipeline import layout
+from pipeline.errors import DataError
+from pipeline.extractors import build_extractor
 from pipeline.io import SPLITS, load_split, save_npz, write_bytes, write_json
 
 feature_path = layout.features_path
@@ -35,46 +36,6 @@ def save_extractor(extractor, name: str) -> Path:
     return dest
 
 
-def load_extractor(name: str):
-    """The fitted extractor ``features@<name>`` saved; one line naming the file when it is missing."""
-    from models.classical import load_skops
-
-    path = extractor_path(name)
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run `cvd features --name {name}` (or `dvc repro`) first")
-    return load_skops(path)
-
-
-def extractor_params(cfg: Config, name: str) -> dict[str, Any]:
-    """``features.<name>`` plus, where the extractor takes them, the stage-wide n_jobs/chunk_size,
-    the seed, and ``sections``: every other extractor's section (for one built of others, such as
-    ``stack``). Its own section wins."""
-    from features import get_extractor
-
-    accepted = get_extractor(name).parameters()
-    sections = {other: cfg.features.section(other) for other in cfg.features.model_extra if other != name}
-    shared = {"n_jobs": cfg.features.n_jobs, "chunk_size": cfg.features.chunk_size, "random_state": cfg.seed,
-              "sections": sections}
-    return {k: v for k, v in shared.items() if k in accepted} | cfg.features.section(name)
-
-
-def build_extractor(cfg: Config, name: str, seed: int | None = None):
-    """The extractor ``name`` built from params.yaml ``features.<name>`` plus the stage-wide
-    n_jobs/chunk_size and the seed where it takes them (:func:`extractor_params`); ``seed``
-    replaces the random_state of an extractor that takes one.
-
-    An unknown ``name`` raises ``features.errors.ParameterError`` listing the extractors; a
-    bad parameter in the section a ConfigError naming the params file and the section.
-    """
-    from features import make_extractor
-
-    params = extractor_params(cfg, name)
-    if seed is not None and "random_state" in params:
-        params["random_state"] = seed
-    with component_section(cfg, f"features.{name}"):
-        return make_extractor(name, **params)
-
-
 def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]:
     """``x_<part>__seed<seed>`` of every extra seed of ``evaluation.repeats``, for a stochastic
     extractor; nothing for a deterministic one or one repeat."""
@@ -88,7 +49,10 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
 
 
 def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
+    from pipeline.tracking import check_store, data_experiment, log_data_run
+
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
+    check_store()
     split = load_split(split_path)
 
     start = time.perf_counter()
@@ -119,25 +83,9 @@ def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
              split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
     save_extractor(extractor, name)
 
-    from pipeline.tracking import data_experiment, log_metrics, stage_run
-
-    with stage_run("features", experiment=data_experiment(cfg.experiment), run_name=f"features-{name}",
-                   dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
-                   params={k: v for k, v in extractor.get_params().items()}):
-        log_metrics(result)
     write_json(layout.feature_metrics_path(name), result)
+    log_data_run("features", result, f"{layout.feature_metrics_path(name)} and {feature_path(name)} are",
+                 experiment=data_experiment(cfg.experiment), run_name=f"features-{name}", dataset=split.dataset,
+                 split_sha256=split.sha256, tags={"feature": name},
+                 params={k: v for k, v in extractor.get_params().items()})
     return result
-
-
-def load_features(name: str, path: str | Path | None = None) -> dict:
-    """Read ``features@<name>``'s matrices and labels back (used by ``train_classical``)."""
-    path = Path(path or feature_path(name))
-    if not path.is_file():
-        raise DataError(f"{path}: not found; run `cvd features --name {name}` (or `dvc repro`) first")
-    with np.load(path, allow_pickle=False) as npz:
-        data = {key: npz[key] for key in npz.files}
-    data["class_names"] = [str(c) for c in data["class_names"]]
-    for key in ("dataset", "split_sha256", "feature"):
-        data[key] = str(data[key])
-    return data
-

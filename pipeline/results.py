@@ -26,11 +26,11 @@ never drift apart. What the files hold is computed by :mod:`comparison.results`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from comparison.predictions import Predictions, csv_text
 from pipeline import layout
-from pipeline.io import atomic_path, write_csv, write_json
+from pipeline.io import atomic_path, read_json, write_csv, write_json
 
 
 # --- per-image predictions (format: comparison.predictions) ---------------------------------
@@ -48,7 +48,8 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
                  class_names: list[str], param_count: int, model_path: Path, run_info: Mapping[str, Any],
                  seed: int, confidence: float, bootstrap_resamples: int,
                  extra_scores: Mapping[str, Any] | None = None,
-                 repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True) -> dict:
+                 repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True,
+                 guard: Callable[..., Any] | None = None) -> dict:
     """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
     log them to ``run`` (``None``: no MLflow here -- the classical stage, whose run ``compare``
     logs from these files; with ``draw_confusion`` false no confusion PNG, which would import matplotlib).
@@ -65,7 +66,8 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
     logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
     is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
     predict_images_per_s, device, identity tags ...); the run's id and experiment id are
-    added to it here when there is a run.
+    added to it here when there is a run. ``guard`` (:class:`pipeline.tracking.Guard`), when
+    given, makes the logging call: a store that does not answer then costs no file.
     """
     from comparison.results import check_predictions, model_scores
     from models.evaluate import classification_metrics, confusion_long_rows
@@ -93,10 +95,26 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
         with atomic_path(confusion_png) as tmp:
             tmp.write_bytes(confusion_png_bytes(metrics["confusion"], class_names, model_id, scores["test_accuracy"]))
     if run is not None:
-        from pipeline.tracking import log_model_files
+        from pipeline.model_logging import log_model_files
 
-        log_model_files(run.info.run_id, scores, info, confusion_png)
+        if guard is None:
+            log_model_files(run.info.run_id, scores, info, confusion_png)
+        else:
+            guard(log_model_files, run.info.run_id, scores, info, confusion_png)
 
     write_json(layout.scores_path(approach, model_id), scores)
     write_json(layout.run_info_path(approach, model_id), info)
     return {**scores, **info}
+
+
+def mark_unlogged(approach: str, model_id: str, result: dict) -> dict:
+    """Rewrite the model's ``.run.json`` for a run its stage could not log: ``mlflow_run_id`` becomes
+    ``mlflow_unfinished_run_id`` (``compare`` / ``cvd log`` then log the run from the files). Returns
+    ``result`` changed the same way."""
+    path = layout.run_info_path(approach, model_id)
+    info = read_json(path)
+    for data in (info, result):
+        if data.get("mlflow_run_id"):
+            data["mlflow_unfinished_run_id"] = data.pop("mlflow_run_id")
+    write_json(path, info)
+    return result

@@ -114,7 +114,7 @@ def train_extra_seeds(cfg: Config, classifier: str, seeded: list[tuple[int, dict
 
 def run(cfg: Config, feature: str, classifier: str) -> dict:
     from models.classical import image_pipeline, param_count
-    from pipeline.features import load_extractor, load_features
+    from pipeline.extractors import load_extractor, load_features
     from pipeline.results import record_model
 
     check_extractor_name(feature)

@@ -108,10 +108,8 @@ def split_pictures(split, part: str, indices: Sequence[int]) -> list[Picture]:
 
 def stored_features(name: str, split, part: str) -> np.ndarray | None:
     """``features@<name>``'s matrix of ``part`` (the first seed's), if it exists for this split."""
-    from pipeline.features import feature_path
-
     try:
-        with np.load(feature_path(name), allow_pickle=False) as npz:
+        with np.load(layout.features_path(name), allow_pickle=False) as npz:
             return npz[f"x_{part}"] if str(npz["split_sha256"]) == split.sha256 else None
     except (KeyError, ValueError, OSError):  # none, or unreadable: the drawing goes without
         return None
@@ -121,13 +119,13 @@ def drawing_extractors(cfg: Config, split, pictures: Sequence[Picture]) -> dict[
     """Every extractor that draws, built from params.yaml; fitted when some picture lacks its
     stored features (see the module docstring), else unfitted with a note."""
     from features import drawing_names
-    from pipeline.features import build_extractor, extractor_path, load_extractor
+    from pipeline.extractors import build_extractor, load_extractor
 
     extractors, unfitted = {}, []
     for name in drawing_names(cfg.features.names):
         extractor = build_extractor(cfg, name)
         if any(name not in p.features for p in pictures):
-            if extractor_path(name).is_file():
+            if layout.extractor_path(name).is_file():
                 extractor = load_extractor(name)
             elif split is not None:
                 extractor = extractor.fit(split.x["train"], split.y["train"])

@@ -2,14 +2,21 @@
 (read-only); tests that need them skip without them."""
 from __future__ import annotations
 
+import functools
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import (SHARED_DATASETS, SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_EPOCHS, SMALL_RUN_FEATURES,
-                     SMALL_RUN_LIMIT_PER_CLASS, copy_repo, venv_env)
+import small_run as small_run_build
+from helpers import SESSION_DIR_ENV, SHARED_DATASETS, session_dir
 from pipeline.datasets import read_idx
+
+_OWN_SESSION_DIR: Path | None = None  # made by this process, removed when the session ends
 
 
 @pytest.fixture(scope="session")
@@ -45,33 +52,82 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_run() -> Path:
     """A copy of the project after ONE real ``dvc repro`` (the session's only full one) on 30 digits
-    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare
-    and explain, with its MLflow runs in the copy's own ``mlflow.db``; what ``dvc repro`` printed is
-    in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
-    changes the repository works on :func:`helpers.copy_finished_repo` of it. ~2 min; slow tests.
-    ``CVD_TEST_SMALL_RUN=<its repo folder>`` reuses one left by an earlier ``--basetemp`` session."""
-    import os
-    import subprocess
+    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare,
+    the learning curve at 50 and 100 % and explain, with its MLflow runs in the copy's own
+    ``mlflow.db``; what ``dvc repro`` printed is in ``repro.log`` beside it. The small params are
+    committed. Tests only read it; a test that changes the repository works on
+    :func:`helpers.copy_finished_repo` of it.
 
-    import yaml
-
+    It is built in the background from the moment the tests that need it are collected
+    (``small_run.py``; one build for all pytest-xdist workers) and those tests run last, so the
+    others use the wait. ``CVD_TEST_SMALL_RUN=<its repo folder>`` reuses one left by an earlier
+    session (with ``--basetemp``, in ``<basetemp>-session/small_run/repo``)."""
     if os.environ.get("CVD_TEST_SMALL_RUN"):  # a finished one from an earlier session, while editing tests
         return Path(os.environ["CVD_TEST_SMALL_RUN"])
-    repo = copy_repo(tmp_path_factory.mktemp("small_run") / "repo")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["data"]["limit_per_class"] = SMALL_RUN_LIMIT_PER_CLASS
-    params["evaluation"]["bootstrap_resamples"] = 200
-    params["features"]["names"] = SMALL_RUN_FEATURES
-    params["features"]["n_jobs"] = 1
-    params["classical"]["classifiers"] = SMALL_RUN_CLASSIFIERS
-    params["cnn"]["architectures"] = SMALL_RUN_ARCHS
-    params["cnn"]["epochs"] = SMALL_RUN_EPOCHS  # the global key: lenet5 has no epochs override of its own
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = venv_env({"PYTHONPATH": str(repo)})
-    subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=env)
-    out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"dvc repro failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    (repo.parent / "repro.log").write_text(out.stdout)  # what the fresh run printed, for test_e2e
-    return repo
+    small_run_build.start(session_dir())  # only if no process has: a test selected by name at run time
+    try:
+        return small_run_build.wait(session_dir())
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _needs_small_run(item: pytest.Item) -> bool:
+    return "small_run" in getattr(item, "fixturenames", ())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The first process (the xdist controller, or the only one) makes the session folder its
+    workers share: they inherit the environment variable."""
+    global _OWN_SESSION_DIR
+    if hasattr(config, "workerinput") or os.environ.get(SESSION_DIR_ENV):
+        return
+    if config.option.basetemp:  # kept for inspection, like the basetemp itself
+        folder = Path(f"{Path(config.option.basetemp).resolve()}-session")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    else:
+        folder = _OWN_SESSION_DIR = Path(tempfile.mkdtemp(prefix="cvd-tests-"))
+    os.environ[SESSION_DIR_ENV] = str(folder)
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run count
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the small run's build as soon as a collected test needs it, and run those tests last
+    (a stable sort: each group keeps its order, identical in every xdist worker)."""
+    if config.option.collectonly or not any(map(_needs_small_run, items)):
+        return
+    if not os.environ.get("CVD_TEST_SMALL_RUN"):
+        small_run_build.start(session_dir())
+    items.sort(key=_needs_small_run)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or not os.environ.get(SESSION_DIR_ENV):
+        return
+    small_run_build.stop(session_dir())
+    if _OWN_SESSION_DIR is not None:
+        shutil.rmtree(_OWN_SESSION_DIR, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _shares_module_fixtures(path: Path) -> bool:
+    """True when the test module defines a module-scoped fixture (e.g. a repository its tests
+    share): pytest-xdist must then run the whole module on one worker, to make it once."""
+    return path.suffix == ".py" and bool(re.search(r'@pytest\.fixture\(scope="module"', path.read_text()))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``make test``'s scheduling: every test is its own unit of work (spread over the workers as
+    they free up, in collection order, so the small run's tests come last), except a module with
+    module-scoped fixtures, which is one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesSharingFixtures(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_module_fixtures(config.rootpath / module) else nodeid
+
+    config.option.loadscopereorder = False  # keep the collection order: the small run's tests last
+    return ModulesSharingFixtures(config, log)

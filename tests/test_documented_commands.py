@@ -39,7 +39,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO_ROOT, SHARED_DATASETS, make_folder, make_idx_dir, venv_env
+from filelock import FileLock
+
+from helpers import REPO_ROOT, SHARED_DATASETS, make_folder, make_idx_dir, session_dir, venv_env
 
 RUN_PREFIXES = ("dvc exp run", "cvd", "make")
 
@@ -133,15 +135,18 @@ def overrides(argv) -> dict[str, str]:
 
 
 FOLDER_PER_CLASS = 60  # CIFAR-10 images per class taken from the archive for the folder data set
-_DATASETS: dict[str, Path] = {}  # kind -> folder, made once per session
 
 
-def dataset_dir(kind: str, scratch: Path) -> Path:
+def dataset_dir(kind: str) -> Path:
     """The real data set of this kind when ../shared/datasets has it, else a small generated one;
-    made once per session (the first caller's ``scratch`` keeps it)."""
-    if kind not in _DATASETS or not _DATASETS[kind].exists():
-        _DATASETS[kind] = _make_dataset(kind, scratch)
-    return _DATASETS[kind]
+    made once per session, for all its processes (the first one makes it, under a file lock)."""
+    home = session_dir() / "datasets" / kind
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(home.with_suffix(".lock")):
+        made = home / "made"
+        if not made.exists():
+            made.write_text(str(_make_dataset(kind, home)))
+        return Path(made.read_text())
 
 
 def _make_dataset(kind: str, scratch: Path) -> Path:
@@ -174,14 +179,14 @@ def epoch_keys(params: dict) -> list[str]:
     return list(walk(params["cnn"], "cnn."))
 
 
-def substituted_exp_run(argv, repo: Path, scratch: Path) -> tuple[list[str], Path | None]:
+def substituted_exp_run(argv, repo: Path) -> tuple[list[str], Path | None]:
     """The command with ``data.path`` pointing at a real (or generated) data set and the size
     limit appended; unchanged when it names no data path."""
     given = overrides(argv)
     if "data.path" not in given:
         return list(argv), None
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    data = dataset_dir(given.get("data.dataset") or params["data"]["dataset"], scratch)
+    data = dataset_dir(given.get("data.dataset") or params["data"]["dataset"])
     out = [f"data.path={data}" if word.startswith("data.path=") else word for word in argv]
     limit = SIZE_LIMIT | {key: "1" for key in epoch_keys(params)}
     for key, value in limit.items():
@@ -198,7 +203,7 @@ def write_image(path: Path) -> None:
     assert cv2.imwrite(str(path), image), path
 
 
-def make_inputs(argv, repo: Path, scratch: Path) -> list[str]:
+def make_inputs(argv, repo: Path) -> list[str]:
     """Make the images and folders a ``cvd`` command reads; ``--path`` gets a data set."""
     out = list(argv)
     for i, word in enumerate(argv):
@@ -206,7 +211,7 @@ def make_inputs(argv, repo: Path, scratch: Path) -> list[str]:
         if word.startswith("-") or previous in OUTPUT_OPTIONS:
             continue
         if previous == "--path":
-            out[i] = str(dataset_dir(option_value(argv, "--dataset") or "folder", scratch))
+            out[i] = str(dataset_dir(option_value(argv, "--dataset") or "folder"))
         elif word.lower().endswith(IMAGE_SUFFIXES):
             write_image(repo / word)
         elif word.endswith("/") or word == "DIR":  # a folder of the user's images
@@ -349,7 +354,7 @@ def test_every_documented_command_is_run_or_a_make_target_listed_with_its_reason
 def test_a_large_data_command_gets_its_data_set_and_the_size_limit(tmp_path):
     (tmp_path / "params.yaml").write_text("cnn:\n  epochs: 30\n  alexnet:\n    train:\n      epochs: 4\n")
     argv = ("dvc", "exp", "run", "-S", "data.dataset=mnist", "-S", "data.path=DIR", "-S", "cnn.epochs=40")
-    out, data = substituted_exp_run(argv, tmp_path, tmp_path)
+    out, data = substituted_exp_run(argv, tmp_path)
     assert (data / "train-images-idx3-ubyte.gz").exists()
     given = overrides(out)
     assert given["data.path"] == str(data) and given["data.dataset"] == "mnist"
@@ -369,7 +374,7 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
         out = run(["make", "run", f"VENV={venv_view(scratch)}"], repo, label)
         assert (repo / "reports/leaderboard.md").read_text().strip() in out.stdout
     elif command.text.startswith("dvc exp run"):
-        argv, data = substituted_exp_run(command.argv, repo, scratch)
+        argv, data = substituted_exp_run(command.argv, repo)
         run(argv, repo, label)
         if "--queue" in argv:
             assert "Queued" in run(["dvc", "queue", "status"], repo, "dvc queue status").stdout
@@ -378,4 +383,4 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
     elif command.text in SERVERS:
         run_server(list(command.argv), repo, label)
     else:
-        run(make_inputs(command.argv, repo, scratch), repo, label)
+        run(make_inputs(command.argv, repo), repo, label)

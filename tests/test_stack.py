@@ -96,7 +96,7 @@ DEFAULT_PARTS = {
 def test_the_stage_builds_the_parts_from_their_sections_and_the_overrides():
     from helpers import REPO_ROOT
     from pipeline.config import load_config
-    from pipeline.features import build_extractor
+    from pipeline.extractors import build_extractor
 
     cfg = load_config(REPO_ROOT / "params.yaml")
     stack = build_extractor(cfg, "stack")
