@@ -37,7 +37,7 @@ from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
-from pipeline.tracking import Guard, check_store, unlogged_warning
+from pipeline.store import Guard, check_store, unlogged_warning
 
 PLOT_NAMES = figures.PLOT_NAMES
 

@@ -12,7 +12,7 @@ def newest_comparison_run(experiment: str, split_sha256: str) -> tuple[Any, str]
     reason in one line (no store, no experiment, no such run)."""
     import mlflow
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
@@ -37,7 +37,7 @@ def log_curve_point(experiment: str, point: dict) -> str:
         from mlflow import MlflowClient
         from mlflow.entities import Metric
 
-        from pipeline.tracking import tracking_uri
+        from pipeline.store import tracking_uri
 
         parent, reason = newest_comparison_run(experiment, point["split_sha256"])
         if parent is None:

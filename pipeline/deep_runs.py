@@ -2,7 +2,7 @@
 from the stage's files when the tracking store did not answer while it trained.
 
 ``train_cnn`` logs its run live (epoch metrics as it trains). When that logging fails
-(:class:`pipeline.tracking.Guard`) the stage still writes every output, and its
+(:class:`pipeline.store.Guard`) the stage still writes every output, and its
 ``.run.json`` names no ``mlflow_run_id`` (the unfinished run, if one was opened, is kept as
 ``mlflow_unfinished_run_id``). :func:`log_deep_run` then logs what the stage would have: the
 same tags and params, the per-epoch ``history.*`` metrics from ``plots/history/<arch>.csv``,
@@ -74,7 +74,8 @@ def log_deep_run(experiment_id: str, arch: str, digest: str, info: Mapping[str, 
     from models.training import scale_images
     from pipeline.io import load_split
     from pipeline.model_logging import log_keras_model, log_model_files, log_seed_run
-    from pipeline.tracking import common_tags, flat_params
+    from pipeline.store import flat_params
+    from pipeline.tracking import common_tags
 
     scores = read_json(layout.scores_path("deep", arch))
     identity = {key: str(info.get(key, "")) for key in ("approach", "arch", "model", "device", "backend")}
@@ -104,7 +105,8 @@ def log_deep_rows(experiment: str, rows: list[dict]) -> int:
     runs, found or logged now from their files; returns how many were logged now."""
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import experiment_id_of, tracking_uri
+    from pipeline.store import tracking_uri
+    from pipeline.tracking import experiment_id_of
 
     todo = [r for r in rows if r["approach"] == "deep" and not r["mlflow_run_id"]
             and layout.cnn_model_path(r["model"]).is_file()]

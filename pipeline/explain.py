@@ -90,7 +90,7 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
 
 
 def run(cfg: Config) -> dict:
-    from pipeline.tracking import check_store
+    from pipeline.store import check_store
 
     check_store()
     summary = read_json(layout.SUMMARY)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -49,7 +48,8 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
 
 
 def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
-    from pipeline.tracking import check_store, data_experiment, log_data_run
+    from pipeline.store import check_store
+    from pipeline.tracking import data_experiment, log_data_run
 
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
     check_store()

@@ -19,7 +19,7 @@ from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.io import read_json
-from pipeline.tracking import Guard, StoreUnreachable, check_store
+from pipeline.store import Guard, StoreUnreachable, check_store
 
 
 def _warn(message: str) -> None:
@@ -38,7 +38,8 @@ def compare_files() -> list[Path]:
 def _comparison_logged(cfg: Config, files: Sequence[Path]) -> bool:
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import experiment_id_of, tracking_uri
+    from pipeline.store import tracking_uri
+    from pipeline.tracking import experiment_id_of
 
     query = (f"tags.approach = 'comparison' AND tags.{model_runs.RESULT_TAG} = '{model_runs.comparison_digest(files)}'"
              f" AND attributes.status = 'FINISHED'")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipeline import layout
-from pipeline.tracking import log_metrics, tracking_uri
+from pipeline.store import log_metrics, tracking_uri
 
 
 def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:

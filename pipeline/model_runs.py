@@ -99,7 +99,8 @@ def _log_new_run(experiment_id: str, model_id: str, digest: str, example: Any, c
     from models.classical import load_pipeline
     from models.evaluate import classification_metrics
     from pipeline.model_logging import log_model_files, log_seed_run
-    from pipeline.tracking import common_tags, flat_params
+    from pipeline.store import flat_params
+    from pipeline.tracking import common_tags
 
     scores = read_json(layout.scores_path("classical", model_id))
     info = read_json(layout.run_info_path("classical", model_id))
@@ -131,7 +132,7 @@ def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], cl
     row; returns ``({model id: run id}, number of runs newly logged)``."""
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     client = MlflowClient(tracking_uri=tracking_uri())
     run_ids, new, example = {}, 0, None
@@ -184,7 +185,8 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
 
     from comparison.leaderboard import name_list
     from pipeline.model_logging import link_to_parent
-    from pipeline.tracking import log_metrics, stage_run
+    from pipeline.store import log_metrics
+    from pipeline.tracking import stage_run
 
     children = {r["model"]: r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}
     without_id = [r["model"] for r in rows if not r["mlflow_run_id"]]
@@ -225,7 +227,7 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
 def record_comparison(cfg: Any, rows: list[dict], summary: Mapping[str, Any], files: Sequence[Path], guard: Any,
                       n_logged: int | None, warn: Any, written: str = "") -> None:
     """:func:`log_comparison` and the registered champions (:mod:`pipeline.registry`), each call
-    through ``guard`` (:class:`pipeline.tracking.Guard`): prints ``written`` and the comparison run
+    through ``guard`` (:class:`pipeline.store.Guard`): prints ``written`` and the comparison run
     on one line, then the registered models; ``warn`` is given the problems."""
     from pipeline import registry
 

@@ -82,7 +82,7 @@ def _load_uri(uri: str, n_classes: int) -> Model:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     # MLflow's download progress bars and INFO lines are not this command's output

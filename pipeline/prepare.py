@@ -44,7 +44,8 @@ def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:
 
 def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     """Load the configured source, split it, write split.npz + manifest.json, log to MLflow."""
-    from pipeline.tracking import check_store, data_experiment, log_data_run
+    from pipeline.store import check_store
+    from pipeline.tracking import data_experiment, log_data_run
 
     check_store()
     d = cfg.data

@@ -136,7 +136,7 @@ def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str 
     """
     import mlflow
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -49,7 +49,7 @@ def register(rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> t
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -97,7 +97,7 @@ def _version(client: Any, name: str, row: Mapping[str, Any]) -> tuple[str, bool]
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import git_commit
+    from pipeline.store import git_commit
 
     run_id = row.get("mlflow_run_id") or ""
     if not run_id:

@@ -23,7 +23,7 @@ MLflow (explicit logging, no autolog): the per-epoch values as step metrics name
 ``val_accuracy`` stays the value written to ``metrics/cnn/<arch>.json`` --, the history CSV,
 the shared metrics/plots, the model (``mlflow.keras`` flavour), and the devices as tag
 ``device`` and params ``gpu_count``/``gpu_names``. The tracking server is asked first
-(:func:`pipeline.tracking.check_store`); if it stops answering later, the training goes on,
+(:func:`pipeline.store.check_store`); if it stops answering later, the training goes on,
 every output is written, the stage ends with one warning line and exit 0, and ``.run.json``
 names no run: ``compare`` or ``cvd log`` log it from the files (:mod:`pipeline.deep_runs`).
 """
@@ -55,7 +55,8 @@ def _check_split(split: Split) -> None:
 
 
 def run(cfg: Config, arch: str) -> dict:
-    from pipeline.tracking import Guard, check_store, log_metrics, open_run, unlogged_warning
+    from pipeline.store import Guard, check_store, log_metrics, unlogged_warning
+    from pipeline.tracking import open_run
 
     architectures.check_name(arch)
     check_settings(cfg, arch)

@@ -1,6 +1,6 @@
 """``cvd ui``: the MLflow UI on the project's tracking store, opened on the model comparison.
 
-It starts ``mlflow ui`` on :func:`pipeline.tracking.tracking_uri` (``MLFLOW_TRACKING_URI``
+It starts ``mlflow ui`` on :func:`pipeline.store.tracking_uri` (``MLFLOW_TRACKING_URI``
 wins; a tracking *server* there already is a UI, so nothing is started) on 127.0.0.1 and
 prints the link that lands on the experiment's runs in MLflow 3's model-training view
 (``workflowType=machine_learning``: without it MLflow 3.17 opens the GenAI overview).
@@ -162,7 +162,7 @@ def _stop_signals_raise() -> Any:
 
 def run(experiment: str, port: int | None = None, echo=print) -> None:
     """Start the UI, print the links, serve until Ctrl-C (or, on a tracking server, just print)."""
-    from pipeline.tracking import tracking_uri
+    from pipeline.store import tracking_uri
 
     uri = tracking_uri()
     remote = uri.startswith(("http://", "https://"))

@@ -78,7 +78,8 @@ def prepare_views(experiment: str) -> tuple[str, str | None, int, str | None]:
     """
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking import data_experiment, tracking_uri
+    from pipeline.store import tracking_uri
+    from pipeline.tracking import data_experiment
 
     client = MlflowClient(tracking_uri=tracking_uri())
     found = client.get_experiment_by_name(experiment)

@@ -186,9 +186,10 @@ def stages_importing(path: str, addresses: list[str], root: Path = REPO_ROOT) ->
     return {a for a in addresses if path in stage_code(a, root)}
 
 
-# modules that import no other pipeline module and that every level uses: the error types, the output
-# layout, and config.py's own two parts (its schema types and its error words)
-SHARED_LEAVES = ("pipeline/errors.py", "pipeline/layout.py", "pipeline/config_schema.py", "pipeline/config_errors.py")
+# modules that import no pipeline module but one another and that every level uses: the error types, the
+# output layout, the MLflow store, and config.py's own two parts (its schema types and its error words)
+SHARED_LEAVES = ("pipeline/errors.py", "pipeline/layout.py", "pipeline/store.py", "pipeline/config_schema.py",
+                 "pipeline/config_errors.py")
 
 
 def longest_chain(start: str = ENTRY_POINT, skip: tuple[str, ...] = (), root: Path = REPO_ROOT) -> list[str]:

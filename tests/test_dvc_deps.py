@@ -103,8 +103,8 @@ def test_every_third_party_import_is_declared():
 
 def test_the_import_graph_inside_pipeline_stays_shallow():
     """cli -> stage -> helper -> config at most, the shared leaves not counted (it was 8 deep before the
-    comparison library moved out of pipeline/, 5 before the extractors' building left the features stage)."""
+    comparison library moved out of pipeline/, 5 before the extractors' building left the features stage and the MLflow store became a leaf)."""
     from import_graph import SHARED_LEAVES, longest_chain
 
     chain = longest_chain(skip=SHARED_LEAVES)
-    assert len(chain) <= 5, " -> ".join(chain)
+    assert len(chain) <= 4, " -> ".join(chain)

@@ -23,7 +23,7 @@ HTTP_SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF
 
 
 def test_bounded_waits_for_a_server_are_defaults_that_the_users_own_values_override(monkeypatch):
-    from pipeline.tracking import HTTP_DEFAULTS, tracking_uri
+    from pipeline.store import HTTP_DEFAULTS, tracking_uri
 
     for name in HTTP_SETTINGS:  # recorded as unset, so whatever tracking_uri sets is undone after the test
         monkeypatch.setenv(name, "x")
@@ -43,7 +43,7 @@ def test_bounded_waits_for_a_server_are_defaults_that_the_users_own_values_overr
 def test_a_failed_logging_call_is_remembered_and_the_later_ones_are_skipped():
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking import Guard
+    from pipeline.store import Guard
 
     calls = []
 
