@@ -9,23 +9,12 @@ is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import os
-
 import click
 
 from features import extractor_names
 from models import architectures, classifiers
 from pipeline.cli_support import (component_rows, load, package_version, params_option, parse_input_shape,
                                   user_errors)
-
-# Library log lines that are not errors of the run, muted before those libraries load
-# (the user's own setting wins). Measured on a CPU-only machine with TensorFlow 2.21 and
-# OpenCV 4: TensorFlow logs "failed call to cuInit" and grappler's "NodeDef mentions
-# attribute ..." at ERROR level, so level 3 is needed (a real TensorFlow failure still
-# raises a Python exception); OpenCV prints "[ WARN:...]"/"[ERROR:...] readHeader ..." for
-# a corrupt image that the project reports itself, naming the file.
-QUIET_LIBRARY_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "OPENCV_LOG_LEVEL": "OFF"}
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_version(), "--version", prog_name="cvd")
@@ -247,10 +236,7 @@ def components(markdown: bool) -> None:
 def main() -> None:
     from pipeline import quiet
 
-    for name, value in QUIET_LIBRARY_LOGS.items():
-        os.environ.setdefault(name, value)
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == QUIET_LIBRARY_LOGS["TF_CPP_MIN_LOG_LEVEL"]:
-        quiet.install()  # what the level cannot reach: the lines printed while TensorFlow loads
+    quiet.mute_library_logs()
     cli(prog_name="cvd")
 
 
