@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from comparison.plots import COLOURS, CURVE_COLOURS, figure
+from comparison.plots import COLOURS, CURVE_COLOURS, _marker_boxes, figure
 from models.statistics import wilson_interval
 
 COLUMNS = ("approach", "model", "epoch", "seconds", "val_accuracy", "test_accuracy", "test_accuracy_ci_low",
@@ -99,7 +99,8 @@ def plot_budget_curve(points: Sequence[Mapping[str, Any]], subtitle: str, level:
     """Accuracy against training seconds (log scale): one line per CNN (test solid with its
     interval as a band, validation dashed, a star at the kept epoch), one point per classical
     model (test accuracy with its interval as an error bar); the classical models of the
-    :func:`frontier` are labelled."""
+    :func:`frontier` are labelled (placed by adjustText, as in the accuracy-vs-parameters plot)."""
+    from adjustText import adjust_text
     from matplotlib.lines import Line2D
 
     fig = figure(10, 6.5)
@@ -111,11 +112,7 @@ def plot_budget_curve(points: Sequence[Mapping[str, Any]], subtitle: str, level:
         low, high = _pct(classical, "test_accuracy_ci_low"), _pct(classical, "test_accuracy_ci_high")
         ax.errorbar(x, y, yerr=[np.nan_to_num(y - low), np.nan_to_num(high - y)], fmt="o", color=COLOURS["classical"],
                     ecolor=COLOURS["classical"], elinewidth=1.0, capsize=3, alpha=0.8, markersize=6, zorder=3)
-        labelled = set(frontier(points))
-        for p, xi, yi in zip(classical, x, y):
-            if p["model"] in labelled:
-                ax.annotate(p["model"], (xi, yi), xytext=(5, -10), textcoords="offset points", fontsize=7,
-                            color=COLOURS["classical"])
+        labels = [(p["model"], xi, yi) for p, xi, yi in zip(classical, x, y) if p["model"] in set(frontier(points))]
         handles.append(Line2D([], [], ls="", marker="o", color=COLOURS["classical"],
                               label="classical: test accuracy at fit seconds (labelled: fastest to each level)"))
     archs = list(dict.fromkeys(p["model"] for p in points if p["approach"] == "deep"))
@@ -134,13 +131,22 @@ def plot_budget_curve(points: Sequence[Mapping[str, Any]], subtitle: str, level:
                     zorder=4, label=f"{arch}: kept epoch (chosen on validation)")
     handles += ax.get_legend_handles_labels()[0]
     ax.set_xscale("log")
+    ax.margins(x=0.08)  # room for the fastest model's label
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", axis="x", alpha=0.12)
     ax.set_xlabel("training seconds (log scale): CNN = cumulative epoch seconds, classical = fit seconds")
     ax.set_ylabel("accuracy (%)")
     if points:
-        ax.legend(handles=handles, fontsize=8, loc="lower right")
+        fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     else:
         ax.text(0.5, 0.5, "no model with recorded training seconds", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"Accuracy vs. training budget (bands and bars: {level} Wilson interval of test accuracy)\n{subtitle}")
+    if classical and labels:
+        fig.canvas.draw()
+        fig.set_layout_engine("none")  # adjustText moves labels in the pixels that are saved
+        texts = [ax.text(xi, yi, name, fontsize=7, color=COLOURS["classical"], ha="center", va="center", zorder=5)
+                 for name, xi, yi in labels]
+        xs, ys = np.array([p["seconds"] for p in classical]), _pct(classical, "test_accuracy")
+        adjust_text(texts, x=xs, y=ys, objects=_marker_boxes(ax, xs, ys), ax=ax, iter_lim=1000,
+                    expand=(1.15, 1.5), ensure_inside_axes=True, arrowprops=dict(arrowstyle="-", color="0.55", lw=0.6))
     return fig
