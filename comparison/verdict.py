@@ -240,8 +240,8 @@ def verdict_line(summary: Mapping[str, Any], level: str = "95 %") -> str:
     budget = v.get("budget")
     return (f"{text}, with {_cost(first, second, seconds=not budget)} (best of each approach chosen on validation "
             f"accuracy, compared on {v['n_test']:,} test images)"
-            f"{_needed(v['significant'], v['difference'], v['images_needed'])}{over_seeds(c, d)}"
-            f"{'; budgets: ' + budget_text(budget) if budget else ''}")
+            f"{_needed(v['significant'], v['difference'], v['images_needed'])}"
+            f"{'; budgets: ' + budget_text(budget) if budget else ''}{over_seeds(c, d)}")
 
 
 def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %") -> str:

@@ -53,17 +53,16 @@ def _manifest() -> dict:
 
 
 def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
-             images: statistics.TestImages, class_names: Sequence[str]) -> tuple[dict, list[dict]]:
+             images: statistics.TestImages, class_names: Sequence[str], histories: Mapping[str, Any],
+             points: Sequence[Mapping[str, Any]]) -> dict:
     """The plots by name (:func:`comparison.figures.compare_figures`) from the files they need,
-    and the budget curve's points."""
+    the CNNs' ``histories`` and the budget curve's ``points``."""
     best = [b["model"] for b in (summary["best_classical"], summary["best_deep"]) if b]
     chosen = confusion.confusion_models(rows, best=best)
     confusions = {r["model"]: read_results.read_confusion(r["approach"], r["model"]) for r in chosen}
-    histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
-    settings = statistics.Settings.from_config(cfg)
-    points = budget.budget_points(rows, histories, settings.confidence)
-    return figures.compare_figures(rows, summary, confusions, class_names, histories, images, settings.alpha,
-                                   points, settings.level), points
+    level = statistics.Settings.from_config(cfg).level
+    return figures.compare_figures(rows, summary, confusions, class_names, histories, images, cfg.evaluation.alpha,
+                                   points, level)
 
 
 def _budget(cfg: Config, best: Mapping[str, Any]) -> dict:
@@ -116,7 +115,9 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     class_names = [str(c) for c in manifest.get("class_names") or ()]
 
     # everything is rendered in memory first: a failure here writes nothing
-    drawn, points = _figures(cfg, rows, summary, images, class_names)
+    histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
+    points = budget.budget_points(rows, histories, cfg.evaluation.confidence)
+    drawn = _figures(cfg, rows, summary, images, class_names, histories, points)
     n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
