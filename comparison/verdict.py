@@ -99,9 +99,10 @@ def budget_fields(classical: Mapping[str, Any], deep: Mapping[str, Any], *, trai
     }
 
 
-def budget_text(budget: Mapping[str, Any]) -> str:
+def budget_text(budget: Mapping[str, Any], classical_first: bool = False) -> str:
     """``deep (lenet5) 30 epochs (epoch 24's weights kept) in 17.9 s, classical (hog-knn) one fit in
-    0.023 s, both on 1,221 training images``: the two sides of :func:`budget_fields` in words."""
+    0.023 s, both on 1,221 training images``: the two sides of :func:`budget_fields` in words, in
+    the verdict's order (``classical_first`` when the classical model leads it)."""
     c, d = budget["classical"], budget["deep"]
 
     def images(side: Mapping[str, Any]) -> str:
@@ -114,87 +115,9 @@ def budget_text(budget: Mapping[str, Any]) -> str:
     kept = "" if d.get("best_epoch") is None else f" (epoch {d['best_epoch']}'s weights kept)"
     fit = "grid search and refit" if c.get("search") else "one fit"
     both = f", both{images(d)}" if same and images(d) else ""
-    return (f"deep ({d['model']}) {epochs}{kept}{'' if same else images(d)} in {_fmt_fit(d.get('fit_seconds'))} s, "
-            f"classical ({c['model']}) {fit}{'' if same else images(c)} in {_fmt_fit(c.get('fit_seconds'))} s{both}")
-
-
-def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p_value: float,
-          only_a: int, only_b: int, significant: bool, level: str = "95 %") -> tuple[str, bool]:
-    """The comparison of ``a`` and ``b`` (``difference`` = accuracy a - accuracy b) in words,
-    the better one first; ``significant``: :attr:`PairedComparison.significant` (the interval
-    excludes 0 and McNemar's test rejects). Returns (text, whether b came first)."""
-    swapped = difference < 0
-    if swapped:
-        a, b, only_a, only_b = b, a, only_b, only_a
-        difference, ci_low, ci_high = -difference, -ci_high, -ci_low
-    points = 100 * difference
-    digits = _digits(points)
-    pts = f"{points:.{digits}f}"
-    numbers = (f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], McNemar {format_p(p_value)} "
-               f"({only_a} vs {only_b} images)")
-    if significant:
-        return f"{a} beats {b} by {pts} points, {numbers}", swapped
-    who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts} points"
-    if ci_low > 0:  # the interval alone would call it, McNemar's exact test does not
-        numbers += " (the interval excludes 0, but McNemar's exact test does not reject on so few discordant images)"
-    return f"no significant difference at this test-set size: {who}, {numbers}", swapped
-
-
-def _needed(significant: bool, difference: float, images_needed: int | None) -> str:
-    """``; about N test images would be needed ...`` after a difference that is not significant."""
-    if significant or not images_needed:
-        return ""
-    points = 100 * abs(difference)
-    return (f"; about {images_needed:,} test images would be needed to detect a "
-            f"{points:.{_digits(points)}f}-point difference")
-
-
-def _cost(first: Mapping[str, Any], second: Mapping[str, Any], seconds: bool = True) -> str:
-    params = f"{first['param_count']:,} vs {second['param_count']:,} parameters"
-    if not seconds:  # the budget sentence states them
-        return params
-    return f"{params} and {_fmt_fit(first.get('fit_seconds'))} s vs {_fmt_fit(second.get('fit_seconds'))} s fit"
-
-
-def _count(n: Any) -> int | None:
-    return None if n is None else int(n)
-
-
-def budget_fields(classical: Mapping[str, Any], deep: Mapping[str, Any], *, train_images: int | None,
-                  val_images: int | None, search: bool) -> dict:
-    """``verdict.budget`` of summary.json: what the two compared models were given.
-
-    ``classical``/``deep``: their leaderboard rows (``fit_seconds``; the CNN's ``epochs_run``
-    and ``best_epoch``). Both fit on the ``train_images`` (None: unknown); with ``search`` the
-    classical grid search is scored on the ``val_images`` and refitted on both. The CNN only
-    validates on them (early stopping), so its images are the training ones.
-    """
-    refit = search and train_images is not None and val_images is not None
-    return {
-        "classical": {"model": classical["model"], "fit_seconds": classical.get("fit_seconds"), "search": bool(search),
-                      "train_images": train_images + val_images if refit else train_images},
-        "deep": {"model": deep["model"], "fit_seconds": deep.get("fit_seconds"), "train_images": train_images,
-                 "epochs_run": _count(deep.get("epochs_run")), "best_epoch": _count(deep.get("best_epoch"))},
-    }
-
-
-def budget_text(budget: Mapping[str, Any]) -> str:
-    """``deep (lenet5) 30 epochs (epoch 24's weights kept) in 17.9 s, classical (hog-knn) one fit in
-    0.02 s, both on 1,221 training images``: the two sides of :func:`budget_fields` in words."""
-    c, d = budget["classical"], budget["deep"]
-
-    def images(side: Mapping[str, Any]) -> str:
-        n = side.get("train_images")
-        return "" if n is None else f" on {n:,} training{' + validation' if side.get('search') else ''} images"
-
-    same = c.get("train_images") == d.get("train_images") and not c.get("search")
-    epochs = "? epochs" if d.get("epochs_run") is None else f"{d['epochs_run']} epoch{'s' if d['epochs_run'] != 1 else ''}"
-    kept = f" (epoch {d['best_epoch']}'s weights kept)" if d.get("best_epoch") is not None else ""
-    fit = "grid search and refit" if c.get("search") else "one fit"
-    deep = f"deep ({d['model']}) {epochs}{kept}{'' if same else images(d)} in {_fmt_fit(d.get('fit_seconds'))} s"
-    classical = f"classical ({c['model']}) {fit}{'' if same else images(c)} in {_fmt_fit(c.get('fit_seconds'))} s"
-    both = images(d).replace(" on ", ", both on ", 1) if same else ""
-    return f"{deep}, {classical}{both}"
+    sides = [f"deep ({d['model']}) {epochs}{kept}{'' if same else images(d)} in {_fmt_fit(d.get('fit_seconds'))} s",
+             f"classical ({c['model']}) {fit}{'' if same else images(c)} in {_fmt_fit(c.get('fit_seconds'))} s"]
+    return ", ".join(sides[::-1] if classical_first else sides) + both
 
 
 def _seed_count(n: int) -> str:
@@ -241,7 +164,7 @@ def verdict_line(summary: Mapping[str, Any], level: str = "95 %") -> str:
     return (f"{text}, with {_cost(first, second, seconds=not budget)} (best of each approach chosen on validation "
             f"accuracy, compared on {v['n_test']:,} test images)"
             f"{_needed(v['significant'], v['difference'], v['images_needed'])}"
-            f"{'; budgets: ' + budget_text(budget) if budget else ''}{over_seeds(c, d)}")
+            f"{'; budgets: ' + budget_text(budget, swapped) if budget else ''}{over_seeds(c, d)}")
 
 
 def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %") -> str:

@@ -54,13 +54,12 @@ def _manifest() -> dict:
 
 def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
              images: statistics.TestImages, class_names: Sequence[str], histories: Mapping[str, Any],
-             points: Sequence[Mapping[str, Any]]) -> dict:
+             points: Sequence[Mapping[str, Any]], level: str) -> dict:
     """The plots by name (:func:`comparison.figures.compare_figures`) from the files they need,
     the CNNs' ``histories`` and the budget curve's ``points``."""
     best = [b["model"] for b in (summary["best_classical"], summary["best_deep"]) if b]
     chosen = confusion.confusion_models(rows, best=best)
     confusions = {r["model"]: read_results.read_confusion(r["approach"], r["model"]) for r in chosen}
-    level = statistics.Settings.from_config(cfg).level
     return figures.compare_figures(rows, summary, confusions, class_names, histories, images, cfg.evaluation.alpha,
                                    points, level)
 
@@ -117,7 +116,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     # everything is rendered in memory first: a failure here writes nothing
     histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
     points = budget.budget_points(rows, histories, cfg.evaluation.confidence)
-    drawn = _figures(cfg, rows, summary, images, class_names, histories, points)
+    drawn = _figures(cfg, rows, summary, images, class_names, histories, points, level)
     n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}

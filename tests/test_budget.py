@@ -159,6 +159,9 @@ def test_verdict_line_states_each_sides_budget_from_the_results():
     assert line.endswith("; budgets: deep (lenet5) 4 epochs (epoch 3's weights kept) in 6.1 s, classical (hog-svm) "
                          "one fit in 0.8 s, both on 1,221 training images")
     assert "s fit" not in line  # the seconds are stated once, in the budget
+    assert verdict.budget_text(given, classical_first=True) == (  # when the classical model leads the verdict
+        "classical (hog-svm) one fit in 0.8 s, deep (lenet5) 4 epochs (epoch 3's weights kept) in 6.1 s, "
+        "both on 1,221 training images")
     searched = verdict.budget_fields(ROWS[0], ROWS[1], train_images=1221, val_images=216, search=True)
     assert verdict.verdict_line(_summary_with(searched)).endswith(
         "; budgets: deep (lenet5) 4 epochs (epoch 3's weights kept) on 1,221 training images in 6.1 s, classical "
