@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# one pytest-xdist worker per CPU; a module whose tests share module-scoped fixtures is one group
+# one pytest-xdist worker per CPU (tests/conftest.py schedules them: a module whose tests share
+# module-scoped fixtures runs on one worker)
 PYTEST_WORKERS ?= logical
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -35,7 +36,7 @@ run: install
 	@cat reports/leaderboard.md
 
 test: install-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 # The documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or missing page fails.
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
@@ -46,7 +47,7 @@ docs: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test-fast: install-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_features.py

@@ -6,6 +6,7 @@ and write what it returns:
 
 * :mod:`comparison.predictions`  per-image predictions and their CSV format
 * :mod:`comparison.results`      a model's scores (with intervals) and its leaderboard row
+* :mod:`comparison.metrics`      which score ranks, selects and decides (accuracy or balanced accuracy)
 * :mod:`comparison.repeats`      the seeds of a stochastic model and their summary
 * :mod:`comparison.leaderboard`  ranking, selection on validation, the summary; :mod:`comparison.tables`
 * :mod:`comparison.statistics`   the paired tests behind the leaderboard and the verdict

@@ -2,9 +2,11 @@
 
 Pure functions over rows (dicts as :func:`comparison.results.model_row` builds them, plus the
 statistics of :func:`comparison.statistics.with_statistics`): no files, no MLflow. The table is
-ranked by test accuracy -- a report; the best model of each approach, the one the verdict
-compares, is selected on validation accuracy (:func:`select_best`), and so are the models
-``compare`` registers (:func:`choose`). The tables are :mod:`comparison.tables` (re-exported here).
+ranked by the test score of the metric (:class:`comparison.metrics.Metric`: accuracy, or
+balanced accuracy on imbalanced classes) -- a report; the best model of each approach, the
+one the verdict compares, is selected on the validation score of the same metric
+(:func:`select_best`), and so are the models ``compare`` registers (:func:`choose`). The
+tables are :mod:`comparison.tables` (re-exported here).
 
 Repeats (``evaluation.repeats``): every number of a row is the model's FIRST seed's (the seed
 the verdict's per-image test uses); ``test_accuracy_mean``/``_sd`` over ``repeats`` seeds are
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from comparison.errors import ComparisonError
+from comparison.metrics import Metric
 from comparison.tables import (  # noqa: F401  (the leaderboard's public names, tables included)
     CSV_COLUMNS, DISPLAY, SEEDS_HEADER, SELECTION, columns, csv_text, dataframe, legend, markdown_table, mean_sd,
     p_text, repeated, text_table)
@@ -40,40 +43,43 @@ def check_same_split(rows: Sequence[Mapping[str, Any]]) -> str:
     return next(iter(by_split))
 
 
-def rank_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Sorted by test accuracy (then macro-F1, fewer parameters, id); equal accuracy, equal rank.
+def rank_rows(rows: Iterable[Mapping[str, Any]], metric: Metric = Metric()) -> list[dict]:
+    """Sorted by the test score of ``metric`` (then test accuracy, macro-F1, fewer parameters,
+    id); equal score, equal rank.
 
     Ranks are "competition" ranks (1, 2, 2, 4): a tie shares the better rank and the next
     model's rank counts the tied ones.
     """
+    key = metric.test_key
     ordered = sorted((dict(r) for r in rows),
-                     key=lambda r: (-r["test_accuracy"], -r["macro_f1"], r["param_count"], r["model"]))
+                     key=lambda r: (-r[key], -r["test_accuracy"], -r["macro_f1"], r["param_count"], r["model"]))
     for i, row in enumerate(ordered):
-        same = i > 0 and row["test_accuracy"] == ordered[i - 1]["test_accuracy"]
+        same = i > 0 and row[key] == ordered[i - 1][key]
         row["rank"] = ordered[i - 1]["rank"] if same else i + 1
     return ordered
 
 
-def select_best(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict | None]:
-    """The best model of each approach: highest validation accuracy, then fewer parameters,
-    then model id. Test accuracy plays no part (the verdict is measured on test).
+def select_best(rows: Iterable[Mapping[str, Any]], metric: Metric = Metric()) -> dict[str, dict | None]:
+    """The best model of each approach: highest validation score of ``metric`` (accuracy or
+    balanced accuracy), then fewer parameters, then model id. Test scores play no part (the
+    verdict is measured on test).
 
     With ``evaluation.repeats`` > 1 this is the FIRST seed's validation accuracy (``val_accuracy``,
     the seed whose predictions the verdict compares), not ``val_accuracy_mean``. A possible
     refinement: choose a stochastic model on its mean validation accuracy over the seeds.
 
     Raises:
-        ComparisonError: a model has no validation accuracy recorded.
+        ComparisonError: a model has no validation score of ``metric`` recorded.
     """
     rows = list(rows)
-    missing = [r["model"] for r in rows if r.get("val_accuracy") is None]
+    missing = [r["model"] for r in rows if r.get(metric.val_key) is None]
     if missing:
-        raise ComparisonError(f"no val_accuracy recorded for {name_list(missing)}: the best model of each approach is "
-                        f"chosen on validation accuracy; rerun their train stages (`dvc repro`)")
+        raise ComparisonError(f"no {metric.val_key} recorded for {name_list(missing)}: the best model of each approach "
+                              f"is chosen on {metric.selection}; rerun their train stages (`dvc repro`)")
     best: dict[str, dict | None] = {}
     for approach in APPROACHES:
         mine = [r for r in rows if r["approach"] == approach]
-        best[approach] = dict(min(mine, key=_rank_key)) if mine else None
+        best[approach] = dict(min(mine, key=lambda r: _rank_key(r, metric))) if mine else None
     return best
 
 
@@ -81,19 +87,23 @@ def _entry(row: Mapping[str, Any] | None) -> dict | None:
     if row is None:
         return None
     keys = ("model", "val_accuracy", "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
-            "param_count", "fit_seconds", "repeats", "test_accuracy_mean", "test_accuracy_sd")
+            "val_balanced_accuracy", "balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
+            "macro_f1", "param_count", "fit_seconds", "repeats", "test_accuracy_mean", "test_accuracy_sd")
     return {key: row.get(key) for key in keys}
 
 
-def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] | None = None) -> dict:
-    """Best model of each approach (on validation), their test difference and the verdict.
+def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] | None = None,
+                  metric: Metric = Metric()) -> dict:
+    """Best model of each approach (on validation ``metric``), their test difference and the verdict.
 
     ``verdict`` is :func:`comparison.verdict.verdict_fields` of the paired comparison of the
-    two selected models (None when one approach has no model); its ``winner`` -- "deep",
-    "classical" or "no significant difference" -- is the summary's. When both models record
-    ``test_accuracy_mean``, the verdict gains ``mean_difference`` (deep - classical of the means).
+    two selected models on ``metric`` (None when one approach has no model); its ``winner`` --
+    "deep", "classical" or "no significant difference" -- is the summary's. When both models
+    record ``test_accuracy_mean``, the verdict gains ``mean_difference`` (deep - classical of
+    the means). ``metric`` is the summary's ``metric`` object (:meth:`Metric.fields`);
+    ``accuracy_difference`` is of test accuracy whatever the metric.
     """
-    best = select_best(rows)
+    best = select_best(rows, metric)
     difference = None
     c, d = best["classical"], best["deep"]
     if c and d:
@@ -104,7 +114,8 @@ def build_summary(rows: Sequence[Mapping[str, Any]], verdict: Mapping[str, Any] 
     return {
         "best_classical": _entry(best["classical"]),
         "best_deep": _entry(best["deep"]),
-        "selection": SELECTION,
+        "selection": metric.selection,
+        "metric": metric.fields(),
         "accuracy_difference": difference,
         "verdict": verdict,
         "winner": verdict["winner"] if verdict else None,
@@ -120,18 +131,19 @@ def subtitle(summary: Mapping[str, Any]) -> str:
             f"split {summary['split_sha256'][:12]}")
 
 
-def _rank_key(row: Mapping[str, Any]) -> tuple:
-    """:func:`select_best`'s order: highest validation accuracy, fewer parameters, model id."""
-    return -row["val_accuracy"], row["param_count"], row["model"]
+def _rank_key(row: Mapping[str, Any], metric: Metric) -> tuple:
+    """:func:`select_best`'s order: highest validation score of ``metric``, fewer parameters, model id."""
+    return -row[metric.val_key], row["param_count"], row["model"]
 
 
 def choose(summary: Mapping[str, Any]) -> dict[str, str]:
     """``{alias: model id}`` of the summary's validation-selected best models (``best-classical``,
     ``best-deep``) and the ``champion``, the better of those two by the same rule (never by
-    test accuracy: the test images only measure, as in the verdict)."""
+    test accuracy: the test images only measure, as in the verdict), on the summary's metric."""
+    metric = Metric.of_summary(summary)
     best = {"best-classical": summary.get("best_classical"), "best-deep": summary.get("best_deep")}
     present = [row for row in best.values() if row]
     chosen = {alias: row["model"] for alias, row in best.items() if row}
     if present:
-        chosen["champion"] = min(present, key=_rank_key)["model"]
+        chosen["champion"] = min(present, key=lambda r: _rank_key(r, metric))["model"]
     return chosen

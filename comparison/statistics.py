@@ -10,6 +10,12 @@ McNemar's p is below ``evaluation.alpha`` (both must agree: with few discordant 
 percentile bootstrap interval is too narrow); the same rule marks the leaderboard's models
 that are not significantly worse than the top-ranked one.
 
+With balanced accuracy as the metric (``evaluation.metric``, :mod:`comparison.metrics`) the
+same rule applies to the difference of balanced accuracies: its paired bootstrap interval and
+a paired permutation test, McNemar's with each image weighed by its class
+(:func:`models.statistics.compare_paired_balanced`); selection is on validation balanced
+accuracy and the leaderboard is ranked by test balanced accuracy.
+
 Everything here works on the per-image test predictions of every compared model (all must
 have predicted the same test images), leaderboard rows and
 :class:`models.statistics.PairedComparison` objects; nothing is read or written.
@@ -23,8 +29,10 @@ import numpy as np
 
 from comparison.errors import ComparisonError
 from comparison.predictions import Predictions
-from comparison.results import INTERVAL_KEYS, score_intervals
-from models.statistics import PairedComparison, compare_paired, mcnemar_exact
+from comparison.results import INTERVAL_SCORES, score_intervals
+from models.evaluate import DECIMALS
+from models.statistics import (PairedComparison, balanced_accuracy, compare_paired, compare_paired_balanced,
+                               mcnemar_exact)
 
 ACCURACY_TOLERANCE = 2e-6  # recorded accuracies are rounded to 6 decimals
 
@@ -37,15 +45,24 @@ class Settings:
     resamples: int = 2000
     alpha: float = 0.05
     seed: int = 0
+    metric: str = "accuracy"  # comparison.metrics.METRICS: what compare_models compares
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "Settings":
+    def from_config(cls, cfg: Any, metric: str = "accuracy") -> "Settings":
         ev = cfg.evaluation
-        return cls(float(ev.confidence), int(ev.bootstrap_resamples), float(ev.alpha), int(cfg.seed))
+        return cls(float(ev.confidence), int(ev.bootstrap_resamples), float(ev.alpha), int(cfg.seed), metric)
 
     def compare(self, correct_a: np.ndarray, correct_b: np.ndarray) -> PairedComparison:
+        """Accuracy: paired bootstrap interval and McNemar's exact test."""
         return compare_paired(correct_a, correct_b, resamples=self.resamples, seed=self.seed,
                               confidence=self.confidence, alpha=self.alpha)
+
+    def compare_models(self, a: Predictions, b: Predictions) -> PairedComparison:
+        """Two models' predictions on the same test images, compared on :attr:`metric`."""
+        if self.metric == "accuracy":
+            return self.compare(a.correct, b.correct)
+        return compare_paired_balanced(a.y_true, a.y_pred, b.y_pred, a.scores.shape[1], resamples=self.resamples,
+                                       seed=self.seed, confidence=self.confidence, alpha=self.alpha)
 
     @property
     def level(self) -> str:
@@ -65,6 +82,11 @@ class TestImages:
 
     def correct(self, model: str) -> np.ndarray:
         return self.predictions[model].correct
+
+    def class_counts(self) -> np.ndarray:
+        """Test images per class (every score column counted)."""
+        first = next(iter(self.predictions.values()))
+        return np.bincount(first.y_true, minlength=first.scores.shape[1])
 
 
 def test_images(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Predictions], *,
@@ -88,23 +110,36 @@ def test_images(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Pre
     return TestImages({row["model"]: predictions[row["model"]] for row in rows})
 
 
-def with_statistics(rows: Sequence[Mapping[str, Any]], images: TestImages, settings: Settings) -> list[dict]:
-    """Ranked rows plus ``n_test``, the test-accuracy and macro-F1 intervals (recorded by the
-    train stage, else computed here the same way) and, against the top-ranked model,
-    ``near_top`` ("yes" when not significantly worse) and ``p_value_vs_top``."""
+def scored(rows: Sequence[Mapping[str, Any]], images: TestImages, settings: Settings) -> list[dict]:
+    """The rows plus ``n_test`` and what older metrics files lack, computed here as the train
+    stage does: the intervals (test accuracy, macro-F1, balanced accuracy) and the test
+    balanced accuracy (the validation one needs the train stage: :func:`comparison.leaderboard.select_best`)."""
     out = []
-    top = rows[0]["model"] if rows else None
     for row in rows:
         row = dict(row)
         p = images.predictions[row["model"]]
         row["n_test"] = len(p)
-        if any(row.get(key) is None for key in INTERVAL_KEYS):
-            row.update(score_intervals(p, p.scores.shape[1], seed=settings.seed,
-                                               confidence=settings.confidence, resamples=settings.resamples))
+        if row.get("balanced_accuracy") is None:
+            row["balanced_accuracy"] = round(balanced_accuracy(p.y_true, p.y_pred, p.scores.shape[1]), DECIMALS)
+        missing = [name for name in INTERVAL_SCORES if any(row.get(f"{name}_ci_{end}") is None
+                                                            for end in ("low", "high"))]
+        if missing:
+            row.update(score_intervals(p, p.scores.shape[1], seed=settings.seed, confidence=settings.confidence,
+                                       resamples=settings.resamples, scores=missing))
+        out.append(row)
+    return out
+
+
+def with_statistics(rows: Sequence[Mapping[str, Any]], images: TestImages, settings: Settings) -> list[dict]:
+    """Ranked rows (on the metric of ``settings``), :func:`scored`, plus against the top-ranked
+    model ``near_top`` ("yes" when not significantly worse on that metric) and ``p_value_vs_top``."""
+    out = []
+    top = rows[0]["model"] if rows else None
+    for row in scored(rows, images, settings):
         if row["model"] == top:
             row["near_top"], row["p_value_vs_top"] = "yes", None
         else:
-            comparison = settings.compare(images.correct(top), images.correct(row["model"]))
+            comparison = settings.compare_models(images.predictions[top], images.predictions[row["model"]])
             row["near_top"] = "" if comparison.significant else "yes"
             row["p_value_vs_top"] = float(f"{comparison.p_value:.6g}")
         out.append(row)

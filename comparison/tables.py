@@ -4,15 +4,23 @@ tabulate, in two formats) and CSV (pandas ``to_csv``), and the number formats th
 Repeats (``evaluation.repeats``): the tables show a ``mean ± sd (seeds)`` column only when some
 model was trained more than once, so with one seed per model they look as before; the CSV
 always has the columns (empty when a model's metrics do not record them).
+
+The metric (:class:`comparison.metrics.Metric`) decides the first score columns: with
+accuracy ``test acc %``, its interval, ``≈ top`` and ``val acc %``, then ``bal acc %``; with
+balanced accuracy ``bal acc %``, its interval, ``≈ top`` and ``val bal acc %``, then ``test acc %``.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from comparison.metrics import Metric
+
 CSV_COLUMNS = [
     "rank", "approach", "model", "feature", "classifier", "arch", "test_accuracy", "test_accuracy_ci_low",
     "test_accuracy_ci_high", "near_top", "p_value_vs_top", "macro_f1", "macro_f1_ci_low", "macro_f1_ci_high",
-    "val_accuracy", "repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean", "macro_f1_sd",
+    "balanced_accuracy", "balanced_accuracy_ci_low", "balanced_accuracy_ci_high",
+    "val_accuracy", "val_balanced_accuracy", "repeats", "test_accuracy_mean", "test_accuracy_sd", "macro_f1_mean",
+    "macro_f1_sd",
     "val_accuracy_mean", "n_test", "param_count", "model_bytes", "fit_seconds", "predict_images_per_s",
     "dataset", "split_sha256", "mlflow_run_id",
 ]
@@ -74,27 +82,36 @@ def _seeds(row: Mapping[str, Any]) -> str:
     return "-" if not n or n < 2 or mean is None or sd is None else f"{mean_sd(mean, sd)} ({n})"
 
 
-def _interval(row: Mapping[str, Any]) -> str:
-    low, high = row.get("test_accuracy_ci_low"), row.get("test_accuracy_ci_high")
+def _interval(row: Mapping[str, Any], key: str = "test_accuracy") -> str:
+    low, high = row.get(f"{key}_ci_low"), row.get(f"{key}_ci_high")
     return "-" if low is None or high is None else f"[{100 * low:.1f}, {100 * high:.1f}]"
 
 
 Column = tuple[str, str, Callable[[Mapping[str, Any]], str]]
 
 
-def columns(level: str = "95 %", seeds: bool = False) -> tuple[Column, ...]:
+def columns(level: str = "95 %", seeds: bool = False, metric: Metric = Metric()) -> tuple[Column, ...]:
     """(header, alignment, cell) of the printed and markdown tables; ``level`` names the interval;
-    ``seeds`` adds :data:`SEEDS_HEADER` (test accuracy over the seeds) after it."""
+    ``seeds`` adds :data:`SEEDS_HEADER` (test accuracy over the seeds) after it; ``metric``
+    puts its own test score, interval, ≈ top and validation score first."""
+    accuracy = ("test acc %", "right", lambda r: _percent(r["test_accuracy"]))
+    balanced = ("bal acc %", "right", lambda r: _percent(r.get("balanced_accuracy")))
+    if metric.name == "accuracy":
+        first = (accuracy, (f"{level} CI", "right", _interval))
+        val, other = ("val acc %", "right", lambda r: _percent(r.get("val_accuracy"))), balanced
+    else:
+        first = (balanced, (f"{level} CI", "right", lambda r: _interval(r, "balanced_accuracy")))
+        val, other = ("val bal acc %", "right", lambda r: _percent(r.get("val_balanced_accuracy"))), accuracy
     display = (
         ("#", "right", lambda r: str(r["rank"])),
         ("approach", "left", lambda r: r["approach"]),
         ("model", "left", lambda r: r["model"]),
         ("feature / arch", "left", lambda r: r["feature"] or r["arch"]),
         ("classifier", "left", lambda r: r["classifier"] or "-"),
-        ("test acc %", "right", lambda r: _percent(r["test_accuracy"])),
-        (f"{level} CI", "right", _interval),
+        *first,
         ("≈ top", "left", lambda r: r.get("near_top") or ""),
-        ("val acc %", "right", lambda r: _percent(r.get("val_accuracy"))),
+        val,
+        other,
         ("macro-F1", "right", lambda r: f"{r['macro_f1']:.4f}"),
         ("params", "right", lambda r: f"{r['param_count']:,}"),
         ("fit s", "right", lambda r: _fmt_seconds(r["fit_seconds"])),
@@ -107,7 +124,8 @@ def columns(level: str = "95 %", seeds: bool = False) -> tuple[Column, ...]:
 DISPLAY = columns()
 
 
-def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = False) -> str:
+def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = False,
+           metric: Metric = Metric()) -> str:
     """What the interval and ≈ top columns mean, and how the verdict's models were chosen."""
     n = rows[0].get("n_test") if rows else None
     top = f"`{rows[0]['model']}`" if code and rows else (rows[0]["model"] if rows else "?")
@@ -115,17 +133,22 @@ def legend(rows: Sequence[Mapping[str, Any]], level: str = "95 %", code: bool = 
     seeds = (f" {SEEDS_HEADER}: mean and sample sd of the test accuracy over the training seeds (their number "
              f"in parentheses; - for a model trained once); every other number is the first seed's."
              if repeated(rows) else "")
-    return (f"{level} CI: Wilson interval of the test accuracy{images}. ≈ top: yes = not significantly worse "
-            f"than #1 {top} (the {level} paired-bootstrap interval of the accuracy difference contains 0, or "
-            f"McNemar's exact test does not reject).{seeds} "
-            f"Ranked by test accuracy; the verdict compares the best model of each approach by {SELECTION}.")
+    if metric.name == "accuracy":
+        interval, test = "Wilson interval of the test accuracy", "McNemar's exact test does not reject"
+    else:
+        interval = "percentile bootstrap interval of the test balanced accuracy"
+        test = "the paired permutation test does not reject"
+    return (f"{level} CI: {interval}{images}. ≈ top: yes = not significantly worse "
+            f"than #1 {top} (the {level} paired-bootstrap interval of the {metric.label} difference contains 0, or "
+            f"{test}).{seeds} Ranked by test {metric.label}; the verdict compares the best model of each approach "
+            f"by {metric.selection}.")
 
 
 def _render(rows: Sequence[Mapping[str, Any]], tablefmt: str, cell_text: Callable[[str, str], str],
-            level: str) -> str:
+            level: str, metric: Metric) -> str:
     import pandas as pd
 
-    display = columns(level, seeds=repeated(rows))
+    display = columns(level, seeds=repeated(rows), metric=metric)
     cells = [[cell_text(header, cell(r)) for header, _, cell in display] for r in rows]
     frame = pd.DataFrame(cells, columns=[header for header, _, _ in display])
     # disable_numparse: the cells are already formatted; tabulate must not reformat "97.40" as 97.4
@@ -133,18 +156,20 @@ def _render(rows: Sequence[Mapping[str, Any]], tablefmt: str, cell_text: Callabl
                              disable_numparse=True)
 
 
-def text_table(rows: Sequence[Mapping[str, Any]], level: str = "95 %") -> str:
+def text_table(rows: Sequence[Mapping[str, Any]], level: str = "95 %", metric: Metric = Metric()) -> str:
     """The leaderboard as printed: a header, a rule and one aligned line per model."""
-    return "\n".join(line.rstrip() for line in _render(rows, "simple", lambda _, text: text, level).splitlines())
+    lines = _render(rows, "simple", lambda _, text: text, level, metric).splitlines()
+    return "\n".join(line.rstrip() for line in lines)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], title: str, verdict_line: str, level: str = "95 %") -> str:
+def markdown_table(rows: Sequence[Mapping[str, Any]], title: str, verdict_line: str, level: str = "95 %",
+                   metric: Metric = Metric()) -> str:
     """``leaderboard.md``: the title, the table (model ids as code), the legend and the verdict."""
     def cell_text(header: str, text: str) -> str:
         return f"`{text}`" if header == "model" else text.replace("|", "\\|")
 
-    return "\n".join([f"# {title}", "", _render(rows, "pipe", cell_text, level), "",
-                      legend(rows, level, code=True), "", verdict_line, ""])
+    return "\n".join([f"# {title}", "", _render(rows, "pipe", cell_text, level, metric), "",
+                      legend(rows, level, code=True, metric=metric), "", verdict_line, ""])
 
 
 def dataframe(rows: Sequence[Mapping[str, Any]], *, exact: bool = False):

@@ -5,6 +5,10 @@ With ``evaluation.repeats`` > 1 the per-image test stays the decision (it compar
 seed's predictions); the verdict line adds the mean ± sd of each chosen model's test accuracy
 over its seeds as context.
 
+Every verdict names the metric it was decided on (:attr:`comparison.metrics.Metric.statement`):
+with accuracy the test is McNemar's; with balanced accuracy a paired permutation test (McNemar's
+with each image weighed by its class), and the difference is in points of balanced accuracy.
+
 Each side's budget -- training images, the CNN's epochs, fit seconds (:func:`budget_fields`,
 ``summary.json``'s ``verdict.budget``) -- ends the verdict line, so a win is read with what it
 was given.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from comparison.metrics import LABELS, Metric
 from comparison.tables import mean_sd, p_text
 from models.statistics import PairedComparison
 
@@ -40,24 +45,29 @@ def _fmt_fit(s: float | None) -> str:
 
 
 def claim(a: str, b: str, *, difference: float, ci_low: float, ci_high: float, p_value: float,
-          only_a: int, only_b: int, significant: bool, level: str = "95 %") -> tuple[str, bool]:
-    """The comparison of ``a`` and ``b`` (``difference`` = accuracy a - accuracy b) in words,
+          only_a: int, only_b: int, significant: bool, level: str = "95 %",
+          metric: str = "accuracy") -> tuple[str, bool]:
+    """The comparison of ``a`` and ``b`` (``difference`` = ``metric`` of a - that of b) in words,
     the better one first; ``significant``: :attr:`PairedComparison.significant` (the interval
-    excludes 0 and McNemar's test rejects). Returns (text, whether b came first)."""
+    excludes 0 and the test rejects: McNemar's for accuracy, the paired permutation test for
+    balanced accuracy). Returns (text, whether b came first)."""
     swapped = difference < 0
     if swapped:
         a, b, only_a, only_b = b, a, only_b, only_a
         difference, ci_low, ci_high = -difference, -ci_high, -ci_low
     points = 100 * difference
     digits = _digits(points)
-    pts = f"{points:.{digits}f}"
-    numbers = (f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], McNemar {format_p(p_value)} "
+    unit = "points" if metric == "accuracy" else f"points of {LABELS[metric]}"
+    pts = f"{points:.{digits}f} {unit}"
+    test = "McNemar" if metric == "accuracy" else "permutation"
+    numbers = (f"{level} CI [{100 * ci_low:.{digits}f}, {100 * ci_high:.{digits}f}], {test} {format_p(p_value)} "
                f"({only_a} vs {only_b} images)")
     if significant:
-        return f"{a} beats {b} by {pts} points, {numbers}", swapped
-    who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts} points"
-    if ci_low > 0:  # the interval alone would call it, McNemar's exact test does not
-        numbers += " (the interval excludes 0, but McNemar's exact test does not reject on so few discordant images)"
+        return f"{a} beats {b} by {pts}, {numbers}", swapped
+    who = f"{a} and {b} tie" if difference == 0 else f"{a} ahead of {b} by {pts}"
+    if ci_low > 0:  # the interval alone would call it, the test does not
+        exact = "McNemar's exact test" if metric == "accuracy" else "the permutation test"
+        numbers += f" (the interval excludes 0, but {exact} does not reject on so few discordant images)"
     return f"no significant difference at this test-set size: {who}, {numbers}", swapped
 
 
@@ -148,39 +158,47 @@ def over_seeds(classical: Mapping[str, Any], deep: Mapping[str, Any]) -> str:
 
 def verdict_line(summary: Mapping[str, Any], level: str = "95 %") -> str:
     """The verdict of ``summary.json`` in one line: the classical and deep models chosen on
-    validation accuracy, compared on the test images, with their cost; with several seeds,
-    their mean test accuracy (:func:`over_seeds`) -- context, the per-image test decides."""
+    the validation score of the summary's metric, compared on the test images, with their cost;
+    the metric and why (:attr:`comparison.metrics.Metric.statement`); with several seeds, their
+    mean test accuracy (:func:`over_seeds`) -- context, the per-image test decides."""
     c, d, v = summary["best_classical"], summary["best_deep"], summary.get("verdict")
+    metric = Metric.of_summary(summary)
+    statement = f"; {metric.statement}" if summary.get("metric") else ""  # a summary.json of before it said
     if not (c and d and v):
         only = c or d
         approach = "classical" if c else "deep"
-        return (f"only {approach} models to compare: best {only['model']} (chosen on validation accuracy), "
-                f"test accuracy {100 * only['test_accuracy']:.2f} %")
+        return (f"only {approach} models to compare: best {only['model']} (chosen on {metric.selection}), "
+                f"test {metric.label} {100 * only[metric.test_key]:.2f} %{statement}")
     text, swapped = claim(f"deep ({d['model']})", f"classical ({c['model']})", difference=v["difference"],
                           ci_low=v["ci_low"], ci_high=v["ci_high"], p_value=v["p_value"], only_a=v["only_deep"],
-                          only_b=v["only_classical"], significant=v["significant"], level=level)
+                          only_b=v["only_classical"], significant=v["significant"], level=level, metric=metric.name)
     first, second = (c, d) if swapped else (d, c)
     budget = v.get("budget")
-    return (f"{text}, with {_cost(first, second, seconds=not budget)} (best of each approach chosen on validation "
-            f"accuracy, compared on {v['n_test']:,} test images)"
-            f"{_needed(v['significant'], v['difference'], v['images_needed'])}"
+    return (f"{text}, with {_cost(first, second, seconds=not budget)} (best of each approach chosen on "
+            f"{metric.selection}, compared on {v['n_test']:,} test images)"
+            f"{_needed(v['significant'], v['difference'], v['images_needed'])}{statement}"
             f"{'; budgets: ' + budget_text(budget, swapped) if budget else ''}{over_seeds(c, d)}")
 
 
-def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %") -> str:
-    """``cvd compare --pair A B``: rows ``a`` and ``b`` compared on the same test images."""
+def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %",
+              metric: Metric | None = None) -> str:
+    """``cvd compare --pair A B``: rows ``a`` and ``b`` compared on the same test images (on
+    ``comparison.metric``; ``metric`` says how it was chosen)."""
     text, swapped = claim(a["model"], b["model"], difference=comparison.difference, ci_low=comparison.ci_low,
                           ci_high=comparison.ci_high, p_value=comparison.p_value, only_a=comparison.only_a,
-                          only_b=comparison.only_b, significant=comparison.significant, level=level)
+                          only_b=comparison.only_b, significant=comparison.significant, level=level,
+                          metric=comparison.metric)
     first, second = (b, a) if swapped else (a, b)
     return (f"{text}, with {_cost(first, second)} (compared on {comparison.n:,} test images)"
-            f"{_needed(comparison.significant, comparison.difference, comparison.images_needed)}")
+            f"{_needed(comparison.significant, comparison.difference, comparison.images_needed)}"
+            f"{'; ' + metric.statement if metric else ''}")
 
 
 def verdict_fields(comparison: PairedComparison | None, budget: Mapping[str, Any] | None = None) -> dict | None:
     """The ``verdict`` object of summary.json from the comparison of the best deep model (a)
-    with the best classical one (b): difference = deep - classical; ``budget``
-    (:func:`budget_fields`) is added as it is."""
+    with the best classical one (b): difference = deep - classical, of ``comparison.metric``
+    (named in ``metric``, with the ``test`` behind ``p_value``); ``budget`` (:func:`budget_fields`)
+    is added as it is."""
     if comparison is None:
         return None
     c = comparison
@@ -189,5 +207,6 @@ def verdict_fields(comparison: PairedComparison | None, budget: Mapping[str, Any
         "difference": round(c.difference, 6), "ci_low": round(c.ci_low, 6), "ci_high": round(c.ci_high, 6),
         "p_value": float(f"{c.p_value:.6g}"), "only_classical": c.only_b, "only_deep": c.only_a,
         "n_test": c.n, "significant": c.significant, "images_needed": c.images_needed, "winner": winner,
+        "metric": c.metric, "test": c.test,
         **({"budget": dict(budget)} if budget else {}),
     }

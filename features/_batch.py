@@ -102,7 +102,16 @@ def check_images(X: Any, owner: str, min_size: tuple[int, int] = (1, 1), needs: 
         return np.ascontiguousarray(X[..., 0])
     if keep_colour:
         return np.ascontiguousarray(X)
-    flat = np.ascontiguousarray(X).reshape(n * h, w, 3)
+    return to_gray(X)
+
+
+def to_gray(images: np.ndarray) -> np.ndarray:
+    """A validated batch as grayscale ``(N, H, W)``: an RGB ``(N, H, W, 3)`` one converted as
+    :func:`check_images` converts it (BT.601 luma, rounded), a grayscale one as it is."""
+    if images.ndim == 3:
+        return images
+    n, h, w = images.shape[:3]
+    flat = np.ascontiguousarray(images).reshape(n * h, w, 3)
     return cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).reshape(n, h, w)
 
 

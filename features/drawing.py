@@ -1,5 +1,5 @@
-"""What every drawing shares: images in (gray or RGB, converted to gray as the extractors
-convert them), enlarged without smoothing, shown on matplotlib axes, matrices as annotated
+"""What every drawing shares: images in (gray or RGB; :func:`as_gray` converts colour as the
+extractors that do not keep colour convert it), enlarged without smoothing, shown on matplotlib axes, matrices as annotated
 grids, figures rendered to arrays.
 
 The drawings themselves live next to what they draw: each extractor's in its module's

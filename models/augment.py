@@ -6,11 +6,17 @@ batch's randomness comes from a generator seeded with ``(seed, epoch, batch inde
 validation and test images are seen as they are.
 
 * ``horizontal_flip``: each image is mirrored left-right with probability 1/2. Right for
-  clothing, objects and scenes; wrong for digits and letters (a mirrored 2 is not a 2), so it
-  is off by default.
+  clothing, objects and scenes; wrong for digits and letters (a mirrored 2 is not a 2).
 * ``max_shift``: each image moves by a whole number of pixels drawn uniformly from
   ``[-max_shift, max_shift]``, independently along rows and columns; what enters at the
-  border is 0 (the black background of MNIST-style data).
+  border is 0 (the black background of MNIST-style data). This *is* He et al.'s (2016)
+  "4 pixels are padded on each side, and a 32x32 crop is randomly sampled from the padded
+  image": a shift by d reads the zero-padded image from offset ``max_shift - d``, uniform in
+  ``[0, 2 max_shift]``, so the shifts are exactly the random H x W crops of the image padded
+  by ``max_shift`` zeros (tests/test_augment.py checks it).
+
+Both are settings of ``cnn.augment`` in params.yaml, whose ``auto`` (the default) switches
+them on for colour data and off for grayscale (``pipeline.config_schema.AugmentConfig``).
 
 Simard et al. (2003) showed that such label-preserving distortions of the training set are
 what lets a small CNN generalise past ~99 % on MNIST; the lecture's LeNet-5 (LeCun et al.
@@ -18,6 +24,8 @@ what lets a small CNN generalise past ~99 % on MNIST; the lecture's LeNet-5 (LeC
 
 References
 ----------
+K. He, X. Zhang, S. Ren, J. Sun, "Deep residual learning for image recognition", CVPR 2016,
+section 4.2, doi:10.1109/CVPR.2016.90.
 P. Y. Simard, D. Steinkraus, J. C. Platt, "Best practices for convolutional neural networks
 applied to visual document analysis", ICDAR 2003, doi:10.1109/ICDAR.2003.1227801.
 """

@@ -2,7 +2,9 @@
 
 An architecture is written once, as a tuple of layer specs (:class:`Conv`, :class:`Pool`,
 :class:`FC`, ...) returned by its spec function; the architectures themselves live one per
-module in :mod:`models.architectures` (LeNet-5, AlexNet). :func:`build` turns a spec into an
+module in :mod:`models.architectures` (LeNet-5, AlexNet, ResNet-20). A :class:`Residual`
+block holds its own branch of specs and adds its shortcut to it, so a residual network is a
+flat tuple of blocks like any other. :func:`build` turns a spec into an
 uncompiled Keras 3 model; :mod:`models.describe` turns the same spec into the lecture's
 parameter table with W_o = (W_I - F + 2P)/S + 1 and checks it against Keras.
 
@@ -74,6 +76,65 @@ class Conv:
     S: int = 1
     P: int = 0
     activation: str = "relu"
+    bias: bool = True
+    init: str = "glorot_uniform"  # Keras' default kernel initializer
+    weight_decay: float = 0.0  # SGD-style decay d: adds (d / 2) * sum(w ** 2) to the loss
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Batch normalisation (Ioffe & Szegedy 2015) over the channels: a trained scale gamma and
+    shift beta per channel, and the moving mean and variance (not trained) used at inference."""
+
+    kind: ClassVar[str] = "batchnorm"
+    name: str
+    momentum: float = 0.9  # of the moving statistics; Torch's 0.1 written the Keras way round
+    epsilon: float = 1e-5
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An element-wise activation on its own (after :class:`BatchNorm` or a residual sum)."""
+
+    kind: ClassVar[str] = "activation"
+    name: str
+    function: str = "relu"
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """He et al.'s (2016) parameter-free "option A" shortcut: every S-th pixel along rows and
+    columns (a 1x1 pooling of stride S), then zero channels appended up to ``filters``."""
+
+    kind: ClassVar[str] = "shortcut"
+    F: ClassVar[int] = 1
+    P: ClassVar[int] = 0
+    name: str
+    filters: int
+    S: int
+
+
+@dataclass(frozen=True)
+class Residual:
+    """``y = branch(x) + shortcut(x)``: ``branch`` runs on the block's input, the sum is the
+    Keras layer ``<name>_add``; ``shortcut`` None is the identity."""
+
+    kind: ClassVar[str] = "add"
+    name: str
+    branch: tuple["Layer", ...]
+    shortcut: Shortcut | None = None
+
+    @property
+    def add_name(self) -> str:
+        return f"{self.name}_add"
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool:
+    """The mean of every feature map: (H, W, C) -> (C,)."""
+
+    kind: ClassVar[str] = "gap"
+    name: str
 
 
 @dataclass(frozen=True)
@@ -113,9 +174,12 @@ class FC:
     name: str
     units: int
     activation: str
+    init: str = "glorot_uniform"
+    weight_decay: float = 0.0  # as Conv's
 
 
-Layer = Input | Pad | Resize | ToRGB | Conv | Pool | Flatten | Dropout | FC
+Layer = (Input | Pad | Resize | ToRGB | Conv | BatchNorm | Activation | Shortcut | Residual | Pool | GlobalAvgPool
+         | Flatten | Dropout | FC)
 
 
 @dataclass(frozen=True)
@@ -195,11 +259,16 @@ class Architecture:
 def build(spec: Sequence[Layer], name: str) -> Any:
     """The uncompiled ``keras.Model`` of a spec whose first layer is an :class:`Input`."""
     import keras
-    from keras import layers
 
     inputs = keras.Input(shape=spec[0].shape, name=spec[0].name)
-    x = inputs
-    for layer in spec[1:]:
+    return keras.Model(inputs, _apply(spec[1:], inputs), name=name)
+
+
+def _apply(spec: Sequence[Layer], x: Any) -> Any:
+    """``x`` through the Keras layers of ``spec``, in order."""
+    from keras import layers
+
+    for layer in spec:
         match layer:
             case Pad():
                 x = layers.ZeroPadding2D(layer.P, name=layer.name)(x)
@@ -211,17 +280,60 @@ def build(spec: Sequence[Layer], name: str) -> Any:
                 if layer.P:
                     x = layers.ZeroPadding2D(layer.P, name=f"{layer.name}_pad")(x)
                 x = layers.Conv2D(layer.filters, layer.F, strides=layer.S, activation=layer.activation,
-                                  name=layer.name)(x)
+                                  name=layer.name, **_weight_options(layer))(x)
+            case BatchNorm():
+                x = layers.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon, name=layer.name)(x)
+            case Activation():
+                x = layers.Activation(layer.function, name=layer.name)(x)
+            case Shortcut():
+                x = _shortcut(layer, x)
+            case Residual():
+                x = layers.Add(name=layer.add_name)([_apply(layer.branch, x),
+                                                     x if layer.shortcut is None else _shortcut(layer.shortcut, x)])
             case Pool():
                 pool = layers.MaxPooling2D if layer.mode == "max" else layers.AveragePooling2D
                 x = pool(layer.F, strides=layer.S, name=layer.name)(x)
+            case GlobalAvgPool():
+                x = layers.GlobalAveragePooling2D(name=layer.name)(x)
             case Flatten():
                 x = layers.Flatten(name=layer.name)(x)
             case Dropout():
                 x = layers.Dropout(layer.rate, name=layer.name)(x)
             case FC():
-                x = layers.Dense(layer.units, activation=layer.activation, name=layer.name)(x)
-    return keras.Model(inputs, x, name=name)
+                x = layers.Dense(layer.units, activation=layer.activation, name=layer.name,
+                                 **_weight_options(layer))(x)
+    return x
+
+
+def _weight_options(layer: Conv | FC) -> dict[str, Any]:
+    """Keras' bias switch, kernel initializer and L2 regularizer, passed only where they differ
+    from Keras' defaults (so LeNet-5 and AlexNet build exactly as before they existed)."""
+    from keras import regularizers
+
+    options: dict[str, Any] = {} if getattr(layer, "bias", True) else {"use_bias": False}
+    if layer.init != "glorot_uniform":
+        options["kernel_initializer"] = layer.init
+    if layer.weight_decay:
+        # SGD's weight decay d subtracts d * w from the gradient step: the gradient of (d / 2) * |w|^2
+        options["kernel_regularizer"] = regularizers.L2(layer.weight_decay / 2)
+    return options
+
+
+def _shortcut(layer: Shortcut, x: Any) -> Any:
+    """Option A with built-in Keras layers only (so a saved model loads without custom code):
+    the 1x1 max-pool of stride S keeps every S-th pixel; the channels are zero-padded at the
+    end by viewing (H, W, C) as (H, W, C, 1) for ZeroPadding3D."""
+    from keras import layers
+
+    height, width, channels = x.shape[1:]
+    if layer.S > 1:
+        x = layers.MaxPooling2D(1, strides=layer.S, name=f"{layer.name}_subsample")(x)
+        height, width = x.shape[1:3]
+    extra = layer.filters - channels
+    if extra:
+        x = layers.Reshape((height, width, channels, 1), name=f"{layer.name}_split")(x)
+        x = layers.ZeroPadding3D(((0, 0), (0, 0), (0, extra)), name=f"{layer.name}_zeros")(x)
+    return layers.Reshape((height, width, layer.filters), name=layer.name)(x)
 
 
 def count_params(model: Any) -> dict[str, int]:

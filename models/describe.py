@@ -3,18 +3,20 @@
 Output size of a convolution or pooling: W_o = (W_I - F + 2P)/S + 1, rounded down (as
 Keras' "valid" layers do; :func:`features.conv.conv_output_size` with ``exact=False``).
 Parameters: a convolution with K filters of F x F over D input channels has F*F*D*K
-weights and K biases; a fully connected layer from N to M units has N*M weights and M
-biases. The "dense equivalent" of a convolution is the number of weights a fully connected
-layer between the same input and output would need, H_in*W_in*D_in * H_out*W_out*D_out:
-what weight sharing saves.
+weights and K biases (none where batch normalisation follows, whose shift replaces them); a
+fully connected layer from N to M units has N*M weights and M biases; batch normalisation
+over C channels has 2C trained parameters (scale gamma, shift beta) and 2C moving statistics
+(mean, variance) that Keras counts but does not train. The "dense equivalent" of a
+convolution is the number of weights a fully connected layer between the same input and
+output would need, H_in*W_in*D_in * H_out*W_out*D_out: what weight sharing saves.
 
 :func:`layer_table` works from an architecture's spec alone (:mod:`models.architectures`);
 :func:`describe` also builds the Keras model and checks every row's output shape and the
 total against it, which is what proves the table. Everything specific to one architecture
 (citation, defaults, the lecture's own figures) comes from its registry entry.
 
-References: LeCun et al. 1998 (LeNet-5); Krizhevsky et al. 2012 (AlexNet); full citations
-in :mod:`models.architectures.lenet5` and :mod:`models.architectures.alexnet`.
+References: LeCun et al. 1998 (LeNet-5); Krizhevsky et al. 2012 (AlexNet); He et al. 2016
+(ResNet-20); full citations in the modules of :mod:`models.architectures`.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Any, Sequence
 
 from features.conv import conv_output_size
 from models import architectures, cnn
+from models.errors import ParameterError
 
 COLUMNS = {  # header -> row key
     "Layer": "name",
@@ -49,10 +52,12 @@ def layer_table(
 ) -> list[dict[str, Any]]:
     """One row per layer of ``arch`` (dropout left out), computed from its spec.
 
-    Each row has ``name``, ``kind`` (input, pad, resize, replicate, conv, pool, flatten,
-    fc), ``output_shape`` (H, W, D) or (N,), ``F``, ``S``, ``P`` (None where they do not
-    apply), ``weights``, ``biases``, ``params``, ``total`` (running) and
-    ``dense_equivalent`` (convolutions only, else None).
+    Each row has ``name``, ``kind`` (input, pad, resize, replicate, conv, batchnorm,
+    activation, shortcut, add, pool, gap, flatten, fc), ``output_shape`` (H, W, D) or (N,),
+    ``F``, ``S``, ``P`` (None where they do not apply), ``weights``, ``biases``,
+    ``non_trainable`` (batch norm's moving statistics), ``params`` (the three summed),
+    ``total`` (running) and ``dense_equivalent`` (convolutions only, else None). A residual
+    block gives the rows of its branch, then of its shortcut, then its sum (kind ``add``).
 
     Args:
         arch: a registered architecture (:func:`models.architectures.names`).
@@ -84,6 +89,8 @@ def describe(
     settings = architecture.settings(input_shape, num_classes, **arch_params)
     weights = sum(row["weights"] for row in rows)
     biases = sum(row["biases"] for row in rows)
+    non_trainable = sum(row["non_trainable"] for row in rows)
+    statistics = f" + {non_trainable:,} batch-norm moving means and variances" if non_trainable else ""
     title = ", ".join(f"{key}={value!r}" for key, value in settings.items())
     notes = architecture.lecture_notes(settings, rows) if architecture.lecture_notes else []
     return "\n".join([
@@ -93,8 +100,10 @@ def describe(
         "",
         "Output: W_o = (W_I - F + 2P)/S + 1, rounded down.",
         "Dense equiv.: weights of a fully connected layer between the same input and output.",
-        f"Total: {rows[-1]['total']:,} parameters ({weights:,} weights + {biases:,} biases); "
+        f"Total: {rows[-1]['total']:,} parameters ({weights:,} weights + {biases:,} biases{statistics}); "
         f"matches Keras count_params() = {keras_total:,}.",
+        *([f"Trainable: {weights + biases:,}. Batch norm: Weights = scale gamma, Biases = shift beta; its "
+           "Params add the moving mean and variance, counted by Keras but not trained."] if non_trainable else []),
         *notes,
     ])
 
@@ -102,13 +111,30 @@ def describe(
 def rows_of(spec: Sequence[cnn.Layer]) -> list[dict[str, Any]]:
     """The table rows (see :func:`layer_table`) of a layer spec."""
     rows: list[dict[str, Any]] = []
-    shape: tuple[int, ...] = ()
+    _add_rows(spec, (), rows)
     total = 0
+    for row in rows:
+        total += row["params"]
+        row["total"] = total
+    return rows
+
+
+def _add_rows(spec: Sequence[cnn.Layer], shape: tuple[int, ...], rows: list[dict[str, Any]]) -> tuple[int, ...]:
+    """Appends the rows of ``spec`` applied to data of ``shape`` (a residual block's branch,
+    then its shortcut, then the sum); returns the output shape."""
     for layer in spec:
         if isinstance(layer, cnn.Dropout):
             continue
+        if isinstance(layer, cnn.Residual):
+            out = _add_rows(layer.branch, shape, rows)
+            skip = _add_rows((layer.shortcut,), shape, rows) if layer.shortcut else shape
+            if skip != out:
+                raise ParameterError(f"{layer.name}: the branch gives {out}, the shortcut {skip}")
+            rows.append(_row(layer.add_name, layer.kind, out))
+            shape = out
+            continue
         fsp = (None, None, None)
-        weights = biases = 0
+        weights = biases = non_trainable = 0
         dense_equivalent = None
         match layer:
             case cnn.Input():
@@ -120,34 +146,47 @@ def rows_of(spec: Sequence[cnn.Layer]) -> list[dict[str, Any]]:
                 out = (layer.height, layer.width, shape[2])
             case cnn.ToRGB():
                 out = (shape[0], shape[1], 3)
-            case cnn.Conv() | cnn.Pool():
-                depth = layer.filters if layer.kind == "conv" else shape[2]
+            case cnn.Conv() | cnn.Pool() | cnn.Shortcut():
+                depth = shape[2] if layer.kind == "pool" else layer.filters
                 out = (*(conv_output_size(n, layer.F, layer.P, layer.S, exact=False) for n in shape[:2]), depth)
                 fsp = (layer.F, layer.S, layer.P)
                 if layer.kind == "conv":
-                    weights, biases = layer.F * layer.F * shape[2] * depth, depth
+                    weights, biases = layer.F * layer.F * shape[2] * depth, depth if layer.bias else 0
                     dense_equivalent = math.prod(shape) * math.prod(out)
+            case cnn.BatchNorm():
+                out = shape
+                # trained: gamma ("weights") and beta ("biases"); the moving mean and variance are not
+                weights, biases, non_trainable = shape[2], shape[2], 2 * shape[2]
+            case cnn.Activation():
+                out = shape
+            case cnn.GlobalAvgPool():
+                out = (shape[2],)
             case cnn.Flatten():
                 out = (math.prod(shape),)
             case cnn.FC():
                 out = (layer.units,)
                 weights, biases = shape[0] * layer.units, layer.units
-        total += weights + biases
-        rows.append({
-            "name": layer.name,
-            "kind": layer.kind,
-            "output_shape": out,
-            "F": fsp[0],
-            "S": fsp[1],
-            "P": fsp[2],
-            "weights": weights,
-            "biases": biases,
-            "params": weights + biases,
-            "total": total,
-            "dense_equivalent": dense_equivalent,
-        })
+        rows.append(_row(layer.name, layer.kind, out, fsp, weights, biases, non_trainable, dense_equivalent))
         shape = out
-    return rows
+    return shape
+
+
+def _row(name: str, kind: str, out: tuple[int, ...], fsp: tuple = (None, None, None), weights: int = 0,
+         biases: int = 0, non_trainable: int = 0, dense_equivalent: int | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "output_shape": out,
+        "F": fsp[0],
+        "S": fsp[1],
+        "P": fsp[2],
+        "weights": weights,
+        "biases": biases,
+        "non_trainable": non_trainable,
+        "params": weights + biases + non_trainable,
+        "total": 0,  # running total, filled in by rows_of
+        "dense_equivalent": dense_equivalent,
+    }
 
 
 def check_against_keras(rows: list[dict[str, Any]], model: Any) -> int:
@@ -167,7 +206,7 @@ def check_against_keras(rows: list[dict[str, Any]], model: Any) -> int:
 
 def _cell(key: str, value: Any, kind: str) -> str:
     """Blank where a value does not apply (and for parameter-free layers' 0 parameters)."""
-    if value is None or (key in ("weights", "biases", "params") and kind not in ("conv", "fc")):
+    if value is None or (key in ("weights", "biases", "params") and kind not in ("conv", "fc", "batchnorm")):
         return ""
     if key == "output_shape":
         return "×".join(f"{n:,}" for n in value)

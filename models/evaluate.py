@@ -35,12 +35,15 @@ def _round(x: float) -> float:
 
 
 def classification_metrics(y_true, y_pred, class_names: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+    """Accuracy, balanced accuracy, macro-F1, per-class precision/recall/F1/support and the
+    confusion matrix.
 
     Every class in ``class_names`` counts, present in the data or not: ill-defined
     precision/recall/F1 are 0 (``zero_division=0``), ``macro_f1`` is the unweighted mean of
     the per-class F1 over all ``len(class_names)`` classes, and ``confusion`` has one row
-    (actual) and one column (predicted) per class. Floats are rounded to 6 decimals.
+    (actual) and one column (predicted) per class. ``balanced_accuracy`` is the mean recall of
+    the classes present in ``y_true`` (scikit-learn's ``balanced_accuracy_score``, without its
+    warning about predicted classes that are absent). Floats are rounded to 6 decimals.
 
     Raises:
         InputError: label arrays of different or zero length, or labels out of range.
@@ -58,6 +61,7 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str]) -> dict[s
     }
     return {
         "test_accuracy": _round(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": _round(np.mean(recall[support > 0])),
         "macro_f1": _round(np.mean(f1)),
         "per_class": per_class,
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),

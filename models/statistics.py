@@ -3,7 +3,10 @@
 Pure numpy/scipy functions: nothing here reads or writes files. Each model is trained once
 on one split, so the comparison follows Dietterich's recommendation for that setting:
 McNemar's exact test on the images where exactly one of the two models is right, with a
-paired bootstrap interval for the difference of accuracies.
+paired bootstrap interval for the difference of accuracies. On imbalanced classes the
+difference of balanced accuracies (mean per-class recall) has the same paired bootstrap
+interval, and a paired randomisation test, McNemar's test with the images weighed by their
+class, takes McNemar's place (:func:`compare_paired_balanced`).
 
 References:
     - Wilson, E. B. (1927). Probable inference, the law of succession, and statistical
@@ -17,6 +20,8 @@ References:
       in its exact binomial form.)
     - Dietterich, T. G. (1998). Approximate statistical tests for comparing supervised
       classification learning algorithms. Neural Computation 10(7):1895-1923.
+    - Fisher, R. A. (1935). The Design of Experiments. Oliver & Boyd, ch. 3: the randomisation
+      test of paired differences (:func:`sign_flip_p`).
     - Connor, R. J. (1987). Sample size for testing differences in proportions for the
       paired-sample design. Biometrics 43:207-211. (:func:`images_needed`.)
 """
@@ -85,6 +90,18 @@ def _correct(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
+def _labels(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Equally long, non-empty 1-d integer label arrays with values in ``range(n_classes)``."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        raise ParameterError(f"n_classes must be an integer >= 1; got {n_classes!r}")
+    y_true, y_pred = _paired(np.ravel(y_true), np.ravel(y_pred), "label arrays")
+    for name, y in (("true", y_true), ("predicted", y_pred)):
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
+            raise InputError(f"{name} labels must be integers in [0, {n_classes - 1}]; "
+                             f"got {np.unique(y)[:10].tolist()}")
+    return y_true.astype(np.int64), y_pred.astype(np.int64)
+
+
 def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(values, [tail, 1.0 - tail])
@@ -140,13 +157,7 @@ def macro_f1(y_true, y_pred, n_classes: int) -> float:
         ParameterError: ``n_classes < 1``.
         InputError: label arrays of different or zero length, or labels out of range.
     """
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
-        raise ParameterError(f"n_classes must be an integer >= 1; got {n_classes!r}")
-    y_true, y_pred = _paired(np.ravel(y_true), np.ravel(y_pred), "label arrays")
-    for name, y in (("true", y_true), ("predicted", y_pred)):
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes:
-            raise InputError(f"{name} labels must be integers in [0, {n_classes - 1}]; "
-                             f"got {np.unique(y)[:10].tolist()}")
+    y_true, y_pred = _labels(y_true, y_pred, n_classes)
     k = int(n_classes)
     confusion = np.bincount(y_true.astype(np.int64) * k + y_pred, minlength=k * k).reshape(k, k)
     true_positive = np.diag(confusion).astype(float)
@@ -154,6 +165,23 @@ def macro_f1(y_true, y_pred, n_classes: int) -> float:
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
     f1 = np.divide(2.0 * true_positive, denominator, out=np.zeros(k), where=denominator > 0)
     return float(f1.mean())
+
+
+def balanced_accuracy(y_true, y_pred, n_classes: int) -> float:
+    """Mean recall over the classes present in ``y_true`` (scikit-learn's
+    ``balanced_accuracy_score``: a class with no true image does not count), so each class
+    weighs the same however many test images it has: predicting the majority class of a 1:20
+    set scores 0.5, not 0.95.
+
+    Raises:
+        ParameterError: ``n_classes < 1``.
+        InputError: label arrays of different or zero length, or labels out of range.
+    """
+    y_true, y_pred = _labels(y_true, y_pred, n_classes)
+    support = np.bincount(y_true, minlength=n_classes)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    present = support > 0
+    return float(np.mean(hits[present] / support[present]))
 
 
 def bootstrap_interval(y_true, y_pred, statistic: Callable[[np.ndarray, np.ndarray], float], *,
@@ -175,6 +203,24 @@ def bootstrap_interval(y_true, y_pred, statistic: Callable[[np.ndarray, np.ndarr
     for start, indices in _index_chunks(len(y_true), resamples, seed):
         for i, rows in enumerate(indices, start):
             values[i] = statistic(y_true[rows], y_pred[rows])
+    return _percentile_interval(values, confidence)
+
+
+def balanced_accuracy_interval(y_true, y_pred, n_classes: int, *, resamples: int, seed: int,
+                               confidence: float = 0.95) -> tuple[float, float]:
+    """:func:`bootstrap_interval` of :func:`balanced_accuracy` (the same image positions for the
+    same seed), vectorised over the resamples.
+
+    Raises:
+        InputError: label arrays of different or zero length, or labels out of range.
+        ParameterError: as :func:`bootstrap_interval`, and ``n_classes < 1``.
+    """
+    confidence, resamples, seed = _confidence(confidence), _resamples(resamples), _seed(seed)
+    y_true, y_pred = _labels(y_true, y_pred, n_classes)
+    hits = (y_true == y_pred).astype(np.float64)
+    values = np.empty(resamples)
+    for start, indices in _index_chunks(len(y_true), resamples, seed):
+        values[start:start + len(indices)] = _balanced_differences(y_true, hits, indices, int(n_classes))
     return _percentile_interval(values, confidence)
 
 
@@ -259,7 +305,9 @@ def images_needed(difference: float, discordant_rate: float, *, alpha: float = 0
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Two models on the same ``n`` test images (a - b throughout); see :func:`compare_paired`."""
+    """Two models on the same ``n`` test images (a - b throughout); see :func:`compare_paired`.
+    ``accuracy_a``/``accuracy_b``, ``difference`` and its interval are of ``metric``;
+    ``only_a``/``only_b`` always count the images exactly one of the two gets right."""
 
     n: int
     accuracy_a: float
@@ -272,12 +320,18 @@ class PairedComparison:
     p_value: float
     images_needed: int | None
     alpha: float = 0.05
+    metric: str = "accuracy"  # or "balanced_accuracy" (:func:`compare_paired_balanced`)
+
+    @property
+    def test(self) -> str:
+        """The test behind ``p_value``: ``McNemar`` (accuracy) or ``permutation`` (balanced accuracy)."""
+        return "McNemar" if self.metric == "accuracy" else "permutation"
 
     @property
     def significant(self) -> bool:
-        """True iff the interval of the difference excludes 0 AND McNemar's exact test rejects
-        at ``alpha``. With few discordant images the percentile bootstrap interval is too
-        narrow (7 vs 1 images: an interval above 0 but p = 0.07), so both must agree."""
+        """True iff the interval of the difference excludes 0 AND the test rejects at ``alpha``.
+        With few discordant images the percentile bootstrap interval is too narrow (7 vs 1
+        images: an interval above 0 but McNemar's p = 0.07), so both must agree."""
         return bool((self.ci_low > 0.0 or self.ci_high < 0.0) and self.p_value < self.alpha)
 
 
@@ -310,6 +364,77 @@ def compare_paired(correct_a, correct_b, *, resamples: int, seed: int, confidenc
         alpha=alpha,
     )
 
+
+def _balanced_differences(y_true: np.ndarray, per_image: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
+    """Balanced accuracy of a minus b on each row of ``indices`` (image positions): per row,
+    the mean over its present classes of (a's hits - b's hits) / the class's images."""
+    rows = len(indices)
+    flat = (y_true[indices] + k * np.arange(rows)[:, None]).ravel()
+    support = np.bincount(flat, minlength=rows * k).reshape(rows, k)
+    gained = np.bincount(flat, weights=per_image[indices].ravel(), minlength=rows * k).reshape(rows, k)
+    recall = np.divide(gained, support, out=np.zeros((rows, k)), where=support > 0)
+    return recall.sum(axis=1) / np.count_nonzero(support, axis=1)
+
+
+def sign_flip_p(effects, *, resamples: int, seed: int) -> float:
+    """Two-sided p-value of a paired randomisation test of ``sum(effects)`` = 0: each image's
+    effect (a's minus b's contribution; 0 where both agree) keeps or flips its sign with
+    probability 1/2, ``resamples`` times (``numpy.random.default_rng(seed)``), and
+    ``p = (k + 1) / (resamples + 1)`` with ``k`` the draws whose ``|sum|`` reaches the observed one.
+    With equal effects it is McNemar's exact test, by Monte Carlo; 1.0 when every effect is 0.
+
+    Raises:
+        ParameterError: ``resamples < 1`` or a negative seed.
+    """
+    resamples, seed = _resamples(resamples), _seed(seed)
+    effects = np.asarray(effects, dtype=np.float64).ravel()
+    effects = effects[effects != 0.0]
+    if effects.size == 0:
+        return 1.0
+    observed = abs(effects.sum()) * (1 - 1e-12)  # a draw equal to the observed one counts despite rounding
+    rng = np.random.default_rng(seed)
+    rows, reached = max(1, CHUNK_ELEMENTS // effects.size), 0
+    for start in range(0, resamples, rows):
+        signs = rng.integers(0, 2, size=(min(rows, resamples - start), effects.size)) * 2 - 1
+        reached += int(np.count_nonzero(np.abs(signs @ effects) >= observed))
+    return min(1.0, (reached + 1) / (resamples + 1))
+
+
+def compare_paired_balanced(y_true, pred_a, pred_b, n_classes: int, *, resamples: int, seed: int,
+                            confidence: float = 0.95, alpha: float = 0.05) -> PairedComparison:
+    """Two models' balanced accuracies (:func:`balanced_accuracy`) on the same test images: the
+    difference a - b with a paired percentile bootstrap interval (both models resampled on the
+    same image positions, ``numpy.random.default_rng(seed)`` as :func:`paired_bootstrap_difference`)
+    and the p-value of the paired randomisation test :func:`sign_flip_p` of that difference.
+
+    The difference is a sum over the discordant images (``only_a``/``only_b``), each weighing
+    ``1 / (classes x images of its class)``; the test swaps the two models' answers on each
+    image at random. On equal classes every weight is the same and it is McNemar's exact test;
+    unlike the percentile bootstrap it stays valid on few discordant images, so significance
+    asks both to agree, as for accuracy. :func:`images_needed` (McNemar's) is None.
+
+    Raises:
+        InputError: label arrays of different or zero length, or labels out of range.
+        ParameterError: as :func:`paired_bootstrap_difference`, and ``alpha`` not in (0, 1).
+    """
+    confidence, resamples, seed = _confidence(confidence), _resamples(resamples), _seed(seed)
+    alpha = _confidence(alpha, "alpha")
+    y_true, pred_a = _labels(y_true, pred_a, n_classes)
+    _, pred_b = _labels(y_true, pred_b, n_classes)
+    correct_a, correct_b = y_true == pred_a, y_true == pred_b
+    per_image = correct_a.astype(np.float64) - correct_b
+    values = np.empty(resamples)
+    for start, indices in _index_chunks(len(y_true), resamples, seed):
+        values[start:start + len(indices)] = _balanced_differences(y_true, per_image, indices, int(n_classes))
+    score_a, score_b = balanced_accuracy(y_true, pred_a, n_classes), balanced_accuracy(y_true, pred_b, n_classes)
+    support = np.bincount(y_true, minlength=n_classes)
+    weights = 1.0 / (np.count_nonzero(support) * support[y_true])
+    low, high = _percentile_interval(values, confidence)
+    only_a, only_b = int(np.count_nonzero(correct_a & ~correct_b)), int(np.count_nonzero(correct_b & ~correct_a))
+    return PairedComparison(
+        n=len(y_true), accuracy_a=score_a, accuracy_b=score_b, difference=score_a - score_b, ci_low=low, ci_high=high,
+        only_a=only_a, only_b=only_b, p_value=sign_flip_p(per_image * weights, resamples=resamples, seed=seed),
+        images_needed=None, alpha=alpha, metric="balanced_accuracy")
 
 # ---------------------------------------------------------------------------- repeats
 

@@ -136,6 +136,17 @@ def explain(params: str) -> None:
     stage.run(cfg)
 
 
+@cli.command("learning-curve")
+@params_option
+@click.option("--fraction", required=True, help="Fraction of the training split: one of curve.fractions.")
+@user_errors
+def learning_curve(params: str, fraction: str) -> None:
+    """One learning-curve point: the best classical and deep models retrained on a nested subset."""
+    from pipeline import learning_curve as stage
+
+    stage.run(load(params), fraction)
+
+
 @cli.command()
 @params_option
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
@@ -180,6 +191,16 @@ def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
     rows = stage.run(cfg, model, images, out)
     click.echo(stage.table(rows))
     click.echo(f"wrote {len(rows)} predictions to {out}")
+
+
+@cli.command("log")
+@params_option
+@user_errors
+def log_runs(params: str) -> None:
+    """Log to MLflow the runs a stage could not log (the tracking server was down), from its files."""
+    from pipeline import log as tool
+
+    tool.run(load(params))
 
 
 @cli.command()

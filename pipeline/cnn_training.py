@@ -4,7 +4,7 @@ compiled network of one architecture, its fit, and the extra seeds of ``evaluati
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -54,14 +54,15 @@ def fit_model(cfg: Config, arch: str, model: Any, x_train, y_train, x_val, y_val
                         augmentation=cfg.cnn.augment.model_dump(), seed=kwargs.pop("seed", cfg.seed), **kwargs)
 
 
-def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: training.Runtime, run: Any) -> list[dict]:
+def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: training.Runtime,
+                      log_seed: Callable[[dict], Any] | None = None) -> list[dict]:
     """Rebuild and train ``arch`` with each extra seed of ``evaluation.repeats`` (Keras' global
     seed set to it, inside the runtime ``rt`` of the first seed, so op determinism stays on) and
-    score it; each is logged as an MLflow run nested under ``run``. Their scores, in seed order."""
+    score it; ``log_seed`` gets each one's scores (the stage logs them as an MLflow run nested under
+    its own). Their scores, in seed order."""
     import keras
 
     from comparison.repeats import seed_scores, seeds
-    from pipeline.tracking import log_seed_run
 
     scores = []
     batch_size = cfg.cnn.training(arch).batch_size
@@ -72,6 +73,7 @@ def train_extra_seeds(cfg: Config, arch: str, x: dict, split: Split, rt: trainin
         fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], seed=seed)
         y_pred = np.argmax(model.predict(x["test"], batch_size=batch_size, verbose=0), axis=1)
         scores.append(seed_scores(seed, split.y["test"], y_pred, fit.best_val_accuracy, split.num_classes))
-        log_seed_run(run, approach="deep", model_id=arch, scores=scores[-1])
+        if log_seed is not None:
+            log_seed(scores[-1])
         print(f"{arch} seed {seed}: test accuracy {scores[-1]['test_accuracy']:.4f}, {fit.epochs_run} epochs")
     return scores

@@ -3,9 +3,12 @@
 Reads the per-model files (:mod:`pipeline.read_results`) of exactly the models params.yaml
 configures, refuses models trained on different splits, and writes
 
-* ``reports/leaderboard.csv`` / ``.md``  ranked by test accuracy
-* ``reports/summary.json``   DVC metrics: the best of each approach (chosen on validation
-                              accuracy) and their paired comparison on test (the verdict)
+* ``reports/leaderboard.csv`` / ``.md``  ranked by the test score of the metric
+* ``reports/summary.json``   DVC metrics: the best of each approach (chosen on the validation
+                              score of the metric) and their paired comparison on test (the verdict)
+
+The metric is ``evaluation.metric`` (:mod:`comparison.metrics`); ``auto`` weighs the training
+split's class counts in ``data/prepared/manifest.json`` (the test images' when there is none).
 * ``reports/plots/*.png``    accuracy vs parameters, accuracy bars, the best models' confusion
                               matrices, CNN training curves, McNemar p-values of the top models,
                               the budget curve (accuracy vs training seconds, :mod:`comparison.budget`;
@@ -30,11 +33,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from comparison import budget, confusion, figures, leaderboard, plots, statistics
+from comparison.metrics import Metric, choose_metric
 from comparison.verdict import budget_fields, pair_line, verdict_fields, verdict_line
-from pipeline import layout, model_runs, read_results, registry
+from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
+from pipeline.tracking import Guard, check_store, unlogged_warning
 
 PLOT_NAMES = figures.PLOT_NAMES
 
@@ -71,28 +76,42 @@ def _budget(cfg: Config, best: Mapping[str, Any]) -> dict:
                          val_images=counts.get("val"), search=cfg.classical.search)
 
 
+def _metric(cfg: Config, images: statistics.TestImages) -> Metric:
+    """``evaluation.metric`` for the class counts of the training split (the manifest's), else of the test images."""
+    train = (_manifest().get("counts_per_class") or {}).get("train")
+    if isinstance(train, dict) and len(train) >= 2:
+        return choose_metric(cfg.evaluation.metric, train.values(), "training")
+    return choose_metric(cfg.evaluation.metric, images.class_counts(), "test")
+
+
 def _evaluate(cfg: Config, rows: Sequence[Mapping[str, Any]]):
-    """Ranked rows with their statistics, the summary with the verdict, its line, the test images."""
-    settings = statistics.Settings.from_config(cfg)
+    """Ranked rows with their statistics, the summary with the verdict, its line, the test images,
+    the interval's level and the metric."""
     rows = leaderboard.rank_rows(rows)
     images = read_results.read_test_images(rows)
+    metric = _metric(cfg, images)
+    settings = statistics.Settings.from_config(cfg, metric.name)
+    rows = leaderboard.rank_rows(statistics.scored(rows, images, settings), metric)
     rows = statistics.with_statistics(rows, images, settings)
-    best = leaderboard.select_best(rows)
+    best = leaderboard.select_best(rows, metric)
     comparison = given = None
     if best["classical"] and best["deep"]:  # a = deep, b = classical: difference = deep - classical
-        comparison = settings.compare(images.correct(best["deep"]["model"]), images.correct(best["classical"]["model"]))
+        comparison = settings.compare_models(images.predictions[best["deep"]["model"]],
+                                             images.predictions[best["classical"]["model"]])
         given = _budget(cfg, best)
-    summary = leaderboard.build_summary(rows, verdict_fields(comparison, given))
-    return rows, summary, verdict_line(summary, settings.level), images, settings.level
+    summary = leaderboard.build_summary(rows, verdict_fields(comparison, given), metric)
+    return rows, summary, verdict_line(summary, settings.level), images, settings.level, metric
 
 
-def _tables(rows: Sequence[Mapping[str, Any]], title: str, line: str, level: str, stem: str) -> dict[Path, bytes]:
+def _tables(rows: Sequence[Mapping[str, Any]], title: str, line: str, level: str, metric: Metric,
+            stem: str) -> dict[Path, bytes]:
     """The leaderboard's CSV and markdown files (``reports/<stem>.csv|md``), printed as a table too."""
-    print(leaderboard.text_table(rows, level))
-    print(leaderboard.legend(rows, level))
+    print(leaderboard.text_table(rows, level, metric))
+    print(leaderboard.legend(rows, level, metric=metric))
     print()
+    markdown = leaderboard.markdown_table(rows, title, line, level, metric)
     return {layout.REPORTS_DIR / f"{stem}.csv": leaderboard.csv_text(rows).encode("utf-8"),
-            layout.REPORTS_DIR / f"{stem}.md": leaderboard.markdown_table(rows, title, line, level).encode("utf-8")}
+            layout.REPORTS_DIR / f"{stem}.md": markdown.encode("utf-8")}
 
 
 def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
@@ -103,6 +122,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
         raise ConfigError(f"--experiment = {experiment!r}: only applies with --from-mlflow "
                           f"(the comparison run goes to mlflow.experiment = {cfg.experiment!r})")
 
+    check_store()
     rows = read_results.read_rows(cfg.model_ids())
     split = leaderboard.check_same_split(rows)
     manifest = _manifest()
@@ -110,39 +130,38 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     if current and current != split:
         _warn(f"the models were trained on split {split[:12]} but {layout.MANIFEST} is split {str(current)[:12]}; "
               f"run `dvc repro` to retrain them on the current split")
-    rows, summary, line, images, level = _evaluate(cfg, rows)
+    rows, summary, line, images, level, metric = _evaluate(cfg, rows)
     class_names = [str(c) for c in manifest.get("class_names") or ()]
 
     # everything is rendered in memory first: a failure here writes nothing
     histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
     points = budget.budget_points(rows, histories, cfg.evaluation.confidence)
     drawn = _figures(cfg, rows, summary, images, class_names, histories, points, level)
-    n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
-    outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
+    guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
+    n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
+                + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
+    outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.PLOTS_DIR / "budget_curve.csv"] = budget.csv_text(points).encode("utf-8")
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
-
-    run_id, n_linked, warnings = model_runs.log_comparison(cfg, rows, summary, list(outputs))
-    for message in warnings:
-        _warn(message)
-    print(f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
-          f"{layout.PLOTS_DIR}/; MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of "
-          f"{n_linked} of {len(rows)} model runs ({n_logged} classical runs logged now)")
-    print(registry.register_chosen(rows, summary, _warn))
+    written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
+               f"{layout.PLOTS_DIR}/")
+    model_runs.record_comparison(cfg, rows, summary, list(outputs), guard, n_logged, _warn, written)
+    unlogged_warning(guard, "the comparison's files are")
     print(line)
     return leaderboard.dataframe(rows)
 
 
 def _run_from_mlflow(cfg: Config, experiment: str):
+    check_store()
     rows, split, missing = read_results.rows_from_mlflow(cfg.model_ids(), experiment, _manifest().get("sha256"))
     if missing:
         _warn(f"no FINISHED MLflow run on split {split[:12]} for: {leaderboard.name_list(missing, 10)}; left out")
-    rows, summary, line, _, level = _evaluate(cfg, rows)
+    rows, summary, line, _, level, metric = _evaluate(cfg, rows)
     print(f"from MLflow experiment {experiment!r}: latest FINISHED run of {len(rows)} models on split {split[:12]}")
     title = f"Leaderboard from MLflow experiment {experiment!r}: {leaderboard.subtitle(summary)}"
-    write_files(_tables(rows, title, line, level, "leaderboard_mlflow"))
+    write_files(_tables(rows, title, line, level, metric, "leaderboard_mlflow"))
     print(f"wrote {layout.REPORTS_DIR}/leaderboard_mlflow.csv and leaderboard_mlflow.md")
     print(line)
     return leaderboard.dataframe(rows)
@@ -166,8 +185,10 @@ def run_pair(cfg: Config, model_a: str, model_b: str) -> str:
     leaderboard.check_same_split(list(rows.values()))
     a, b = rows[model_a], rows[model_b]
     images = read_results.read_test_images([a, b])
-    settings = statistics.Settings.from_config(cfg)
-    line = pair_line(a, b, settings.compare(images.correct(model_a), images.correct(model_b)), settings.level)
+    metric = _metric(cfg, images)
+    settings = statistics.Settings.from_config(cfg, metric.name)
+    comparison = settings.compare_models(images.predictions[model_a], images.predictions[model_b])
+    line = pair_line(a, b, comparison, settings.level, metric)
     print(f"{model_a} {100 * a['test_accuracy']:.2f} % vs {model_b} {100 * b['test_accuracy']:.2f} % test accuracy "
           f"on the same {images.n:,} test images")
     print(line)

@@ -26,9 +26,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, Validation
 
 from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, BatchSize, Epochs, Fraction, LearningRate, NameList, Section, Strict,
-                                    WithComponents, architectures, classifiers, extractors, name_list,
-                                    none_is_empty, nullable)
+from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, Epochs, Fraction, LearningRate,
+                                    NameList, Section, Strict, WithComponents, architectures, classifiers, extractors,
+                                    name_list, none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
 
@@ -108,12 +108,6 @@ class Training(NamedTuple):
     learning_rate: float
 
 
-class AugmentConfig(Strict):
-    """Training-time augmentation (models/augment.py); off unless switched on."""
-    horizontal_flip: bool = False
-    max_shift: Annotated[int, Field(ge=0, le=64)] = 0
-
-
 class CnnConfig(WithComponents):
     """``cnn``: the architectures to train, shared training settings, and ``cnn.<arch>`` each."""
 
@@ -144,13 +138,15 @@ class CnnConfig(WithComponents):
 
 class EvaluationConfig(Strict):
     """How sure the verdict is: every interval's confidence, the bootstrap's resamples (seeded
-    with ``seed``), the level of McNemar's test, and how many seeds each stochastic model is
-    trained with (issue 11; models/statistics.py)."""
+    with ``seed``), the level of McNemar's test, how many seeds each stochastic model is
+    trained with (issue 11; models/statistics.py), and the metric that ranks, selects and
+    decides (comparison/metrics.py: ``auto`` balances imbalanced classes)."""
 
     confidence: Fraction = 0.95
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
     alpha: Fraction = 0.05
     repeats: Annotated[int, Field(ge=1, le=1000)] = 1
+    metric: Literal["auto", "accuracy", "balanced_accuracy"] = "auto"  # comparison.metrics.SETTINGS
 
 
 class Config(Strict):
@@ -161,6 +157,7 @@ class Config(Strict):
     features: nullable(FeaturesConfig)
     classical: nullable(ClassicalConfig)
     cnn: nullable(CnnConfig)
+    curve: nullable(CurveConfig) = CurveConfig()  # the learning curve (pipeline/learning_curve.py)
     _source: str = PrivateAttr("params.yaml")
 
     @property
@@ -195,6 +192,8 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raise ConfigError(f"{source}: {error_line(exc)}") from None
     if cfg.data.dataset != "digits" and cfg.data.path is None:
         raise ConfigError(f"{source}: data.path = None: dataset '{cfg.data.dataset}' needs data.path (a directory)")
+    cnn = cfg.cnn.model_copy(update={"augment": cfg.cnn.augment.resolved(cfg.data.channels, cfg.data.image_size)})
+    cfg = cfg.model_copy(update={"cnn": cnn})
     cfg._source = source
     return cfg
 

@@ -9,6 +9,7 @@ validation of component names. Imports no component code and nothing from ``pipe
 """
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Callable, ClassVar, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -115,3 +116,61 @@ class WithComponents(Strict):
 def nullable(model: type[BaseModel]) -> Any:
     """A top-level section field: ``null`` (or left out, where it has defaults) reads as empty."""
     return Annotated[model, BeforeValidator(none_is_empty)]
+
+
+AUTO = "auto"
+SHIFT_PER_PIXEL = 4 / 32  # He et al. 2016: 4 pixels of zero padding, then a random 32x32 crop
+
+
+def _flip_setting(value: Any) -> Any:
+    if value != AUTO and not isinstance(value, bool):
+        raise ValueError("must be true, false or auto")
+    return value
+
+
+def _shift_setting(value: Any) -> Any:
+    if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64):
+        raise ValueError("must be auto or a whole number of pixels in [0, 64]")
+    return value
+
+
+class AugmentConfig(Strict):
+    """Training-time augmentation (models/augment.py). ``auto`` is decided by the data in
+    :meth:`resolved`, when the configuration is loaded; true/false and numbers are kept."""
+
+    horizontal_flip: Annotated[Any, AfterValidator(_flip_setting)] = AUTO
+    max_shift: Annotated[Any, AfterValidator(_shift_setting)] = AUTO
+
+    def resolved(self, channels: int, image_size: int | None) -> AugmentConfig:
+        """The one place ``auto`` is decided: on for colour photos (``data.channels`` 3), whose
+        labels survive a mirror and a small shift, off for grayscale (digits and letters, where
+        a mirrored 2 is no 2 and the default run stays as it was). On means a flip and He et
+        al.'s 4-pixel shift at 32x32, scaled to ``data.image_size`` (size / 8, rounded half up;
+        4 when the native size is kept)."""
+        colour = channels == 3
+        size = 32 if image_size is None else image_size
+        shift = math.floor(size * SHIFT_PER_PIXEL + 0.5) if colour else 0
+        return self.model_copy(update={
+            "horizontal_flip": colour if self.horizontal_flip == AUTO else self.horizontal_flip,
+            "max_shift": shift if self.max_shift == AUTO else self.max_shift,
+        })
+
+
+def _fractions(values: tuple[float, ...]) -> tuple[float, ...]:
+    if not values:
+        raise ValueError("must be a non-empty list of fractions in (0, 1], e.g. [0.1, 0.25, 0.5, 1.0]")
+    for value in values:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"{value!r} is not a fraction in (0, 1]")
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat a fraction")
+    return values
+
+
+class CurveConfig(Strict):
+    """``curve``: the learning curve's training-set fractions and its models (null: the best
+    classical and the best deep model ``compare`` chose on validation)."""
+
+    fractions: Annotated[tuple[Annotated[float, Field(strict=False)], ...], Field(strict=False),
+                         AfterValidator(_fractions)] = (0.1, 0.25, 1.0)
+    models: Annotated[tuple[str, ...], Field(strict=False, min_length=2)] | None = None

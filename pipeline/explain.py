@@ -18,6 +18,8 @@ predictions (``predictions/<id>/test.csv``) pair up by position in the split. Wr
 * ``reports/explain/visualize/``            ``cvd visualize``'s drawings of a few test images
                                             (disagreements first)
 * ``reports/index.html``                    the page (:func:`pipeline.report_html.build_page`)
+* ``reports/curve/``                        the learning curve and its crossover, from the points of the
+                                            ``learning_curve`` stages (:mod:`pipeline.curve_report`)
 
 and logs the page and its pictures as artifacts (``report/``) of the newest ``comparison``
 MLflow run on this split; when there is none, or MLflow fails, it says so in one line and
@@ -31,15 +33,16 @@ The analysis and the figures are :mod:`comparison.explain` and :mod:`comparison.
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any, Mapping
 
 from comparison.explain import aligned, disagreements, pictures_to_draw  # noqa: F401  (explain.aligned: tests)
 from comparison.explain_figures import analyse
+from comparison.leaderboard import subtitle
 from comparison.statistics import Settings
 from comparison.verdict import verdict_line
 from pipeline import layout, read_results, report_html, visualize
 from pipeline.config import Config
+from pipeline.curve_report import curve_report
 from pipeline.errors import DataError
 from pipeline.io import atomic_path, load_split, read_json, write_files, write_json
 from pipeline.report_html import build_page  # noqa: F401  (explain.build_page: tests)
@@ -70,22 +73,12 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
     try:
         import mlflow
 
-        from pipeline.tracking import tracking_uri
+        from pipeline.comparison_run import newest_comparison_run
 
-        uri = tracking_uri()
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-            return f"MLflow: no store at {uri}; the report was not logged"
-        mlflow.set_tracking_uri(uri)
-        if mlflow.get_experiment_by_name(cfg.experiment) is None:
-            return f"MLflow: no experiment {cfg.experiment!r}; the report was not logged"
-        runs = mlflow.search_runs(experiment_names=[cfg.experiment], output_format="list", max_results=1,
-                                  filter_string=f"tags.approach = 'comparison' AND attributes.status = 'FINISHED' "
-                                                f"AND tags.split_sha256 = '{split_sha256}'",
-                                  order_by=["attributes.start_time DESC"])
-        if not runs:
-            return (f"MLflow: no FINISHED comparison run on split {split_sha256[:12]} in {cfg.experiment!r}; "
-                    f"the report was not logged")
-        run_id = runs[0].info.run_id
+        run, reason = newest_comparison_run(cfg.experiment, split_sha256)
+        if run is None:
+            return f"MLflow: {reason}; the report was not logged"
+        run_id = run.info.run_id
         client = mlflow.MlflowClient()
         client.log_artifact(run_id, str(layout.INDEX), "report")
         client.log_artifacts(run_id, str(layout.EXPLAIN_DIR), "report/explain")
@@ -98,6 +91,9 @@ def _log_to_comparison(cfg: Config, split_sha256: str) -> str:
 
 
 def run(cfg: Config) -> dict:
+    from pipeline.tracking import check_store
+
+    check_store()
     summary = read_json(layout.SUMMARY)
     names = best_pair(summary)
     classical, deep = aligned(*(read_results.read_predictions(name, "test") for name in names), names)
@@ -118,12 +114,15 @@ def run(cfg: Config) -> dict:
     chosen = pictures_to_draw(only_c, only_d, len(images), VISUALIZED, cfg.seed)
     pictures = visualize.split_pictures(split, "test", chosen)
     drawings = visualize.render(pictures, visualize.prepare_tools(cfg, split, None, pictures))
-    html_text = build_page(summary, verdict_line(summary, level), leaderboard_rows, list(files), counts,
+    curve_files, curve_section, crossover = curve_report(cfg, split.sha256, subtitle(summary), level)
+    verdict = verdict_line(summary, level) + (f". Learning curve: {crossover}" if crossover else "")
+    html_text = build_page(summary, verdict, leaderboard_rows, list(files), counts,
                            [p.name for p in pictures], list(drawings), level,
-                           [name for name in PLOTS if layout.plot_path(name).is_file()])
+                           [name for name in PLOTS if layout.plot_path(name).is_file()],
+                           [curve_section] if curve_section else [])
 
     outputs = {layout.EXPLAIN_DIR / name: content for name, content in files.items()}
-    outputs |= {layout.EXPLAIN_DIR / "visualize" / rel: content for rel, content in drawings.items()}
+    outputs |= {layout.EXPLAIN_DIR / "visualize" / rel: content for rel, content in drawings.items()} | curve_files
     write_files(outputs)
     write_json(layout.EXPLAIN_DIR / "summary.json", {k: v for k, v in counts.items() if k != "per_class_rows"})
     missing = report_html.missing_images(html_text, layout.REPORTS_DIR)
@@ -135,6 +134,8 @@ def run(cfg: Config) -> dict:
     print(f"{names[0]} (classical) vs {names[1]} (deep) on {counts['n_test']:,} test images: "
           f"{counts['only_classical_right']} only classical right, {counts['only_deep_right']} only deep right, "
           f"{counts['both_wrong']} both wrong")
-    print(f"wrote {len(outputs) + 1} files in {layout.EXPLAIN_DIR}/ and {layout.INDEX}")
+    print(f"wrote {len(outputs) + 1} files in {layout.EXPLAIN_DIR}/, {layout.CURVE_REPORT_DIR}/ and {layout.INDEX}")
+    if crossover:
+        print(f"learning curve: {crossover}")
     print(_log_to_comparison(cfg, split.sha256))
     return counts

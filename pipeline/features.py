@@ -49,7 +49,10 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
 
 
 def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
+    from pipeline.tracking import check_store, data_experiment, log_data_run
+
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
+    check_store()
     split = load_split(split_path)
 
     start = time.perf_counter()
@@ -80,11 +83,9 @@ def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
              split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
     save_extractor(extractor, name)
 
-    from pipeline.tracking import data_experiment, log_metrics, stage_run
-
-    with stage_run("features", experiment=data_experiment(cfg.experiment), run_name=f"features-{name}",
-                   dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
-                   params={k: v for k, v in extractor.get_params().items()}):
-        log_metrics(result)
     write_json(layout.feature_metrics_path(name), result)
+    log_data_run("features", result, f"{layout.feature_metrics_path(name)} and {feature_path(name)} are",
+                 experiment=data_experiment(cfg.experiment), run_name=f"features-{name}", dataset=split.dataset,
+                 split_sha256=split.sha256, tags={"feature": name},
+                 params={k: v for k, v in extractor.get_params().items()})
     return result

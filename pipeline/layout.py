@@ -16,7 +16,8 @@ names the same files. Nothing here reads or writes a file, and this module impor
 ``plots/{confusion,per_class}/<id>.*``  its confusion rows/matrix, per-class scores
 ``plots/history/<arch>.csv``            a CNN's per-epoch history
 ``predictions/<id>/<part>.csv``         its per-image predictions on val and test
-``reports/...``                         ``compare`` and ``explain``
+``curves/<fraction>.json``              a learning-curve point (``learning_curve@<fraction>``)
+``reports/...``                         ``compare`` and ``explain`` (``reports/curve/``: the learning curve)
 =====================================  =============================================
 
 A model id is ``<feature>-<classifier>`` for a classical model (``hog-rbf_svm``) and the
@@ -51,6 +52,8 @@ LEADERBOARD = REPORTS_DIR / "leaderboard.csv"
 EXPLAIN_DIR = REPORTS_DIR / "explain"
 INDEX = REPORTS_DIR / "index.html"
 VISUALIZE_DIR = REPORTS_DIR / "visualize"
+CURVES_DIR = Path("curves")
+CURVE_REPORT_DIR = REPORTS_DIR / "curve"
 
 
 
@@ -125,6 +128,11 @@ def predictions_path(model: str, part: str) -> Path:
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}; got {part!r}")
     return PREDICTIONS_DIR / model / f"{part}.csv"
+
+
+def curve_point_path(fraction: str) -> Path:
+    """``curves/<fraction>.json``: ``fraction`` as the stage's command line spells it (dvc.yaml's item)."""
+    return CURVES_DIR / f"{fraction}.json"
 
 
 def plot_path(name: str) -> Path:

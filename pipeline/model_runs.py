@@ -19,10 +19,11 @@ configured classical model as its own run, exactly what the stage used to log it
 Idempotent: each run is tagged ``result_sha256``, the SHA-256 of the model's metrics JSON,
 ``.run.json`` and model file. A FINISHED run with that tag is reused, so rerunning ``compare``
 (or a ``dvc exp run`` that retrains nothing of a model) logs no duplicate. The CNN stages log
-their own runs (live epoch metrics; TensorFlow's import dwarfs MLflow's).
+their own runs (live epoch metrics; TensorFlow's import dwarfs MLflow's); one whose stage could not
+log is logged from its files by :mod:`pipeline.deep_runs`.
 
-``compare``'s own run, ``comparison`` (:func:`log_comparison`), gets its files as artifacts and
-becomes the parent of the model runs.
+``compare``'s own run, ``comparison`` (:func:`log_comparison`, tagged ``result_sha256`` of its
+files), gets its files as artifacts and becomes the parent of the model runs.
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def _log_new_run(experiment_id: str, model_id: str, digest: str, example: Any, c
     from comparison.predictions import read_file
     from models.classical import load_pipeline
     from models.evaluate import classification_metrics
-    from pipeline.tracking import common_tags, flat_params, log_model_files, log_seed_run
+    from pipeline.model_logging import log_model_files, log_seed_run
+    from pipeline.tracking import common_tags, flat_params
 
     scores = read_json(layout.scores_path("classical", model_id))
     info = read_json(layout.run_info_path("classical", model_id))
@@ -166,13 +168,23 @@ def log_classical_rows(experiment: str, rows: list[dict], class_names: Sequence[
     return new
 
 
+def comparison_digest(files: Sequence[Path]) -> str:
+    """SHA-256 over compare's output files (names and bytes): the comparison run's ``result_sha256``."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        data = Path(path).read_bytes()
+        digest.update(str(path).encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
 def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
                     files: Sequence[Path]) -> tuple[str, int, list[str]]:
     """The ``comparison`` run, parent of the model runs it read; returns (run id, runs linked, warnings)."""
     import mlflow
 
     from comparison.leaderboard import name_list
-    from pipeline.tracking import link_to_parent, log_metrics, stage_run
+    from pipeline.model_logging import link_to_parent
+    from pipeline.tracking import log_metrics, stage_run
 
     children = {r["model"]: r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}
     without_id = [r["model"] for r in rows if not r["mlflow_run_id"]]
@@ -181,7 +193,7 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
         warnings.append(f"no mlflow_run_id in the .run.json of {name_list(without_id)}; "
                         f"not linked to the comparison run")
     tags = {"approach": "comparison", "model_runs": ",".join(children.values()), "winner": str(summary["winner"]),
-            "selection": summary["selection"]}
+            "selection": summary["selection"], RESULT_TAG: comparison_digest(files)}
     params = {"features.names": list(cfg.features.names), "classical.classifiers": list(cfg.classical.classifiers),
               "cnn.architectures": list(cfg.cnn.architectures)}
     with stage_run("compare", experiment=cfg.experiment, run_name="comparison", dataset=summary["dataset"],
@@ -208,3 +220,25 @@ def log_comparison(cfg: Any, rows: Sequence[Mapping[str, Any]], summary: Mapping
         warnings.append(f"MLflow run(s) of {name_list([label for label, _ in failed], 4)} not found "
                         f"or not writable, not linked to the comparison run (first error: {failed[0][1]})")
     return parent, n_linked, warnings
+
+
+def record_comparison(cfg: Any, rows: list[dict], summary: Mapping[str, Any], files: Sequence[Path], guard: Any,
+                      n_logged: int | None, warn: Any, written: str = "") -> None:
+    """:func:`log_comparison` and the registered champions (:mod:`pipeline.registry`), each call
+    through ``guard`` (:class:`pipeline.tracking.Guard`): prints ``written`` and the comparison run
+    on one line, then the registered models; ``warn`` is given the problems."""
+    from pipeline import registry
+
+    logged = guard(log_comparison, cfg, rows, summary, files)
+    parts = [written] if written else []
+    if logged is not None:
+        run_id, n_linked, warnings = logged
+        for message in warnings:
+            warn(message)
+        parts.append(f"MLflow run {run_id} (experiment {cfg.experiment!r}) is the parent of {n_linked} of "
+                     f"{len(rows)} model runs ({n_logged} logged now from their files)")
+    if parts:
+        print("; ".join(parts))
+    registered = guard(registry.register_chosen, rows, summary, warn)
+    if registered is not None:
+        print(registered)

@@ -179,10 +179,11 @@ def budget_section(summary: Mapping[str, Any], plots: Sequence[str]) -> list[Sec
 
 def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[Mapping[str, str]],
                explain_files: Sequence[str], counts: Mapping[str, Any], drawn: Sequence[str],
-               visual_files: Sequence[str], level: str, plots: Sequence[str] = ()) -> str:
+               visual_files: Sequence[str], level: str, plots: Sequence[str] = (),
+               extra: Sequence[Section] = ()) -> str:
     """reports/index.html from what exists: ``explain_files`` (names in reports/explain/),
     ``visual_files`` (paths under reports/explain/visualize/), ``drawn`` (image folder names),
-    ``plots`` (compare's plots in reports/plots/, by name)."""
+    ``plots`` (compare's plots in reports/plots/, by name); ``extra`` sections follow the leaderboard."""
     c, d = counts["classical"], counts["deep"]
     have = set(explain_files)
     ex = layout.EXPLAIN_DIR.relative_to(layout.REPORTS_DIR).as_posix()
@@ -194,6 +195,7 @@ def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[M
                                 f"{counts['n_test']:,} test images."],
                 tables=[leaderboard_table(leaderboard, [c, d], level)], pictures=plot_pictures),
         *budget_section(summary, plots),
+        *extra,
         Section("Per class", [f"Test accuracy of {c} (classical) and {d} (deep) on each class, and the difference "
                               f"(deep - classical, in points)."],
                 tables=[Table(["class", "test images", f"{c} %", f"{d} %", "deep - classical"],

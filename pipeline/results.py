@@ -26,11 +26,11 @@ never drift apart. What the files hold is computed by :mod:`comparison.results`,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from comparison.predictions import Predictions, csv_text
 from pipeline import layout
-from pipeline.io import atomic_path, write_csv, write_json
+from pipeline.io import atomic_path, read_json, write_csv, write_json
 
 
 # --- per-image predictions (format: comparison.predictions) ---------------------------------
@@ -48,10 +48,12 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
                  class_names: list[str], param_count: int, model_path: Path, run_info: Mapping[str, Any],
                  seed: int, confidence: float, bootstrap_resamples: int,
                  extra_scores: Mapping[str, Any] | None = None,
-                 repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True) -> dict:
-    """Evaluate test predictions, write the model's metrics, plots and per-image predictions,
-    log them to ``run`` (``None``: no MLflow here -- the classical stage, whose run ``compare``
-    logs from these files; with ``draw_confusion`` false no confusion PNG, which would import matplotlib).
+                 repeats: Sequence[Mapping[str, float]] = (), draw_confusion: bool = True,
+                 log_files: Callable[[dict, dict, Path], Any] | None = None) -> dict:
+    """Evaluate test predictions, write the model's metrics, plots and per-image predictions, and
+    hand them to ``log_files`` for the MLflow run (``None``: no MLflow here -- the classical stage,
+    whose run ``compare`` logs from these files; with ``draw_confusion`` false no confusion PNG,
+    which would import matplotlib).
 
     ``test``/``val`` are the model's predictions on every image of those parts, in split
     order (:meth:`Predictions.of`), each computed once by the stage; they are written to
@@ -61,11 +63,12 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
     the scores of the models trained with the extra seeds (``comparison.repeats.PER_SEED_KEYS``); with this
     model's own (seed ``seed``) first they give the :func:`comparison.repeats.repeat_summary` keys.
 
-    ``run`` is the MLflow run yielded by :func:`pipeline.tracking.stage_run`; everything is
-    logged to its id, whichever run happens to be active (the numbers only: ``score_kind``
-    is not a metric). ``run_info`` holds the run-dependent values (fit_seconds,
-    predict_images_per_s, device, identity tags ...); the run's id and experiment id are
-    added to it here when there is a run.
+    ``run`` is the stage's MLflow run (or None); its id and experiment id are added to
+    ``run_info``, the run-dependent values (fit_seconds, predict_images_per_s, device, identity
+    tags ...). ``log_files(scores, info, confusion_png)`` is called once they are computed and
+    the PNG written, before the JSON files: the stage logs them to its run's id
+    (:func:`pipeline.model_logging.log_model_files`, through its guard, so a store that does
+    not answer costs no file).
     """
     from comparison.results import check_predictions, model_scores
     from models.evaluate import classification_metrics, confusion_long_rows
@@ -92,11 +95,22 @@ def record_model(*, run: Any | None, approach: str, model_id: str, test: Predict
 
         with atomic_path(confusion_png) as tmp:
             tmp.write_bytes(confusion_png_bytes(metrics["confusion"], class_names, model_id, scores["test_accuracy"]))
-    if run is not None:
-        from pipeline.tracking import log_model_files
-
-        log_model_files(run.info.run_id, scores, info, confusion_png)
+    if log_files is not None:
+        log_files(scores, info, confusion_png)
 
     write_json(layout.scores_path(approach, model_id), scores)
     write_json(layout.run_info_path(approach, model_id), info)
     return {**scores, **info}
+
+
+def mark_unlogged(approach: str, model_id: str, result: dict) -> dict:
+    """Rewrite the model's ``.run.json`` for a run its stage could not log: ``mlflow_run_id`` becomes
+    ``mlflow_unfinished_run_id`` (``compare`` / ``cvd log`` then log the run from the files). Returns
+    ``result`` changed the same way."""
+    path = layout.run_info_path(approach, model_id)
+    info = read_json(path)
+    for data in (info, result):
+        if data.get("mlflow_run_id"):
+            data["mlflow_unfinished_run_id"] = data.pop("mlflow_run_id")
+    write_json(path, info)
+    return result

@@ -7,37 +7,36 @@
 * One run per stage invocation, opened by :func:`stage_run` with the shared tags
   (``stage``, ``dataset``, ``split_sha256``, ``git_commit``, ``pipeline_run``,
   ``dvc_exp_name``); it is marked FAILED if the stage raises.
-* Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics,
-  to the run id they were given.
-* The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`): their
-  stages import no MLflow.
-* ``compare`` links the model runs to its comparison run (:func:`link_to_parent`);
-  ``cvd compare --from-mlflow`` finds the newest model runs
-  (:func:`pipeline.read_results.latest_finished_runs`).
+* Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics.
+  The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`).
+* A server can be down: waits are bounded by MLflow's own settings (:data:`HTTP_DEFAULTS`, the
+  user's values win); each stage that logs calls :func:`check_store` before its work; logging
+  after the work goes through a :class:`Guard`, so a failure is one warning line and the stage's
+  outputs stay complete; ``compare`` / ``cvd log`` log the missing model runs later.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import re
 import subprocess
-import time
+import sys
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from pipeline import layout
+from pipeline.errors import CvdError
 from pipeline.layout import find_repo_root
 
 
 def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else the local store; for a server, :data:`HTTP_DEFAULTS` are set
+    where the user did not set them."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if uri:
-        return uri
-    return f"sqlite:///{find_repo_root() / 'mlflow.db'}"
-
-
-def _is_local_default(uri: str) -> bool:
-    return uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI")
+    if uri.startswith(("http://", "https://")):
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+    return uri or f"sqlite:///{find_repo_root() / 'mlflow.db'}"
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -50,12 +49,9 @@ def git_commit(root: Path | None = None) -> str:
 
 
 def pipeline_run_id() -> str:
-    """An id shared by all stages of one ``dvc repro`` / ``dvc exp run``.
-
-    ``CVD_PIPELINE_RUN`` wins when set; otherwise the id of the nearest ``dvc`` ancestor
-    process (pid + start time), since DVC starts every stage as its child; a stage run by
-    hand gets its own id.
-    """
+    """An id shared by all stages of one ``dvc repro`` / ``dvc exp run``: ``CVD_PIPELINE_RUN`` when
+    set, else the nearest ``dvc`` ancestor process's (pid + start time; DVC starts every stage as its
+    child); a stage run by hand gets its own id."""
     if os.environ.get("CVD_PIPELINE_RUN"):
         return os.environ["CVD_PIPELINE_RUN"]
     import psutil
@@ -75,9 +71,8 @@ def _experiment_id(mlflow: Any, name: str, uri: str) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = None
-    if _is_local_default(uri):
-        location = (find_repo_root() / "mlartifacts").as_uri()
+    local = uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI")
+    location = (find_repo_root() / "mlartifacts").as_uri() if local else None
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except Exception:  # created concurrently by a parallel stage
@@ -102,11 +97,8 @@ def flat_numeric(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 def flat_params(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flat_params(value, f"{name}."))
-        else:
-            out[name] = str(value)[:6000]
+        out |= (flat_params(value, f"{prefix}{key}.") if isinstance(value, Mapping)
+                else {f"{prefix}{key}": str(value)[:6000]})
     return out
 
 
@@ -129,10 +121,9 @@ def experiment_id_of(experiment: str) -> str:
     return _experiment_id(mlflow, experiment, uri)
 
 
-@contextlib.contextmanager
-def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
-              tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
-    """Open an MLflow run with the project's common tags; FAILED if the block raises."""
+def open_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
+             tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Any:
+    """Start (as the active run) an MLflow run with the project's common tags and ``params``."""
     import mlflow
 
     experiment_id = experiment_id_of(experiment)
@@ -141,6 +132,19 @@ def stage_run(stage: str, *, experiment: str, run_name: str, dataset: str, split
     try:
         if params:
             mlflow.log_params(flat_params(params))
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    return run
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, **kwargs: Any) -> Iterator[Any]:
+    """:func:`open_run` around a block; the run is FAILED if the block raises."""
+    import mlflow
+
+    run = open_run(stage, **kwargs)
+    try:
         yield run
     except BaseException:
         mlflow.end_run(status="FAILED")
@@ -157,88 +161,87 @@ def log_metrics(data: Mapping[str, Any], step: int | None = None, *, run_id: str
         mlflow.log_metrics(metrics, step=step, run_id=run_id)
 
 
-def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:
-    """Log a model's scores and run info (their numbers) and its plot files to the MLflow run ``run_id``."""
-    import mlflow
-
-    model_id = info["model"]
-    log_metrics(scores, run_id=run_id)
-    log_metrics(info, run_id=run_id)
-    # one artifact folder per kind, as on disk: the confusion CSV, the per-class CSV and a CNN's
-    # history CSV share the file name <id>.csv, and in one folder each would replace the other
-    for path in (confusion_png, layout.confusion_csv(model_id), layout.per_class_csv(model_id)):
-        mlflow.log_artifact(str(path), artifact_path=f"plots/{path.parent.name}", run_id=run_id)
-
-
-def link_to_parent(parent_id: str, children: Mapping[str, str]) -> tuple[int, list[tuple[str, str]]]:
-    """Make ``parent_id`` the parent run of each ``{label: run id}`` in ``children``.
-
-    Returns the number linked and ``(label, first error line)`` of each run that could not
-    be tagged (deleted, or in a store that is gone): the caller decides whether that matters.
-    """
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri())
-    linked, failed = 0, []
-    for label, run_id in children.items():
-        try:
-            client.set_tag(run_id, "mlflow.parentRunId", parent_id)
-            linked += 1
-        except MlflowException as exc:
-            failed.append((label, (str(exc).splitlines() or [type(exc).__name__])[0][:160]))
-    return linked, failed
-
-
 def data_experiment(experiment: str) -> str:
     """``<experiment>-data``: the experiment of the data stages' runs (prepare, features), so that
     ``experiment`` holds only the model runs and their comparisons (what ``cvd ui`` opens on)."""
     return f"{experiment}-data"
 
 
-def log_seed_run(parent: Any, *, approach: str, model_id: str, scores: Mapping[str, float]) -> str:
-    """One extra seed's MLflow run, nested under the model's run ``parent`` (tag
-    ``mlflow.parentRunId``), named ``<model id>-seed<seed>``, tagged approach/model/seed, with
-    the other scores (:data:`comparison.repeats.PER_SEED_KEYS`: test_accuracy, val_accuracy,
-    macro_f1); created and ended through ``MlflowClient``,
-    whichever run is active. Returns its id."""
+# --- the store as a dependency that can be down ------------------------------------------
+
+# MLflow's defaults (7 retries, backoff factor 2, 120 s) wait ~4 min for a server that is down
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+class StoreUnreachable(CvdError):
+    """The tracking server named by ``MLFLOW_TRACKING_URI`` does not answer."""
+
+
+def reason(exc: BaseException) -> str:
+    """The cause of an MLflow/requests failure in a few words (``Connection refused``), else its first line."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text) or re.search(r"(Read timed out|Connection aborted)", text)
+    return found.group(1).strip() if found else (text.splitlines() or [type(exc).__name__])[0][:160]
+
+
+def check_store() -> str:
+    """Ask a tracking server for one experiment; one line (:class:`StoreUnreachable`) if it does not
+    answer within MLflow's bounded retries. The local store is not asked. Returns the URI."""
+    uri = tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return uri
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
-    client = MlflowClient(tracking_uri=tracking_uri())
-    seed = int(scores["seed"])
-    tags = {"mlflow.parentRunId": parent.info.run_id, "approach": approach, "model": model_id, "seed": str(seed)}
-    run_id = client.create_run(parent.info.experiment_id, run_name=f"{model_id}-seed{seed}", tags=tags).info.run_id
-    now = int(time.time() * 1000)
     try:
-        client.log_batch(run_id, metrics=[Metric(key, float(value), now, 0)
-                                          for key, value in scores.items() if key != "seed"])
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # whatever the server or the connection raised: the store is not usable
+        raise StoreUnreachable(f"MLflow tracking server {uri} (set by MLFLOW_TRACKING_URI) does not answer: "
+                               f"{reason(exc)}; start it, or unset MLFLOW_TRACKING_URI to log to the local "
+                               f"mlflow.db") from None
+    return uri
 
 
-def log_keras_model(run: Any, model: Any, example: Any, probabilities: Any) -> None:
-    """Log the inference model to ``run`` as an MLflow Keras model (pyfunc-loadable)."""
-    import keras
-    import mlflow.keras
-    from mlflow.models import Model, infer_signature
+class Guard:
+    """Calls MLflow logging functions; the first that fails is remembered (:attr:`error`) and every
+    later call skipped (returns None): a store that went down costs no more waiting, nor the work."""
 
-    from models.training import inference_model
+    def __init__(self) -> None:
+        self.error: str | None = None
 
-    requirements = [f"keras=={keras.__version__}"]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import requests
+        from mlflow.exceptions import MlflowException
 
-        requirements.append(f"tensorflow=={tf.__version__}")
-    # Explicit requirements: MLflow's inference of them reloads the model in a subprocess
-    # (several seconds of TensorFlow start-up) and would find the same two packages.
-    # No input_example: mlflow.keras.save_model writes it before creating the model folder
-    # and fails with FileNotFoundError (mlflow/mlflow#16183, still in MLflow 3.17); the
-    # signature (float32 tensor (-1, H, W, C) -> (-1, classes)) documents the input instead.
-    # Model.log is what mlflow.keras.log_model calls, with the run_id that one lacks.
-    Model.log(artifact_path=None, name="model", flavor=mlflow.keras, run_id=run.info.run_id,
-              model=inference_model(model), signature=infer_signature(example, probabilities),
-              pip_requirements=requirements)
+        if self.error is not None:
+            return None
+        try:
+            return func(*args, **kwargs)
+        except (MlflowException, requests.RequestException, OSError) as exc:  # the store stopped answering
+            self.error = reason(exc)
+            return None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def unlogged_warning(guard: Guard, outputs: str, later: str = "`cvd log` logs the missing runs") -> bool:
+    """Print the one warning line of a stage whose logging failed; whether it did."""
+    if guard.failed:
+        print(f"warning: MLflow logging to {tracking_uri()} failed ({guard.error}); {outputs} complete; {later}",
+              file=sys.stderr)
+    return guard.failed
+
+
+def log_data_run(stage: str, metrics: dict, outputs: str, **run: Any) -> None:
+    """The run of a data stage (``prepare``, ``features``; :func:`open_run`'s arguments in ``run``)
+    with ``metrics``, after its ``outputs`` are written; a failure is one warning line (the numbers
+    stay in the stage's metrics file; this run is not logged later)."""
+    def log() -> None:
+        with stage_run(stage, **run) as active:
+            log_metrics(metrics, run_id=active.info.run_id)
+
+    guard = Guard()
+    guard(log)
+    unlogged_warning(guard, outputs, later=f"the {stage} run is not logged (its numbers are in {outputs.split()[0]})")

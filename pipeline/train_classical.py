@@ -30,49 +30,12 @@ from features import check_extractor_name
 from models import classifiers
 from models.predicting import images_per_second, predict_part
 from pipeline import layout
-from pipeline.config import Config, component_section
+from pipeline.classical_training import build_classifier, fit_model
+from pipeline.config import Config
 from pipeline.errors import DataError
 from pipeline.io import SPLITS, write_bytes
 
 model_id = layout.model_id
-
-
-def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
-    """The unfitted pipeline of params.yaml ``classical.<classifier>`` (+ ``classical.scale`` and
-    ``classical.pca``), and its search grid when ``classical.search`` is on; a bad value is one ConfigError line.
-    ``random_state`` is ``seed``, by default params.yaml's."""
-    from models.classical import make_classifier, make_search, predefined_split
-
-    with component_section(cfg, f"classical.{classifier}"):
-        pipe = make_classifier(classifier, pca=cfg.classical.pca, scale=cfg.classical.scale,
-                               random_state=cfg.seed if seed is None else seed,
-                               **cfg.classical.section(classifier))
-    grid = cfg.classical.grid.section(classifier)
-    if grid:  # checked even when search is off, so a typo does not wait for the day it is used
-        with component_section(cfg, f"classical.grid.{classifier}"):
-            make_search(pipe, grid, cv=predefined_split(1, 1))
-    return pipe, (grid if cfg.classical.search else None)
-
-
-def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None):
-    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
-    from models.classical import make_search, predefined_split
-
-    from pipeline.progress import heartbeat
-
-    pipe, grid = build_classifier(cfg, classifier, seed)
-    n, dim = data["x_train"].shape
-    what = f"fitting {classifier}{' (grid search)' if grid else ''} on {n:,} images x {dim:,} features"
-    start = time.perf_counter()
-    with heartbeat(what):
-        if grid:
-            x = np.concatenate([data["x_train"], data["x_val"]])
-            y = np.concatenate([data["y_train"], data["y_val"]])
-            search = make_search(pipe, grid, cv=predefined_split(len(data["y_train"]), len(data["y_val"])))
-            search.fit(x, y)
-            return search.best_estimator_, time.perf_counter() - start, search.best_params_
-        pipe.fit(data["x_train"], data["y_train"])
-    return pipe, time.perf_counter() - start, None
 
 
 def save_model(model, dest: Path) -> None:

@@ -24,7 +24,10 @@ MLflow (explicit logging, no autolog): the per-epoch values as step metrics name
 ``history.<column>`` (step = epoch, from 1) -- prefixed so that the run's plain
 ``val_accuracy`` stays the value written to ``metrics/cnn/<arch>.json`` --, the history CSV,
 the shared metrics/plots, the model (``mlflow.keras`` flavour), and the devices as tag
-``device`` and params ``gpu_count``/``gpu_names``.
+``device`` and params ``gpu_count``/``gpu_names``. The tracking server is asked first
+(:func:`pipeline.tracking.check_store`); if it stops answering later, the training goes on,
+every output is written, the stage ends with one warning line and exit 0, and ``.run.json``
+names no run: ``compare`` or ``cvd log`` log it from the files (:mod:`pipeline.deep_runs`).
 """
 from __future__ import annotations
 
@@ -54,6 +57,12 @@ def _check_split(split: Split) -> None:
 
 
 def run(cfg: Config, arch: str) -> dict:
+    from pipeline.tracking import Guard, check_store, log_metrics, open_run, unlogged_warning
+
+    architectures.check_name(arch)
+    check_settings(cfg, arch)
+    check_store()  # before TensorFlow loads and the network trains
+
     import keras
     import mlflow
 
@@ -61,17 +70,15 @@ def run(cfg: Config, arch: str) -> dict:
     from models.evaluate import time_predict
     from pipeline.io import load_split
     from comparison.predictions import Predictions
-    from pipeline.results import record_model
-    from pipeline.tracking import log_keras_model, log_metrics, stage_run
+    from pipeline.model_logging import log_keras_model, log_model_files, log_seed_run
+    from pipeline.results import mark_unlogged, record_model
 
-    architectures.check_name(arch)
-    check_settings(cfg, arch)
-    settings = cfg.cnn.training(arch)
     split = load_split()
     _check_split(split)
     x = {name: training.scale_images(split.x[name]) for name in ("train", "val", "test")}
     devices = training.detect_devices()
     backend = keras.backend.backend()
+    settings = cfg.cnn.training(arch)
     batch_size = settings.batch_size
 
     with runtime(cfg, devices) as rt:
@@ -87,18 +94,19 @@ def run(cfg: Config, arch: str) -> dict:
                   **{f"augment.{k}": v for k, v in cfg.cnn.augment.model_dump().items()},
                   "gpu_count": devices.gpu_count, "gpu_names": ", ".join(devices.gpu_names) or "none",
                   **cfg.cnn.section(arch).arguments()}
-        with stage_run("train_cnn", experiment=cfg.experiment, run_name=f"deep-{arch}", dataset=split.dataset,
-                       split_sha256=split.sha256, tags=tags, params=params) as mlflow_run:
-            run_id = mlflow_run.info.run_id
-
+        # every MLflow call goes through the guard: a store that stops answering costs the run, not the training
+        guard = Guard()
+        mlflow_run = guard(open_run, "train_cnn", experiment=cfg.experiment, run_name=f"deep-{arch}",
+                           dataset=split.dataset, split_sha256=split.sha256, tags=tags, params=params)
+        try:
             def log_epoch(row: dict) -> None:
-                history = {k: v for k, v in row.items() if k != "epoch"}
-                log_metrics({"history": history}, step=row["epoch"], run_id=run_id)
+                if mlflow_run is not None:
+                    history = {k: v for k, v in row.items() if k != "epoch"}
+                    guard(log_metrics, {"history": history}, step=row["epoch"], run_id=mlflow_run.info.run_id)
 
-            fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"], on_epoch=log_epoch,
-                            test=(x["test"], split.y["test"]))  # per-epoch test accuracy: budget curve only
+            fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"],
+                            on_epoch=log_epoch, test=(x["test"], split.y["test"]))  # test accuracy: budget curve only
             write_csv(layout.history_path(arch), fit.history, training.HISTORY_COLUMNS)
-            mlflow.log_artifact(str(layout.history_path(arch)), artifact_path="plots", run_id=run_id)
 
             dest = layout.cnn_model_path(arch)
             with atomic_path(dest, suffix=".keras") as tmp:
@@ -113,7 +121,10 @@ def run(cfg: Config, arch: str) -> dict:
             test, val = (Predictions.of(split.y[name], np.argmax(parts[name], axis=1),
                                         np.asarray(parts[name], dtype=np.float32), "probability")
                          for name in ("test", "val"))
-            repeats = train_extra_seeds(cfg, arch, x, split, rt, mlflow_run)
+            logged = mlflow_run is not None
+            repeats = train_extra_seeds(cfg, arch, x, split, rt, log_seed=(
+                lambda scores: guard(log_seed_run, mlflow_run, approach="deep", model_id=arch, scores=scores))
+                if logged else None)
             result = record_model(
                 run=mlflow_run, approach="deep", model_id=arch, test=test, val=val,
                 class_names=split.class_names, param_count=counts["total"], model_path=dest,
@@ -121,15 +132,30 @@ def run(cfg: Config, arch: str) -> dict:
                 bootstrap_resamples=cfg.evaluation.bootstrap_resamples,
                 extra_scores={"trainable_params": int(counts["trainable"]), "epochs_run": fit.epochs_run,
                               "best_epoch": fit.best_epoch, "val_accuracy": round(fit.best_val_accuracy, 6)},
-                repeats=repeats,
+                repeats=repeats, log_files=(
+                    lambda scores, info, png: guard(log_model_files, mlflow_run.info.run_id, scores, info, png))
+                if logged else None,
                 run_info={"approach": "deep", "arch": arch, "dataset": split.dataset,
                           "split_sha256": split.sha256, "device": devices.label, "backend": backend,
                           "gpu_count": devices.gpu_count, "mixed_precision": rt.mixed_precision,
                           "fit_seconds": round(fit.fit_seconds, 4),
                           "epoch_seconds": round(float(np.mean(fit.epoch_seconds)), 4),
-                          "predict_images_per_s": round(images_per_s, 1)},
+                          "predict_images_per_s": round(images_per_s, 1), "params": params},
             )
-            log_keras_model(mlflow_run, model, x["test"][:2], probabilities[:2])
+            if mlflow_run is not None:
+                guard(mlflow.log_artifact, str(layout.history_path(arch)), artifact_path="plots",
+                      run_id=mlflow_run.info.run_id)
+                guard(log_keras_model, mlflow_run.info.run_id, model, x["test"][:2], probabilities[:2])
+        except BaseException:
+            if mlflow_run is not None:
+                Guard()(mlflow.end_run, status="FAILED")
+            raise
+        if mlflow_run is not None:
+            guard(mlflow.end_run, status="FINISHED")
+            if guard.failed:
+                Guard()(mlflow.end_run, status="FAILED")  # still active when an earlier call failed
+    if unlogged_warning(guard, f"{arch}'s outputs are"):
+        result = mark_unlogged("deep", arch, result)
     spread = (f" (mean {result['test_accuracy_mean']:.4f} ± {result['test_accuracy_sd']:.4f} over "
               f"{result['repeats']} seeds)" if result["repeats"] > 1 else "")
     print(f"{arch}: test accuracy {result['test_accuracy']:.4f}{spread}, macro-F1 {result['macro_f1']:.4f}, "

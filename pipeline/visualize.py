@@ -116,8 +116,10 @@ def stored_features(name: str, split, part: str) -> np.ndarray | None:
 
 
 def drawing_extractors(cfg: Config, split, pictures: Sequence[Picture]) -> dict[str, Any]:
-    """Every extractor that draws, built from params.yaml; fitted when some picture lacks its
-    stored features (see the module docstring), else unfitted with a note."""
+    """Every extractor that draws, built from params.yaml; when some picture lacks its stored
+    features, the one ``cvd features`` saved, else fitted here if ``features.names`` has it (an
+    extractor the run does not use is drawn unfitted: a k-means codebook is no sketch's cost),
+    else unfitted with a note."""
     from features import drawing_names
     from pipeline.extractors import build_extractor, load_extractor
 
@@ -127,9 +129,9 @@ def drawing_extractors(cfg: Config, split, pictures: Sequence[Picture]) -> dict[
         if any(name not in p.features for p in pictures):
             if layout.extractor_path(name).is_file():
                 extractor = load_extractor(name)
-            elif split is not None:
+            elif split is not None and name in cfg.features.names:
                 extractor = extractor.fit(split.x["train"], split.y["train"])
-            else:
+            elif name in cfg.features.names:
                 unfitted.append(name)
         extractors[name] = extractor
     if unfitted:

@@ -2,7 +2,9 @@
 (read-only); tests that need them skip without them."""
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,10 +54,11 @@ def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def small_run() -> Path:
     """A copy of the project after ONE real ``dvc repro`` (the session's only full one) on 30 digits
-    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare
-    and explain, with its MLflow runs in the copy's own ``mlflow.db``; what ``dvc repro`` printed is
-    in ``repro.log`` beside it. The small params are committed. Tests only read it; a test that
-    changes the repository works on :func:`helpers.copy_finished_repo` of it.
+    per class: ``raw`` and ``hog`` features x ``logreg`` and ``knn``, ``lenet5`` (10 epochs), compare,
+    the learning curve at 50 and 100 % and explain, with its MLflow runs in the copy's own
+    ``mlflow.db``; what ``dvc repro`` printed is in ``repro.log`` beside it. The small params are
+    committed. Tests only read it; a test that changes the repository works on
+    :func:`helpers.copy_finished_repo` of it.
 
     It is built in the background from the moment the tests that need it are collected
     (``small_run.py``; one build for all pytest-xdist workers) and those tests run last, so the
@@ -106,3 +109,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     small_run_build.stop(session_dir())
     if _OWN_SESSION_DIR is not None:
         shutil.rmtree(_OWN_SESSION_DIR, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _shares_module_fixtures(path: Path) -> bool:
+    """True when the test module defines a module-scoped fixture (e.g. a repository its tests
+    share): pytest-xdist must then run the whole module on one worker, to make it once."""
+    return path.suffix == ".py" and bool(re.search(r'@pytest\.fixture\(scope="module"', path.read_text()))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``make test``'s scheduling: every test is its own unit of work (spread over the workers as
+    they free up, in collection order, so the small run's tests come last), except a module with
+    module-scoped fixtures, which is one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesSharingFixtures(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_module_fixtures(config.rootpath / module) else nodeid
+
+    config.option.loadscopereorder = False  # keep the collection order: the small run's tests last
+    return ModulesSharingFixtures(config, log)

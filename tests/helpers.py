@@ -23,6 +23,7 @@ SMALL_RUN_CLASSIFIERS = ["logreg", "knn"]
 SMALL_RUN_ARCHS = ["lenet5"]
 SMALL_RUN_LIMIT_PER_CLASS = 30
 SMALL_RUN_EPOCHS = 10
+SMALL_RUN_CURVE_FRACTIONS = [0.5, 1.0]  # one retrained point, one reusing the trained models
 
 
 SESSION_DIR_ENV = "CVD_TEST_SESSION_DIR"
@@ -205,25 +206,30 @@ def wait_until_answering(server, url: str, what: str, timeout: float, log: Path 
 
 
 @contextlib.contextmanager
-def mlflow_server(store: Path, timeout: float = 120):
-    """``mlflow server`` on a free 127.0.0.1 port, runs in ``store/server.db`` and artifacts
-    served from ``store/artifacts``; yields its URI once ``/health`` answers, stops it after."""
+def mlflow_server(store: Path, timeout: float = 120, port: int | None = None):
+    """``mlflow server`` on 127.0.0.1 (``port``, default a free one), runs in ``store/server.db`` and
+    artifacts served from ``store/artifacts``; yields its URI once ``/health`` answers, stops it (its
+    whole process group: the web server's workers too) after, so that the port refuses connections."""
+    import signal
     import subprocess
 
-    port = free_port()
+    port = port or free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
          "--serve-artifacts", "--artifacts-destination", str(store / "artifacts"), "--workers", "1"],
-        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # no job runner: its queue consumers (GenAI jobs, unused here) only slow the start
+        env=venv_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(server, f"{uri}/health", "mlflow server", timeout)
         yield uri
     finally:
-        server.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()

@@ -38,10 +38,12 @@ STAGE_COMPONENTS = {
     "train_classical": None,
     "train_cnn": "models/architectures",
     "compare": None,
+    "learning_curve": None,
     "explain": None,
 }
 # stage -> the component folder every module of which it runs (it draws every registered extractor)
-STAGE_ALL_COMPONENTS = {"explain": "features/extractors"}
+# (learning_curve retrains whichever architecture compare chose, so it may run any of them)
+STAGE_ALL_COMPONENTS = {"explain": "features/extractors", "learning_curve": "models/architectures"}
 DRAWING_HOOK = "draw"  # an extractor module's drawing function; its imports are the drawing stages' only
 
 

@@ -45,6 +45,20 @@ def test_every_shifted_image_is_the_original_moved_within_max_shift(channels):
     assert {dy for dy, _ in shifts} >= {-2, 2}
 
 
+def test_max_shift_is_he_et_al_s_random_crop_of_the_zero_padded_image():
+    """4 pixels of zero padding on each side, then a random 32x32 crop (He et al. 2016, sec. 4.2)."""
+    images = _images(200, size=32, channels=3)
+    out = augment(images, batch_rng(7, 0, 0), max_shift=4)
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    offsets = []
+    for o, p in zip(out, padded):
+        found = [(r, c) for r in range(9) for c in range(9) if np.array_equal(o, p[r:r + 32, c:c + 32])]
+        assert len(found) == 1
+        offsets.append(found[0])
+    rows, cols = zip(*offsets)
+    assert set(rows) == set(cols) == set(range(9))  # every crop position of the padded 40x40 is drawn
+
+
 def test_same_generator_same_batch_and_the_input_is_untouched():
     images = _images()
     before = images.copy()

@@ -147,7 +147,7 @@ def test_invalid_arguments_raise_parameter_error(name, kwargs, message):
 
 
 def test_registry_lists_the_modules_and_names_each_entry():
-    assert architectures.names() == ("alexnet", "lenet5")
+    assert architectures.names() == ("alexnet", "lenet5", "resnet20")
     for name in architectures.names():
         assert architectures.get(name).name == name
     assert architectures.get("alexnet").parameters() == ("variant", "image_size", "dropout")
@@ -158,7 +158,7 @@ def test_registry_lists_the_modules_and_names_each_entry():
 
 
 def test_unknown_architecture_lists_the_registered_ones():
-    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5$"):
+    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5, resnet20$"):
         architectures.get("vgg16")
 
 
@@ -183,7 +183,7 @@ def test_a_new_module_is_an_architecture_without_any_other_edit(tmp_path, monkey
     (tmp_path / "toy.py").write_text(textwrap.dedent(TOY), encoding="utf-8")
     monkeypatch.setattr(architectures, "__path__", [*architectures.__path__, str(tmp_path)])
     try:
-        assert architectures.names() == ("alexnet", "lenet5", "toy")
+        assert architectures.names() == ("alexnet", "lenet5", "resnet20", "toy")
         toy = architectures.get("toy")
         assert (toy.name, toy.parameters(), toy.default_input_shape()) == ("toy", ("filters",), (8, 8, 1))
         model = toy.build(num_classes=3, filters=2)

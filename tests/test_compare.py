@@ -29,9 +29,6 @@ from pipeline.errors import ConfigError, DataError
 
 from helpers import REPO_ROOT, write_model_predictions
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("compare")
-
 EXPERIMENT = "cvd-compare-test"
 SPLIT = "a" * 64
 OTHER_SPLIT = "b" * 64
@@ -215,19 +212,28 @@ def test_leaderboard_ranks_every_configured_model(compared):
 VERDICT = ("no significant difference at this test-set size: deep (lenet5) ahead of classical (hog-rbf_svm) by "
            "0.3 points, 95 % CI [-1.1, 1.7], McNemar p = 1 (4 vs 3 images), with 61,706 vs 123,456 parameters "
            "(best of each approach chosen on validation accuracy, compared on 360 test images); "
-           "about 19,777 test images would be needed to detect a 0.3-point difference; budgets: deep (lenet5) "
-           "8 epochs in 12.3 s, classical (hog-rbf_svm) one fit in 0.6 s")  # the manifest here has no counts
+           "about 19,777 test images would be needed to detect a 0.3-point difference; "
+           "metric: accuracy (auto, test classes 1:1); "  # this manifest has no class counts: the test images'
+           "budgets: deep (lenet5) 8 epochs in 12.3 s, classical (hog-rbf_svm) one fit in 0.6 s")  # nor split counts
 
 
 def test_summary_names_best_of_each_approach(compared):
     summary = json.loads((compared.tmp / "reports/summary.json").read_text())
     assert summary["selection"] == "validation accuracy"
     # Wilson intervals of 356/360 and 357/360 (z = 1.96)
-    assert summary["best_classical"] == {"model": "hog-rbf_svm", "val_accuracy": 0.984889, "test_accuracy": 0.988889,
-                                         "test_accuracy_ci_low": pytest.approx(0.97178, abs=2e-5),
-                                         "test_accuracy_ci_high": pytest.approx(0.99567, abs=2e-5),
-                                         "param_count": 123_456, "fit_seconds": 0.62,
-                                         "repeats": None, "test_accuracy_mean": None, "test_accuracy_sd": None}
+    best = dict(summary["best_classical"])
+    low, high = best.pop("balanced_accuracy_ci_low"), best.pop("balanced_accuracy_ci_high")
+    assert best == {"model": "hog-rbf_svm", "val_accuracy": 0.984889, "test_accuracy": 0.988889,
+                    "test_accuracy_ci_low": pytest.approx(0.97178, abs=2e-5),
+                    "test_accuracy_ci_high": pytest.approx(0.99567, abs=2e-5),
+                    "param_count": 123_456, "fit_seconds": 0.62,
+                    "repeats": None, "test_accuracy_mean": None, "test_accuracy_sd": None,
+                    # every class has 36 test images: balanced accuracy = accuracy
+                    "balanced_accuracy": 0.988889, "macro_f1": 0.9887,
+                    "val_balanced_accuracy": None}  # not in these hand-made metrics
+    assert low < 0.988889 < high <= 1.0
+    assert summary["metric"] == {"name": "accuracy", "setting": "auto", "class_ratio": 1.0, "counted": "test",
+                                 "statement": "metric: accuracy (auto, test classes 1:1)"}
     assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["val_accuracy"] == 0.987667
     assert summary["accuracy_difference"] == pytest.approx(0.002778)
     verdict = summary["verdict"]
@@ -399,11 +405,35 @@ def test_pair_compares_two_models_and_writes_nothing(workdir):
     # lenet5 is right on 10 images raw-knn gets wrong, the reverse on 2: exact two-sided p = 0.0386
     assert re.fullmatch(r"lenet5 beats raw-knn by 2\.2 points, 95 % CI \[(\d\.\d), (\d\.\d)\], McNemar p = 0\.039 "
                         r"\(10 vs 2 images\), with 61,706 vs 1,249,290 parameters and 12\.3 s vs 0\.004 s fit "
-                        r"\(compared on 360 test images\)", line), line
+                        r"\(compared on 360 test images\); metric: accuracy \(auto, test classes 1:1\)", line), line
     low, high = map(float, re.search(r"CI \[(\S+), (\S+)\]", line).groups())
     # near the normal approximation 2.2 ± 1.96·sqrt(12)/360 (in points): [0.3, 4.1]
     assert low == pytest.approx(0.3, abs=0.35) and high == pytest.approx(4.1, abs=0.35)
     assert not Path("reports").exists()
+
+
+def test_pair_on_a_1_to_20_training_split_compares_balanced_accuracy(workdir):
+    """evaluation.metric auto reads the training split's class counts from the manifest."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    for i, mid in enumerate(FAKE):
+        write_model(mid, seed=i)
+    _write_params()
+    write_manifest()
+    manifest = json.loads(Path("data/prepared/manifest.json").read_text())
+    manifest["counts_per_class"] = {"train": {c: 400 if c == "0" else 20 for c in CLASSES}}
+    Path("data/prepared/manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(cli, ["compare", "--pair", "raw-knn", "lenet5"])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    # 36 test images per class: balanced accuracy = accuracy, the difference as above, and the permutation
+    # test is McNemar's (exact p = 0.0386) by Monte Carlo
+    match = re.fullmatch(r"lenet5 beats raw-knn by 2\.2 points of balanced accuracy, 95 % CI \[\S+, \S+\], "
+                         r"permutation p = (\S+) \(10 vs 2 images\), with .* \(compared on 360 test images\); "
+                         r"metric: balanced accuracy \(auto, training classes 1:20\)", line)
+    assert match and float(match.group(1)) == pytest.approx(0.0386, abs=0.01), line
 
 
 @pytest.mark.parametrize("args, message", [

@@ -86,6 +86,8 @@ def test_default_params_load(raw):
         ("evaluation.alpha", 1, "params.yaml: evaluation.alpha = 1: must be a number < 1.0"),
         ("evaluation", [0.95], "params.yaml: evaluation = [0.95]: must be a mapping of key: value"),
         ("evaluation.repeats", 0, "params.yaml: evaluation.repeats = 0: must be an integer >= 1"),
+        ("evaluation.metric", "f1",
+         "params.yaml: evaluation.metric = 'f1': allowed: auto, accuracy, balanced_accuracy"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(raw, dotted, value, expected):
@@ -116,8 +118,8 @@ def test_name_lists_are_checked_by_the_registry(raw, dotted, registry, check):
 @pytest.mark.parametrize(
     "dotted, message",
     [
-        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, data, evaluation, features, "
-                   "mlflow, seed"),
+        ("colour", "unknown key 'colour'; allowed in 'top level': classical, cnn, curve, data, evaluation, "
+                   "features, mlflow, seed"),
         ("evaluation.level", "unknown key 'evaluation.level'; allowed in 'evaluation': alpha, bootstrap_resamples, "
                              "confidence"),
         ("data.size", "unknown key 'data.size'; allowed in 'data': channels, dataset, deskew, image_size, "),
@@ -193,6 +195,8 @@ def leaves(node: dict, prefix: str = ""):
 def test_the_config_has_the_shape_of_the_file(raw):
     cfg = parse_config(raw)
     for dotted, value in leaves(raw):
+        if value == "auto" and dotted.startswith("cnn.augment."):
+            continue  # decided by the data on loading: test_augment_auto_follows_the_colour_channels
         node = cfg
         for part in dotted.split("."):
             node = node[part] if isinstance(node, dict) else getattr(node, part)
@@ -214,6 +218,41 @@ def test_architecture_training_overrides(raw):
     del without["cnn"]["lenet5"]  # no section: the architecture's defaults and the shared settings
     assert parse_config(without).cnn.section("lenet5").arguments() == {}
     assert tuple(parse_config(without).cnn.training("lenet5")) == (30, 64, 0.001)
+
+
+@pytest.mark.parametrize(
+    "data, augment, expected",
+    [
+        ({"channels": 1}, {}, (False, 0)),  # grayscale (the digits default): off, the run unchanged
+        ({"channels": 3}, {}, (True, 4)),  # colour at 32x32: flips and He et al.'s 4-pixel pad-and-crop
+        ({"channels": 3, "image_size": 63}, {}, (True, 8)),  # 63 / 8 = 7.9: scaled with the image
+        ({"channels": 3, "image_size": 28}, {}, (True, 4)),  # 3.5 rounds half up
+        ({"channels": 3, "image_size": None}, {}, (True, 4)),  # native size: the paper's 4
+        ({"channels": 3}, {"horizontal_flip": False}, (False, 4)),  # an explicit setting wins
+        ({"channels": 3}, {"max_shift": 0}, (True, 0)),
+        ({"channels": 1}, {"horizontal_flip": True, "max_shift": 2}, (True, 2)),
+        ({"channels": 1}, {"max_shift": "auto", "horizontal_flip": True}, (True, 0)),
+    ],
+)
+def test_augment_auto_follows_the_colour_channels(raw, data, augment, expected):
+    overrides = {**{f"data.{k}": v for k, v in data.items()}, **{f"cnn.augment.{k}": v for k, v in augment.items()}}
+    assert raw["cnn"]["augment"] == {"horizontal_flip": "auto", "max_shift": "auto"}
+    resolved = parse_config(raw, overrides=overrides).cnn.augment
+    assert (resolved.horizontal_flip, resolved.max_shift) == expected
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("horizontal_flip", "yes", "must be true, false or auto"),
+        ("horizontal_flip", 1, "must be true, false or auto"),
+        ("max_shift", -1, "must be auto or a whole number of pixels in [0, 64]"),
+        ("max_shift", True, "must be auto or a whole number of pixels in [0, 64]"),
+        ("max_shift", "on", "must be auto or a whole number of pixels in [0, 64]"),
+    ],
+)
+def test_bad_augment_settings_name_the_key(raw, key, value, expected):
+    assert config_error(raw, f"cnn.augment.{key}", value) == f"params.yaml: cnn.augment.{key} = {value!r}: {expected}"
 
 
 def test_params_yaml_has_every_training_key_of_every_architecture(raw):

@@ -15,8 +15,7 @@ import yaml
 
 from helpers import REPO_ROOT, venv_env
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("cross_machine")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRAIN = """
 import sys

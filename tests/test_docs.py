@@ -17,9 +17,6 @@ import pytest
 
 from helpers import REPO_ROOT
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("docs")
-
 README = REPO_ROOT / "README.md"
 REPORTS = REPO_ROOT / "reports"
 

@@ -10,8 +10,8 @@ import pytest
 from features import drawing, drawing_names, get_extractor, lecture, make_extractor
 from features.errors import ImageError
 from features.extractors import _hog_drawing, _sift_drawing, _sobel_drawing
-from features.extractors.hog import HOGFeatures
-from features.extractors.sift import SIFTFeatures
+from features.extractors.hog import HOGFeatures, cell_histograms
+from features.extractors.sift import SIFTFeatures, opponent_channels
 from features.extractors.sobel import SobelFeatures
 
 SIZE = 32
@@ -50,7 +50,9 @@ def test_every_figure_renders_a_non_blank_picture(make):
                                           np.linspace(0, 1, 5 * 8)),
         **{name: lecture.worked_example(name) for name in lecture.WORKED_EXAMPLES},
     }
-    assert {"sobel", "hog", "sift", "bovw"} <= set(figures)
+    figures |= get_extractor("colorhist").draw(make_extractor("colorhist"), image)
+    figures |= {"opponent": get_extractor("sift").draw(SIFTFeatures(colour="opponent"), image)["opponent"]}
+    assert {"sobel", "hog", "sift", "bovw", "colorhist", "opponent"} <= set(figures)
     for name, fig in figures.items():
         picture = drawing.figure_rgb(fig)
         width, height = fig.get_size_inches() * fig.dpi
@@ -70,10 +72,42 @@ def test_sobel_gradients_are_the_extractors_and_find_the_edge():
     assert np.abs(gy).max() == 0  # no horizontal edge
     assert set(np.flatnonzero(gx.max(axis=0))) == {15, 16}  # the columns beside the step
     np.testing.assert_allclose(magnitude, np.hypot(gx, gy), rtol=1e-5)
-    # red-only RGB goes through the same BT.601 conversion as the extractors
-    gray = cv2.cvtColor(rgb(step_image()), cv2.COLOR_RGB2GRAY)
-    np.testing.assert_array_equal(_sobel_drawing.sobel_gradients(rgb(step_image()), 3)[0],
-                                  _sobel_drawing.sobel_gradients(gray, 3)[0])
+    # red-only RGB: every gradient is the red channel's (the strongest), as in the extractor
+    for mine, reds in zip(_sobel_drawing.sobel_gradients(rgb(step_image()), 3), (gx, gy, magnitude)):
+        np.testing.assert_array_equal(mine, reds)
+
+
+def test_colour_sobel_drawing_maps_the_strongest_channel():
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[:, SIZE // 2:, 0] = 100  # red steps up at column 16,
+    image[SIZE // 2:, :, 2] = 200  # blue steps up at row 16
+    gx, gy, magnitude = _sobel_drawing.sobel_gradients(image, 3)
+    assert gx[4, 15] > 0 and gy[4, 15] == 0 and gy[15, 4] > 0 and gx[15, 4] == 0
+    channels = _sobel_drawing.dominant_channel_map(image, 3)
+    assert channels[4, 15].tolist()[1:] == [0, 0] and channels[4, 15, 0] > 0  # red edge: red
+    assert channels[15, 4].tolist() == [0, 0, 255]  # the strongest gradient, blue's
+    assert not channels[4, 4].any()  # no gradient: black
+    fig = get_extractor("sobel").draw(SobelFeatures(), image)["sobel"]
+    assert "strongest channel" in fig.axes[4].get_title()
+
+
+def test_colour_hog_cells_are_the_extractors():
+    image = rgb(blob_image())
+    image[..., 2] = step_image()
+    cells = _hog_drawing.hog_cells(image, 9, (4, 4))
+    np.testing.assert_array_equal(cells, cell_histograms(image[None], 9, (4, 4), False)[0])
+    assert not np.array_equal(cells, _hog_drawing.hog_cells(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 9, (4, 4)))
+
+
+def test_opponent_sift_draws_its_three_channels():
+    image = rgb(blob_image())
+    figures = get_extractor("sift").draw(SIFTFeatures(colour="opponent", n_words=8), image)
+    assert set(figures) == {"sift", "opponent"}
+    panels = figures["opponent"].axes[1:]
+    shown = [ax.images[0].get_array() for ax in panels]
+    np.testing.assert_array_equal(np.stack(shown), opponent_channels(image[None])[:, 0])
+    assert "sift" in get_extractor("sift").draw(SIFTFeatures(n_words=8), image) and "opponent" not in \
+        get_extractor("sift").draw(SIFTFeatures(n_words=8), image)
 
 
 def test_hog_cells_are_the_extractors_histograms():

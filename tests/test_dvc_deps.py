@@ -21,7 +21,7 @@ def project_files(*packages: str) -> list[str]:
 def test_each_stage_depends_on_exactly_the_code_it_imports():
     stages = resolved_stages(REPO_ROOT)
     assert {a.partition("@")[0] for a in stages} == {"prepare", "features", "train_classical", "train_cnn", "compare",
-                                                     "explain"}
+                                                     "learning_curve", "explain"}
     problems = []
     for address, deps in stages.items():
         code = code_deps(deps)
@@ -107,4 +107,4 @@ def test_the_import_graph_inside_pipeline_stays_shallow():
     from import_graph import SHARED_LEAVES, longest_chain
 
     chain = longest_chain(skip=SHARED_LEAVES)
-    assert len(chain) <= 4, " -> ".join(chain)
+    assert len(chain) <= 5, " -> ".join(chain)

@@ -26,23 +26,24 @@ from import_graph import stages_importing
 
 from helpers import SMALL_RUN_ARCHS as ARCHS
 from helpers import SMALL_RUN_CLASSIFIERS as CLASSIFIERS
+from helpers import SMALL_RUN_CURVE_FRACTIONS
 from helpers import SMALL_RUN_FEATURES as FEATURES
 from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("e2e")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLASSICAL_STAGES = {f"train_classical@{f}-{c}" for f in FEATURES for c in CLASSIFIERS}
 EVERY_STAGE = ({"prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES
-               | {f"train_cnn@{a}" for a in ARCHS})
+               | {f"train_cnn@{a}" for a in ARCHS} | {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS})
+CURVE_STAGES = {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS}  # they retrain the chosen models
 # which stages an edit of each module outdates (`dvc status`): the stages whose command imports it
 # (features/conv.py serves tests, `cvd describe` and the lecture's examples on the report: explain only)
 OUTDATED_BY_AN_EDIT = {
     "features/extractors/hog.py": {"features@hog", "explain"},  # explain draws HOG's cells
-    "models/evaluate.py": CLASSICAL_STAGES | {"train_cnn@lenet5", "compare", "explain"},
-    "pipeline/results.py": CLASSICAL_STAGES | {"train_cnn@lenet5"},  # the per-model files' writer
-    "pipeline/read_results.py": {"compare", "explain"},  # their reader
-    "models/architectures/lenet5.py": {"train_cnn@lenet5"},
+    "models/evaluate.py": CLASSICAL_STAGES | CURVE_STAGES | {"train_cnn@lenet5", "compare", "explain"},
+    "pipeline/results.py": CLASSICAL_STAGES | CURVE_STAGES | {"train_cnn@lenet5"},  # the per-model files' writer
+    "pipeline/read_results.py": CURVE_STAGES | {"compare", "explain"},  # their reader
+    "models/architectures/lenet5.py": CURVE_STAGES | {"train_cnn@lenet5"},
     "features/conv.py": {"explain"},
 }
 

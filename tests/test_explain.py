@@ -30,7 +30,8 @@ def predictions(y_pred, scores=None, order=None) -> Predictions:
 
 
 def small_config(**extra):
-    return load_config(REPO_ROOT / "params.yaml", {"features.sift.n_words": 8, "features.n_jobs": 1, **extra})
+    return load_config(REPO_ROOT / "params.yaml", {"features.sift.n_words": 8, "features.kmeans.n_centroids": 8,
+                                                   "features.kmeans.n_patches": 2000, "features.n_jobs": 1, **extra})
 
 
 def test_galleries_pick_exactly_the_disagreeing_images_in_any_row_order():

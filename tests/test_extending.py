@@ -19,8 +19,7 @@ from import_graph import code_deps, resolved_stages, stage_code
 
 from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("extending")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EXTRACTOR_MODULE = '''
 """Mean of each cell x cell block of pixels: a toy extractor."""

@@ -31,12 +31,15 @@ from features.extractors.raw import RawPixels
 # Small but valid parameters for each extractor (SIFT: a small codebook, for speed).
 PARAMS = {
     "raw": {},
+    "colorhist": {},
     "sobel": {},
     "hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]},
+    "kmeans": {"n_centroids": 4, "n_patches": 200},
     "sift": {"n_words": 4},
     "stack": {"parts": ["hog", "raw"], "overrides": {"hog": {"pixels_per_cell": [4, 4], "cells_per_block": [2, 2]}}},
 }
-EXPECTED_D = {"raw": 784, "sobel": 49 * 8 + 49, "hog": 1296, "sift": 4, "stack": 1296 + 784}
+EXPECTED_D = {"raw": 784, "colorhist": 2 * 2 * 8 * 4 * 4, "sobel": 49 * 8 + 49, "hog": 1296, "kmeans": 4 * 4, "sift": 4,
+              "stack": 1296 + 784}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,7 @@ def test_one_new_module_is_one_new_extractor(extra_extractor_dir, images):
         EXTRACTOR = Extractor(transformer=InvertedPixels, citation="none", summary="1 - raw")
     '''))
     (extra_extractor_dir / "_helper.py").write_text("")
-    assert extractor_names() == ("hog", "inverted", "raw", "sift", "sobel", "stack")
+    assert extractor_names() == tuple(sorted((*PARAMS, "inverted")))
     assert get_extractor("inverted").name == "inverted"
     inverted = make_extractor("inverted", chunk_size=7).fit_transform(images)
     np.testing.assert_allclose(inverted, 1 - make_extractor("raw").fit_transform(images), atol=1e-7)
@@ -108,11 +111,11 @@ def test_package_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=REPO_ROOT).stdout
-    assert out.strip() == "[] [] ('hog', 'raw', 'sift', 'sobel', 'stack')"
+    assert out.strip() == f"[] [] {tuple(sorted(PARAMS))}"
 
 
 def test_unknown_extractor():
-    with pytest.raises(ParameterError, match=r"^unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack$"):
+    with pytest.raises(ParameterError, match=rf"^unknown feature extractor 'surf'; allowed: {', '.join(sorted(PARAMS))}$"):
         get_extractor("surf")
     with pytest.raises(ParameterError, match=r"unknown feature extractor '_batch'"):
         make_extractor("_batch")  # a module of the package, but not an extractor
@@ -470,6 +473,9 @@ def test_clone_pickle_and_refit_give_equal_features(name, images):
     np.testing.assert_array_equal(fitted.fit(images[:30]).transform(images[30:]), expected)  # idempotent
 
 
+# colorhist on gray images fills only its intensity bins: NearestCentroid warns of the constant others
+@pytest.mark.filterwarnings("ignore:self.within_class_std_dev_ has at least 1 zero:UserWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_in_a_pipeline(name, images):
     labels = np.arange(len(images)) % 2
@@ -481,14 +487,78 @@ def test_in_a_pipeline(name, images):
         fresh.transform(images)
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS))
-def test_rgb_batches_are_converted_to_grayscale(name, images):
-    rgb = np.random.default_rng(1).integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
+# Colour (data.channels: 3): what each extractor does with an RGB batch.
+KEEP_COLOUR = {"raw", "sobel", "hog", "colorhist", "kmeans", "stack"}  # stack: its parts as alone (test_stack.py)
+GRAY_ON_GRAY = {"sobel", "hog", "colorhist"}  # R = G = B gives the grayscale features
+
+
+@pytest.fixture(scope="module")
+def rgb_images() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (40, 28, 28, 3), dtype=np.uint8)
+
+
+def test_which_extractors_keep_colour():
+    assert {name for name in PARAMS if small(name).keeps_colour} == KEEP_COLOUR
+    assert small("sift", colour="opponent").keeps_colour
+
+
+@pytest.mark.parametrize("name", sorted(set(PARAMS) - KEEP_COLOUR))
+def test_rgb_batches_are_converted_to_grayscale(name, images, rgb_images):
     # ITU-R BT.601 luma, rounded: what the extractors document for colour input.
-    gray = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb])
+    gray = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in rgb_images])
     extractor = small(name).fit(images)
-    np.testing.assert_array_equal(extractor.transform(rgb), extractor.transform(gray))
+    np.testing.assert_array_equal(extractor.transform(rgb_images), extractor.transform(gray))
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_one_channel_batches_are_grayscale(name, images):
+    extractor = small(name).fit(images)
     np.testing.assert_array_equal(extractor.transform(images[..., None]), extractor.transform(images))
+
+
+@pytest.mark.parametrize("name", sorted(GRAY_ON_GRAY))
+def test_gray_images_given_as_rgb_keep_their_features(name, images):
+    rgb = np.repeat(images[..., None], 3, axis=3)
+    np.testing.assert_array_equal(small(name).fit_transform(rgb), small(name).fit_transform(images))
+
+
+def isoluminant_edges() -> np.ndarray:
+    """Red beside green of the same BT.601 luma (60): an edge that grayscale conversion erases."""
+    images = np.zeros((4, 28, 28, 3), np.uint8)
+    images[..., 0] = 200
+    for i, column in enumerate((7, 11, 14, 20)):
+        images[i, :, column:] = (0, 102, 0)
+    return images
+
+
+@pytest.mark.parametrize("name", sorted(KEEP_COLOUR - {"stack"}))
+def test_colour_features_see_an_edge_that_gray_loses(name):
+    colour = isoluminant_edges()
+    gray = np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in colour])
+    assert (gray == 60).all()
+    as_rgb = np.repeat(gray[..., None], 3, axis=3)
+    extractor = small(name).fit(colour)
+    assert extractor.image_shape_ == (28, 28, 3)
+    features = extractor.transform(colour)
+    assert not np.array_equal(features, extractor.transform(as_rgb))
+    assert len({row.tobytes() for row in features}) == 4  # the edge's place (and colour share) is seen
+
+
+def test_raw_rgb_pixels_are_row_column_channel(rgb_images):
+    np.testing.assert_array_equal(make_extractor("raw", scale=False).fit_transform(rgb_images),
+                                  rgb_images.reshape(40, 28 * 28 * 3))
+
+
+@pytest.mark.parametrize("name", sorted(KEEP_COLOUR) + ["sift"])
+def test_colour_parallel_chunked_and_pickled_equal_serial(name, rgb_images):
+    params = {"colour": "opponent"} if name == "sift" else {}
+    serial = small(name, **params).fit(rgb_images[:30])
+    expected = serial.transform(rgb_images)
+    chunked = small(name, chunk_size=7, n_jobs=2, **params).fit(rgb_images[:30])
+    np.testing.assert_array_equal(chunked.transform(rgb_images), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(serial)).transform(rgb_images), expected)
+    with pytest.raises(ImageError, match=r"images are 28x28 but the extractor was fitted on 28x28x3"):
+        serial.transform(rgb_images[..., 0])
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
@@ -521,6 +591,8 @@ def test_bad_batches(name, batch, message):
         ("hog", {}, "6x6", "8x8"),
         ("sobel", {"cell_size": 7}, "6x6", "7x7"),
         ("sift", {}, "6x6", "8x8"),
+        ("kmeans", {}, "6x6", "7x7"),
+        ("colorhist", {"grid": 7}, "6x6", "7x7"),
     ],
 )
 def test_images_too_small(name, params, size, minimum):

@@ -1,4 +1,5 @@
-"""features.extractors.hog must equal skimage.feature.hog (the reference) to 1e-5."""
+"""features.extractors.hog must equal skimage.feature.hog (the reference) to 1e-5, on grayscale
+images and, with ``channel_axis=-1`` (the strongest channel's gradient per pixel), on RGB ones."""
 from __future__ import annotations
 
 
@@ -20,7 +21,8 @@ PARAMETER_SETS = [
 
 def skimage_hog(images: np.ndarray, params: dict) -> np.ndarray:
     kwargs = dict(params, pixels_per_cell=tuple(params["pixels_per_cell"]), cells_per_block=tuple(params["cells_per_block"]))
-    return np.stack([hog(image, feature_vector=True, **kwargs) for image in images])
+    channel_axis = -1 if images.ndim == 4 else None
+    return np.stack([hog(image, feature_vector=True, channel_axis=channel_axis, **kwargs) for image in images])
 
 
 def assert_matches_skimage(images: np.ndarray, params: dict) -> None:
@@ -48,6 +50,20 @@ def test_matches_skimage_on_flat_and_stepped_images(rng, params):
 def test_matches_skimage_on_fashion_mnist(fashion_test_images, params):
     images, _ = fashion_test_images
     assert_matches_skimage(images[::50], params)
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS)
+def test_matches_skimage_on_random_colour_images(rng, params):
+    assert_matches_skimage(rng.integers(0, 256, (20, 28, 30, 3), dtype=np.uint8), params)
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS)
+def test_matches_skimage_on_stepped_colour_images(rng, params):
+    # Few levels per channel: many pixels where two or three channels tie for the largest
+    # magnitude with different directions; scikit-image then takes the first channel.
+    images = (rng.integers(0, 3, (20, 23, 30, 3)) * 100).astype(np.uint8)
+    images[1] = images[1, ..., :1]  # a gray image given as RGB
+    assert_matches_skimage(images, params)
 
 
 def test_default_layout_on_28x28(rng):

@@ -37,15 +37,20 @@ def test_architectures_give_the_lecture_counts_without_tensorflow(tmp_path):
         lenet = get("lenet5").build(input_shape=(28, 28, 1), num_classes=10)
         lecture = get("alexnet").build(input_shape=(227, 227, 3), num_classes=1000, variant="lecture")
         small = get("alexnet").build(input_shape=(32, 32, 1), num_classes=10, variant="original", image_size=63)
+        resnet = get("resnet20").build()
+        x = keras.ops.ones((2, 32, 32, 3))
         print(json.dumps({"backend": keras.backend.backend(), "tf": "tensorflow" in sys.modules,
                           "lenet": lenet.count_params(), "lecture": lecture.count_params(),
-                          "small_out": list(small.output_shape)}))
+                          "small_out": list(small.output_shape), "resnet": resnet.count_params(),
+                          "resnet_sums": keras.ops.convert_to_numpy(resnet(x, training=True).sum(axis=1)).tolist()}))
     """, tmp_path)
     assert result["backend"] == "jax"
     assert result["tf"] is False  # models/ uses keras.ops only
     assert result["lenet"] == 61_706
     assert result["lecture"] == 28_823_912
     assert result["small_out"] == [None, 10]
+    assert result["resnet"] == 271_098  # batch norm, the option-A shortcut's layers and the sums run on JAX
+    assert result["resnet_sums"] == pytest.approx([1.0, 1.0], abs=1e-5)
 
 
 @pytest.mark.slow

@@ -74,7 +74,9 @@ def test_summary_takes_the_best_of_each_approach_on_validation():
     summary = leaderboard.build_summary(rows, verdict)
     assert summary["best_classical"] == {"model": "a-knn", "val_accuracy": 0.96, "test_accuracy": 0.90,
                                          "test_accuracy_ci_low": 0.85, "test_accuracy_ci_high": 0.93,
-                                         "param_count": 7, "fit_seconds": 0.5, "repeats": None,
+                                         "val_balanced_accuracy": None, "balanced_accuracy": None,
+                                         "balanced_accuracy_ci_low": None, "balanced_accuracy_ci_high": None,
+                                         "macro_f1": 0.90, "param_count": 7, "fit_seconds": 0.5, "repeats": None,
                                          "test_accuracy_mean": None, "test_accuracy_sd": None}
     assert summary["best_deep"]["model"] == "lenet5" and summary["best_deep"]["test_accuracy_ci_low"] is None
     assert summary["accuracy_difference"] == pytest.approx(0.07) and summary["selection"] == "validation accuracy"
@@ -95,9 +97,9 @@ def ranked():
     ])
     # as comparison.statistics.with_statistics adds them (raw-knn: an older file without intervals)
     rows[0].update(test_accuracy_ci_low=0.97579, test_accuracy_ci_high=0.997162, macro_f1_ci_low=0.98,
-                   macro_f1_ci_high=0.996, n_test=360, near_top="yes", p_value_vs_top=None)
+                   macro_f1_ci_high=0.996, n_test=360, near_top="yes", p_value_vs_top=None, balanced_accuracy=0.991)
     rows[1].update(test_accuracy_ci_low=0.97178, test_accuracy_ci_high=0.995671, macro_f1_ci_low=0.975,
-                   macro_f1_ci_high=0.994, n_test=360, near_top="yes", p_value_vs_top=0.75)
+                   macro_f1_ci_high=0.994, n_test=360, near_top="yes", p_value_vs_top=0.75, balanced_accuracy=0.988)
     rows[2].update(n_test=360, near_top="", p_value_vs_top=1e-40)
     return rows
 
@@ -123,15 +125,15 @@ def test_markdown_table_columns_alignment_legend_and_code_ids(ranked):
     table = [line for line in lines if line.startswith("|")]
     headers = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert headers == [header for header, _, _ in leaderboard.DISPLAY]
-    assert headers[5:9] == ["test acc %", "95 % CI", "≈ top", "val acc %"]
+    assert headers[5:11] == ["test acc %", "95 % CI", "≈ top", "val acc %", "bal acc %", "macro-F1"]
     rule = [cell.strip() for cell in table[1].strip("|").split("|")]
     assert [cell.endswith(":") and not cell.startswith(":") for cell in rule] == [
         align == "right" for _, align, _ in leaderboard.DISPLAY]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
-    assert cells[0] == ["1", "deep", "`lenet5`", "lenet5", "-", "99.17", "[97.6, 99.7]", "yes", "99.00", "0.9917",
-                        "61,706", "123", "1,234", "283.0 KB"]
-    assert cells[1][5:] == ["98.89", "[97.2, 99.6]", "yes", "98.12", "0.9889", "1,553,175", "0.004", "1,234",
-                            "12.5 MB"]
+    assert cells[0] == ["1", "deep", "`lenet5`", "lenet5", "-", "99.17", "[97.6, 99.7]", "yes", "99.00", "99.10",
+                        "0.9917", "61,706", "123", "1,234", "283.0 KB"]
+    assert cells[1][5:] == ["98.89", "[97.2, 99.6]", "yes", "98.12", "98.80", "0.9889", "1,553,175", "0.004",
+                            "1,234", "12.5 MB"]
     assert cells[2][5:9] == ["50.00", "-", "", "-"] and cells[2][-3:] == ["-", "1,234", "-"]
     legend = lines[lines.index(table[-1]) + 2]
     assert legend.startswith("95 % CI: Wilson interval of the test accuracy on 360 test images. ≈ top: yes = not "
@@ -178,7 +180,7 @@ def test_one_seed_per_model_prints_exactly_the_tables_without_seed_keys(ranked):
         assert fmt(ones) == fmt(ranked)
     assert leaderboard.SEEDS_HEADER not in leaderboard.markdown_table(ones, "t", "v")
     assert [h for h, _, _ in leaderboard.columns()] == [h for h, _, _ in leaderboard.DISPLAY]
-    assert len(leaderboard.DISPLAY) == 14 and "mean" not in leaderboard.legend(ones)
+    assert len(leaderboard.DISPLAY) == 15 and "mean" not in leaderboard.legend(ones)
 
 
 def test_seed_column_appears_when_a_model_has_several_seeds(ranked):
@@ -186,7 +188,7 @@ def test_seed_column_appears_when_a_model_has_several_seeds(ranked):
     md = leaderboard.markdown_table(rows, "Leaderboard: test", "the verdict")
     table = [line for line in md.splitlines() if line.startswith("|")]
     headers = [cell.strip() for cell in table[0].strip("|").split("|")]
-    assert headers[5:9] == ["test acc %", "95 % CI", "mean ± sd (seeds)", "≈ top"] and len(headers) == 15
+    assert headers[5:9] == ["test acc %", "95 % CI", "mean ± sd (seeds)", "≈ top"] and len(headers) == 16
     rule = [cell.strip() for cell in table[1].strip("|").split("|")]
     assert rule[7].endswith(":") and not rule[7].startswith(":")  # right-aligned
     assert [[c.strip() for c in line.strip("|").split("|")][7] for line in table[2:]] == ["97.9 ± 0.3 (3)", "-", "-"]

@@ -15,6 +15,7 @@ from comparison import results as scoring
 from comparison.errors import ComparisonError
 from pipeline import layout, read_results, results
 from pipeline.errors import DataError
+from pipeline.model_logging import log_model_files
 
 CLASSES = ["cat", "dog", "emu"]
 SPLIT = "e" * 64
@@ -45,8 +46,10 @@ def record(run, model_id="hog-knn", test=None, val=None, **kwargs):
     model.write_bytes(b"x" * 1234)
     test = test or predictions([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2])
     val = val or predictions([0, 1, 2], [0, 1, 1])
+    log_files = None if run is None else (  # as train_cnn does
+        lambda scores, info, png: log_model_files(run.info.run_id, scores, info, png))
     return results.record_model(
-        run=run, approach="classical" if "-" in model_id else "deep", model_id=model_id, test=test, val=val,
+        run=run, log_files=log_files, approach="classical" if "-" in model_id else "deep", model_id=model_id, test=test, val=val,
         class_names=CLASSES, param_count=42, model_path=model,
         run_info={"feature": "hog", "classifier": "knn", "dataset": "toy", "split_sha256": SPLIT,
                   "fit_seconds": 0.5, "predict_images_per_s": 100.0},
@@ -75,12 +78,18 @@ def test_record_model_writes_the_files_and_logs_to_the_given_run(workdir):
     low, high = wilson(5, 6)
     f1_low, f1_high = statistics.bootstrap_interval(
         y_true, y_pred, lambda t, p: statistics.macro_f1(t, p, 3), resamples=200, seed=7, confidence=0.95)
+    bal_low, bal_high = statistics.bootstrap_interval(
+        y_true, y_pred, lambda t, p: statistics.balanced_accuracy(t, p, 3), resamples=200, seed=7, confidence=0.95)
     # F1 per class: 1, 2/3 (one dog called an emu), 4/5 (emus: precision 2/3)
     assert scores == {"test_accuracy": pytest.approx(5 / 6, abs=1e-6),
                       "macro_f1": pytest.approx(37 / 45, abs=1e-6),
                       "test_accuracy_ci_low": pytest.approx(low, abs=1e-6),
                       "test_accuracy_ci_high": pytest.approx(high, abs=1e-6),
                       "macro_f1_ci_low": round(f1_low, 6), "macro_f1_ci_high": round(f1_high, 6),
+                      # recall per class 1, 1/2, 1 (test); 1, 1, 0 on val (the emu called a dog)
+                      "balanced_accuracy": pytest.approx(5 / 6, abs=1e-6),
+                      "balanced_accuracy_ci_low": round(bal_low, 6), "balanced_accuracy_ci_high": round(bal_high, 6),
+                      "val_balanced_accuracy": pytest.approx(2 / 3, abs=1e-6),
                       "n_test": 6, "score_kind": "probability",
                       "param_count": 42, "model_bytes": 1234, "val_accuracy": 0.75,
                       # one seed (evaluation.repeats 1): its own values, no spread
@@ -179,7 +188,8 @@ def test_score_intervals_contain_the_estimates_and_follow_the_settings(workdir):
     assert wide["macro_f1_ci_high"] > narrow["macro_f1_ci_high"]
     correct = int(np.sum(y_true == y_pred))
     assert narrow["test_accuracy_ci_low"] == round(statistics.wilson_interval(correct, 300, 0.8)[0], 6)
-    assert list(wide) == ["test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high"]
+    assert list(wide) == ["test_accuracy_ci_low", "test_accuracy_ci_high", "macro_f1_ci_low", "macro_f1_ci_high",
+                          "balanced_accuracy_ci_low", "balanced_accuracy_ci_high"]
 
 
 # --- per-image predictions ---------------------------------------------------------------------

@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 from helpers import free_port, venv_env, wait_until_answering
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("serve")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 NAME = "classic-vs-deep-digits"
 

@@ -1,11 +1,13 @@
-"""features.extractors.sift: dense grid, bag of visual words, no leakage from test images, determinism."""
+"""features.extractors.sift: dense grid, bag of visual words, no leakage from test images, determinism,
+opponent colour SIFT."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from features.errors import ImageError
-from features.extractors.sift import SIFTFeatures, dense_grid, extract_descriptors
+from features.errors import ImageError, ParameterError
+from features.extractors.sift import SIFTFeatures, dense_grid, extract_descriptors, opponent_channels
 
 
 @pytest.fixture
@@ -111,3 +113,57 @@ def test_fashion_mnist_features(fashion_test_images):
     features = extractor.transform(images[200:260])
     assert features.shape == (60, 80) and features.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ opponent SIFT
+def test_opponent_channels_are_van_de_sandes_mapped_onto_0_255(rng):
+    rgb = rng.integers(0, 256, (3, 9, 9, 3), dtype=np.uint8)
+    o1, o2, o3 = opponent_channels(rgb).astype(np.float64)
+    r, g, b = np.moveaxis(rgb.astype(np.float64), 3, 0)
+    # O1 = (R - G)/sqrt 2, O2 = (R + G - 2B)/sqrt 6, O3 = (R + G + B)/sqrt 3, each mapped linearly onto 0-255
+    for channel, exact, low, high in ((o1, (r - g) / np.sqrt(2), -255 / np.sqrt(2), 255 / np.sqrt(2)),
+                                      (o2, (r + g - 2 * b) / np.sqrt(6), -510 / np.sqrt(6), 510 / np.sqrt(6)),
+                                      (o3, (r + g + b) / np.sqrt(3), 0, 765 / np.sqrt(3))):
+        assert np.abs(channel - 255 * (exact - low) / (high - low)).max() <= 0.5 + 1e-9  # rounded
+    assert opponent_channels(np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255]]]], np.uint8))[:, 0, 0].tolist() == [
+        [255, 0, 128], [191, 191, 0], [85, 85, 85]]
+
+
+def test_opponent_descriptors_are_each_channels_sift_concatenated(rng):
+    images = rng.integers(0, 256, (3, 20, 20, 3), dtype=np.uint8)
+    found = extract_descriptors(images, "dense", step=4, size=8, colour="opponent")
+    assert found.vectors.shape == (3 * 16, 384)
+    sift, grid = cv2.SIFT_create(), dense_grid(20, 20, 4, 8)
+    expected = [np.hstack([sift.compute(np.ascontiguousarray(channel), grid)[1] for channel in channels])
+                for channels in np.moveaxis(opponent_channels(images), 1, 0)]
+    np.testing.assert_array_equal(found.vectors, np.concatenate(expected))
+    # the intensity part is grayscale SIFT of (R + G + B)/3
+    o3 = opponent_channels(images)[2]
+    np.testing.assert_array_equal(found.vectors[:, 256:], extract_descriptors(o3, "dense", 4, 8).vectors)
+
+
+def test_opponent_keypoints_are_detected_on_the_intensity(rng):
+    images = cv2.resize(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), (64, 64))[None]
+    found = extract_descriptors(images, "keypoints", step=4, size=8, colour="opponent")
+    detected = cv2.SIFT_create().detect(opponent_channels(images)[2, 0], None)
+    assert 0 < len(found.vectors) <= len(detected)
+    assert {tuple(xy) for xy in found.xy} <= {kp.pt for kp in detected}
+
+
+def test_opponent_sift_sees_an_isoluminant_edge(train_test):
+    image = np.zeros((1, 28, 28, 3), np.uint8)
+    image[..., 0] = 200
+    image[:, :, 14:] = (0, 102, 0)  # red beside green, both of luma 60
+    train, _ = train_test
+    colour_train = np.stack([train[:10]] * 3, axis=3)
+    colour_train[::2, ..., 2] = 0
+    gray_sift = SIFTFeatures(n_words=4).fit(colour_train)
+    assert not gray_sift.transform(image).any()  # the luma is flat: no descriptor
+    opponent = SIFTFeatures(n_words=4, colour="opponent").fit(colour_train)
+    assert opponent.codebook_.cluster_centers_.shape == (4, 384)
+    assert opponent.transform(image).any()
+
+
+def test_unknown_colour():
+    with pytest.raises(ParameterError, match=r"colour='rgb' is invalid; allowed: 'gray', 'opponent'"):
+        SIFTFeatures(colour="rgb").fit(np.zeros((1, 28, 28), np.uint8))

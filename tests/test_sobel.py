@@ -1,8 +1,10 @@
-"""features.extractors.sobel: the lecture's gradient example and the Sobel cell features."""
+"""features.extractors.sobel: the lecture's gradient example and the Sobel cell features, on
+grayscale and (the strongest channel's gradient per pixel) on RGB images."""
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -139,3 +141,39 @@ def test_cell_size_larger_than_image_is_rejected():
 def test_invalid_ksize():
     with pytest.raises(ParameterError, match=r"ksize=4 is invalid"):
         SobelFeatures(ksize=4).fit(np.zeros((1, 8, 8), np.uint8))
+
+
+def test_colour_takes_each_pixels_strongest_channel():
+    # One edge, red stepping up by 100 and green down by 200: every edge pixel keeps green's
+    # gradient, so the features are those of green alone; the luma sees a step of only 87.
+    image = np.zeros((1, 8, 8, 3), np.uint8)
+    image[0, :, 4:, 0] = 100
+    image[0, :, :4, 1] = 200
+    extractor = SobelFeatures(cell_size=8, orientations=4)
+    colour = extractor.fit_transform(image)[0]
+    np.testing.assert_allclose(colour, extractor.fit_transform(image[..., 1])[0], rtol=1e-6)
+    gray = cv2.cvtColor(image[0], cv2.COLOR_RGB2GRAY)[None]
+    assert (gray[0, 0, 0], gray[0, 0, 7]) == (117, 30)
+    assert colour[4] == pytest.approx(extractor.fit_transform(gray)[0, 4] * 200 / 87, rel=1e-5)
+
+
+@pytest.mark.parametrize("ksize", [1, 3])
+def test_colour_equals_the_channel_that_holds_the_texture(rng, ksize):
+    # Red textured in the left half, green in the right, the rest flat: away from the middle
+    # every gradient is one channel's, so those cells are that channel's grayscale features.
+    image = np.full((1, 32, 32, 3), 90, np.uint8)
+    image[0, :, :16, 0] = rng.integers(0, 256, (32, 16))
+    image[0, :, 16:, 1] = rng.integers(0, 256, (32, 16))
+    extractor = SobelFeatures(ksize=ksize, cell_size=4, orientations=8, magnitude_map=False)
+    colour = extractor.fit_transform(image).reshape(8, 8, 8)
+    red, green = (extractor.fit_transform(image[..., c]).reshape(8, 8, 8) for c in (0, 1))
+    np.testing.assert_array_equal(colour[:, :3], red[:, :3])
+    np.testing.assert_array_equal(colour[:, 5:], green[:, 5:])
+
+
+def test_colour_features_depend_on_each_image_only(rng):
+    images = rng.integers(0, 256, (7, 9, 11, 3), dtype=np.uint8)  # odd sizes: SIMD tails
+    extractor = SobelFeatures(cell_size=3).fit(images)
+    whole = extractor.transform(images)
+    for i in (0, 6):
+        np.testing.assert_array_equal(extractor.transform(images[i : i + 1])[0], whole[i])

@@ -24,8 +24,7 @@ import pytest
 from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, copy_finished_repo, mlflow_server,
                      venv_env)
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("team")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FEATURE, CLASSIFIER = "hog", "logreg"
 CLASSICAL = f"{FEATURE}-{CLASSIFIER}"

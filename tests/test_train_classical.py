@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
+from features import extractor_names
 from features.errors import ParameterError as FeatureParameterError
 from models.classical import load_pipeline
 from models.errors import ParameterError as ModelParameterError
@@ -237,7 +238,7 @@ def test_bad_names_and_missing_features(workdir):
         "unknown classifier 'svm'; allowed: knn, linear_svm, logreg, random_forest, rbf_svm")
     with pytest.raises(FeatureParameterError) as bad_feature:
         train_classical.run(cfg, "surf", "knn")
-    assert str(bad_feature.value) == "unknown feature extractor 'surf'; allowed: hog, raw, sift, sobel, stack"
+    assert str(bad_feature.value) == f"unknown feature extractor 'surf'; allowed: {', '.join(extractor_names())}"
     with pytest.raises(DataError, match=r"data/features/raw.npz: not found"):
         train_classical.run(cfg, "raw", "knn")
     assert not (workdir / "metrics/classical").exists()

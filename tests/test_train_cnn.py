@@ -16,9 +16,6 @@ from pipeline.io import save_split
 
 from helpers import COUNTS, N_CLASSES, REPO_ROOT, SIZE, make_split
 
-# one xdist worker runs the module: its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("train_cnn")
-
 
 def make_config(seed: int = 42, alexnet: dict | None = None, **cnn):
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
@@ -153,6 +150,8 @@ def test_mlflow_run_has_tags_metrics_step_history_and_model(lenet_run):
     assert metrics["test_accuracy"] == result["test_accuracy"]
     assert metrics["val_accuracy"] == result["val_accuracy"]
     assert (params["epochs"], params["batch_size"], params["gpu_count"], params["activation"]) == ("1", "16", "0", "relu")
+    # params.yaml's `auto` as it was resolved for this grayscale data: the augmentation the run had
+    assert (params["augment.horizontal_flip"], params["augment.max_shift"]) == ("False", "0")
 
     client = mlflow.MlflowClient()
     history = client.get_metric_history(run.info.run_id, "history.val_accuracy")
@@ -169,7 +168,7 @@ def test_unknown_arch_is_the_registry_error(tmp_path, monkeypatch):
     from pipeline import train_cnn
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5$"):
+    with pytest.raises(ParameterError, match=r"^unknown architecture 'vgg16'; allowed: alexnet, lenet5, resnet20$"):
         train_cnn.run(make_config(), "vgg16")
 
 

@@ -65,7 +65,7 @@ def test_verdict_text_when_the_interval_excludes_zero():
     assert verdict.verdict_line(summary) == (
         f"classical (hog-logreg) beats deep (lenet5) by 2.8 points, 95 % CI [{low}, {high}], McNemar p = 0.003 "
         f"(12 vs 1 images), with 21,178 vs 61,706 parameters and 0.1 s vs 5.7 s fit (best of each approach chosen "
-        f"on validation accuracy, compared on 400 test images)")
+        f"on validation accuracy, compared on 400 test images); metric: accuracy (evaluation.metric)")
 
 
 def test_verdict_text_when_the_interval_contains_zero():
@@ -81,7 +81,8 @@ def test_verdict_text_when_the_interval_contains_zero():
         r"no significant difference at this test-set size: deep \(lenet5\) ahead of classical \(hog-logreg\) by "
         r"0\.5 points, 95 % CI \[-\d\.\d, \d\.\d\], McNemar p = 0\.73 \(5 vs 3 images\), with 61,706 vs 21,178 "
         r"parameters and 5\.7 s vs 0\.1 s fit \(best of each approach chosen on validation accuracy, compared on "
-        r"400 test images\); about [\d,]+ test images would be needed to detect a 0\.5-point difference", line), line
+        r"400 test images\); about [\d,]+ test images would be needed to detect a 0\.5-point difference; "
+        r"metric: accuracy \(evaluation\.metric\)", line), line
     assert f"about {comparison.images_needed:,} test images" in line
 
 
@@ -118,6 +119,9 @@ def test_a_tie_and_a_single_approach():
     alone = leaderboard.build_summary([{"approach": "deep", "model": "lenet5", "test_accuracy": 0.9,
                                         "val_accuracy": 0.8, "param_count": 1, "fit_seconds": 1.0,
                                         "dataset": "d", "split_sha256": "s"}])
+    assert verdict.verdict_line(alone) == ("only deep models to compare: best lenet5 (chosen on validation "
+                                           "accuracy), test accuracy 90.00 %; metric: accuracy (evaluation.metric)")
+    del alone["metric"]  # a summary.json written before the metric was named reads as it did
     assert verdict.verdict_line(alone) == ("only deep models to compare: best lenet5 (chosen on validation "
                                            "accuracy), test accuracy 90.00 %")
 

@@ -14,15 +14,18 @@ from helpers import REPO_ROOT, make_split
 from pipeline.cli import cli
 from pipeline.io import save_split
 
-PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png"}
+PER_IMAGE = {"image.png", "sobel.png", "hog.png", "sift.png", "kmeans.png", "colorhist.png"}
+FITTED_KMEANS = {"kmeans_filters.png", "kmeans_maps.png"}  # once kmeans is fitted: configured, or saved by its stage
 LECTURE = {"convolution.png", "padding.png", "stride.png", "max_pool.png"}
 
 
-def write_params(root: Path, **data) -> Path:
+def write_params(root: Path, names: list[str] | None = None, **data) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["data"].update(data)
+    params["features"]["names"] = names or params["features"]["names"]
     params["features"]["n_jobs"] = 1
     params["features"]["sift"]["n_words"] = 8  # the generated split's few descriptors
+    params["features"]["kmeans"].update(n_centroids=8, n_patches=2000)  # fitted on the split here: keep it cheap
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -52,10 +55,13 @@ def test_image_files_gray_and_rgb(mlflow_tmp, channels):
     assert "not trained yet" in result.output  # the note that CNN pictures are skipped
 
 
-def test_from_split_uses_the_stored_bag_of_words_and_a_trained_cnn(mlflow_tmp):
+@pytest.mark.parametrize("configured", [False, True], ids=["kmeans-unused", "kmeans-configured"])
+def test_from_split_uses_the_stored_bag_of_words_and_a_trained_cnn(mlflow_tmp, configured):
+    """Extractors the run uses are fitted on the split when no stage saved them; an unused one
+    (k-means here) is drawn unfitted rather than paying for its codebook."""
     from models import architectures
 
-    write_params(mlflow_tmp)
+    write_params(mlflow_tmp, names=["raw", "sobel", "hog", "sift"] + ["kmeans"] * configured)
     split = make_split()
     save_split("data/prepared/split.npz", split)
     # a stored sift matrix for this split (as features@sift writes it): used instead of fitting a codebook
@@ -71,7 +77,8 @@ def test_from_split_uses_the_stored_bag_of_words_and_a_trained_cnn(mlflow_tmp):
     folders = sorted(p.name for p in (mlflow_tmp / "pics").iterdir() if p.name.startswith("test-"))
     assert len(folders) == 2
     for name in folders:
-        assert files_in(mlflow_tmp / "pics" / name) == PER_IMAGE | {"bovw.png", "lenet5_maps.png"}
+        fitted = FITTED_KMEANS if configured else set()
+        assert files_in(mlflow_tmp / "pics" / name) == PER_IMAGE | fitted | {"bovw.png", "lenet5_maps.png"}
     assert files_in(mlflow_tmp / "pics/cnn") == {"lenet5_conv1.png", "lenet5_conv2.png"}
 
 

@@ -1,5 +1,6 @@
 """The hog extractor drawn (its ``draw`` hook): every cell's orientation histogram as glyphs
-over the image, from the extractor's own cell histograms (before block normalisation)."""
+over the image, from the extractor's own cell histograms (before block normalisation; of the
+strongest channel per pixel for a colour image)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -17,12 +18,13 @@ def hog_cells(image: Any, orientations: int = 9, pixels_per_cell: Sequence[int] 
               transform_sqrt: bool = False) -> np.ndarray:
     """The orientation histogram of every cell, float64 ``(cells_row, cells_col, orientations)``:
     the hog extractor's own cell histograms (scikit-image's conventions), before block
-    normalisation."""
-    gray = as_gray(image)
+    normalisation; of the strongest channel's gradients for an RGB image, as the extractor."""
+    array = np.asarray(image)
+    pixels = as_rgb(array) if array.ndim == 3 and array.shape[2] == 3 else as_gray(array)
     cell = (int(pixels_per_cell[0]), int(pixels_per_cell[1]))
-    if gray.shape[0] < cell[0] or gray.shape[1] < cell[1]:
-        raise ImageError(f"drawing: a {gray.shape[0]}x{gray.shape[1]} image holds no {cell[0]}x{cell[1]} HOG cell")
-    return cell_histograms(gray[None], int(orientations), cell, bool(transform_sqrt))[0]
+    if pixels.shape[0] < cell[0] or pixels.shape[1] < cell[1]:
+        raise ImageError(f"drawing: a {pixels.shape[0]}x{pixels.shape[1]} image holds no {cell[0]}x{cell[1]} HOG cell")
+    return cell_histograms(pixels[None], int(orientations), cell, bool(transform_sqrt))[0]
 
 
 def hog_glyphs(image: Any, orientations: int = 9, pixels_per_cell: Sequence[int] = (4, 4),

@@ -1,5 +1,5 @@
 """The sift extractor drawn (its ``draw`` hook): the dense grid it describes, the keypoints
-SIFT's detector finds, and an image's bag of visual words (which needs the fitted codebook
+SIFT's detector finds, the opponent channels opponent SIFT describes, and an image's bag of visual words (which needs the fitted codebook
 or the image's stored feature vector)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from features.drawing import DPI, GLYPH_SCALE, as_gray, as_rgb, show_image, upscale
 from features.errors import ImageError
-from features.extractors.sift import dense_grid
+from features.extractors.sift import dense_grid, opponent_channels
 
 
 def _scaled(keypoints: Sequence[cv2.KeyPoint], scale: int) -> list[cv2.KeyPoint]:
@@ -56,6 +56,23 @@ def sift_figure(image: Any, step: int = 4, size: int = 5, mode: str = "dense") -
     show_image(axes[1], draw_keypoints(image, detected, color=(255, 80, 80)),
           f"detected: {len(detected)} keypoints{note}{used}")
     fig.suptitle("SIFT keypoints: circle = descriptor scale, radius line = orientation (features.sift)", fontsize=10)
+    return fig
+
+
+def opponent_figure(image: Any) -> Figure:
+    """The image beside the three opponent channels opponent SIFT describes, as the extractor
+    computes them (``features.extractors.sift.opponent_channels``)."""
+    channels = opponent_channels(as_rgb(image)[None])[:, 0]
+    fig = Figure(figsize=(10, 2.9), dpi=DPI)
+    axes = fig.subplots(1, 4)
+    show_image(axes[0], as_rgb(image), "image")
+    names = ("O1 (R − G)/√2: red-green", "O2 (R + G − 2B)/√6: yellow-blue", "O3 (R + G + B)/√3: intensity")
+    for ax, channel, name in zip(axes[1:], channels, names):
+        # contrast stretched: a SIFT descriptor is normalised, so it does not see the channel's contrast
+        show_image(ax, channel, name, cmap="gray", vmin=int(channel.min()), vmax=max(int(channel.max()), int(channel.min()) + 1))
+        ax.title.set_fontsize(8)
+    fig.suptitle("Opponent SIFT: a 128-d descriptor per channel at each keypoint, concatenated\n"
+                 "(features.sift, colour: opponent; channels shown contrast-stretched)", fontsize=10)
     return fig
 
 

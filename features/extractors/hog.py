@@ -20,6 +20,11 @@ read from ``skimage/feature/_hog.py`` and ``_hoghistogram.pyx`` (0.24-0.26), are
    L2 ``v / sqrt(|v|_2^2 + eps^2)``, L2-Hys (L2, clip at 0.2, L2 again);
 6. the output ordered as (block row, block col, cell row, cell col, orientation).
 
+Colour (an RGB batch, ``data.channels: 3``): steps 2-3 per channel, and every pixel keeps
+the gradient of the channel with the largest magnitude (Dalal & Triggs 2005, section 6.1),
+exactly as ``skimage.feature.hog(image, ..., channel_axis=-1)`` (ties: the first channel).
+Grayscale batches give the same features as before, bit for bit.
+
 Speed: with ``transform_sqrt=False`` the gradients of a uint8 image are integers in
 [-255, 255], so the bin and magnitude of every pixel are looked up in a 511 x 511 table
 computed once with the formulas of step 3 (exact by construction); with
@@ -81,26 +86,51 @@ def _integer_tables(orientations: int) -> tuple[np.ndarray, np.ndarray]:
     return bins.ravel(), np.hypot(g_col, g_row).ravel()
 
 
+def _dominant_channel(magnitude: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
+    """Each of ``values`` (channel-first, (3, n, h, w)) at the channel of largest ``magnitude``,
+    per pixel; the first such channel on a tie, like scikit-image's ``argmax``."""
+    channel = magnitude.argmax(axis=0)[None]
+    return [np.take_along_axis(v, channel, axis=0)[0] for v in values]
+
+
+def _channels_first(images: np.ndarray) -> np.ndarray:
+    """A colour (n, H, W, 3) batch as (3n, H, W): channel 0 of every image, then 1, then 2."""
+    return np.moveaxis(images, 3, 0).reshape(-1, *images.shape[1:3])
+
+
 def cell_histograms(
     images: np.ndarray, orientations: int, cell: tuple[int, int], transform_sqrt: bool
 ) -> np.ndarray:
-    """Orientation histogram of every cell: float64 (n, cells_row, cells_col, orientations)."""
-    n, height, width = images.shape
+    """Orientation histogram of every cell: float64 (n, cells_row, cells_col, orientations).
+
+    ``images`` is a grayscale (n, H, W) or an RGB (n, H, W, 3) batch. For colour, every
+    pixel takes the gradient of the channel where its magnitude is largest (Dalal & Triggs
+    2005, section 6.1), as ``skimage.feature.hog(..., channel_axis=-1)`` does.
+    """
+    n, height, width = images.shape[:3]
+    colour = images.ndim == 4
+    batch = _channels_first(images) if colour else images
     cr, cc = cell
     ncr, ncc = height // cr, width // cc
     h, w = ncr * cr, ncc * cc
     if transform_sqrt:
-        g_row, g_col = _gradients(np.sqrt(images, dtype=np.float64), h, w)
+        g_row, g_col = _gradients(np.sqrt(batch, dtype=np.float64), h, w)
+        if colour:
+            g_row, g_col = (g.reshape(3, n, h, w) for g in (g_row, g_col))
+            g_row, g_col = _dominant_channel(np.hypot(g_row, g_col), g_row, g_col)
         bins = _orientation_bins(g_row, g_col, orientations)
         magnitude = np.hypot(g_col, g_row)
     else:
-        g_row, g_col = _gradients(images.astype(np.int16), h, w)
+        g_row, g_col = _gradients(batch.astype(np.int16), h, w)
         side = 2 * _MAX_GRADIENT + 1
         key = g_row.astype(np.int32)
         key *= side
         key += g_col
         key += _MAX_GRADIENT * side + _MAX_GRADIENT
         table_bins, table_magnitude = _integer_tables(orientations)
+        if colour:  # the table's hypot(g_col, g_row) equals scikit-image's hypot(g_row, g_col) bit for bit
+            key = key.reshape(3, n, h, w)
+            (key,) = _dominant_channel(table_magnitude[key], key)
         bins, magnitude = table_bins[key], table_magnitude[key]
     # One bincount over (image, cell, bin); bin == orientations collects "no bin".
     cell_of_pixel = (np.arange(h)[:, None] // cr) * ncc + np.arange(w) // cc
@@ -130,7 +160,8 @@ def batch_hog(
     block_norm: str = "L2-Hys",
     transform_sqrt: bool = False,
 ) -> np.ndarray:
-    """HOG of every image of a uint8 (n, H, W) batch: float32 (n, D), D as in scikit-image.
+    """HOG of every image of a uint8 (n, H, W) or RGB (n, H, W, 3) batch: float32 (n, D), D as
+    in scikit-image (the same D for both).
 
     Arguments are assumed valid (``HOGFeatures`` checks them); the images must hold at
     least one block: H >= pixels_per_cell[0] * cells_per_block[0], likewise for W.
@@ -148,7 +179,8 @@ class HOGFeatures(ImageFeatureExtractor):
 
     Same parameters and output as ``skimage.feature.hog(image, orientations,
     pixels_per_cell, cells_per_block, block_norm, transform_sqrt=transform_sqrt,
-    feature_vector=True)`` on grayscale images (see the module docstring for the exact
+    feature_vector=True)`` on grayscale images, and with ``channel_axis=-1`` on RGB images
+    (the gradient of the strongest channel per pixel; see the module docstring for the exact
     conventions), computed for a whole chunk at once by :func:`batch_hog`.
 
     Parameters
@@ -163,6 +195,8 @@ class HOGFeatures(ImageFeatureExtractor):
     n_jobs, chunk_size : int
         joblib workers and images per chunk (see ``features._batch``).
     """
+
+    keeps_colour = True  # RGB batches: the strongest channel's gradient per pixel (Dalal & Triggs 6.1)
 
     def __init__(
         self,

@@ -1,4 +1,8 @@
-"""Raw pixels: the baseline "feature" every handcrafted descriptor has to beat."""
+"""Raw pixels: the baseline "feature" every handcrafted descriptor has to beat.
+
+Grayscale images give H*W values; RGB images (``data.channels: 3``) their H*W*3 values,
+ordered (row, column, channel): the same pixels the CNNs get.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +12,8 @@ from features._batch import ImageFeatureExtractor, check_bool
 
 
 class RawPixels(ImageFeatureExtractor):
-    """Flattened grayscale pixels, row-major, as float32 (divided by 255 when ``scale``).
+    """Flattened pixels, row-major (then R, G, B for a colour image), as float32 (divided by 255
+    when ``scale``).
 
     Parameters
     ----------
@@ -18,6 +23,8 @@ class RawPixels(ImageFeatureExtractor):
         joblib workers and images per chunk (see ``features._batch``); shared by every
         extractor, though raw pixels hardly need them.
     """
+
+    keeps_colour = True
 
     def __init__(self, scale=True, n_jobs=1, chunk_size=2048):
         self.scale = scale
@@ -39,5 +46,5 @@ EXTRACTOR = Extractor(
         'Y. LeCun, L. Bottou, Y. Bengio and P. Haffner, "Gradient-based learning applied to document '
         'recognition", Proc. IEEE 86(11), 1998, doi:10.1109/5.726791 (classifiers on raw pixels as baselines)'
     ),
-    summary="raw pixels / 255, flattened: the baseline every handcrafted feature has to beat",
+    summary="raw pixels / 255 (RGB on colour data), flattened: the baseline every handcrafted feature has to beat",
 )

@@ -12,6 +12,16 @@
    * ``mode="keypoints"``: ``detectAndCompute``, scale-space extrema with their own scale
      and orientation.
 
+   * ``colour="opponent"``: opponent SIFT (van de Sande, Gevers & Snoek 2010): the SIFT
+     descriptors of the three opponent channels O1 = (R - G)/sqrt 2, O2 = (R + G - 2B)/sqrt 6
+     and O3 = (R + G + B)/sqrt 3 at the same keypoints (the dense grid, or those detected on
+     O3, the intensity), concatenated: 384-d. OpenCV's SIFT takes 8-bit images, so each
+     channel is mapped linearly onto 0-255 and rounded: (R - G + 255)/2, (R + G - 2B + 510)/4,
+     (R + G + B)/3. A SIFT descriptor is normalised to unit length, so the scale of each
+     channel does not matter, and it is built from gradients, so neither does the offset. On
+     grayscale images O1 and O2 are flat (zero descriptors) and O3 is the image. The default,
+     ``colour="gray"``, describes the grayscale image (colour batches converted to luma).
+
 2. **Codebook**, learnt in ``fit`` from the *training* images only: a ``MiniBatchKMeans``
    with ``n_words`` clusters over at most ``max_descriptors`` of their descriptors, a
    uniform sample without replacement chosen by hashing each descriptor's global index
@@ -31,6 +41,8 @@ D. G. Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 60
 91-110, 2004, doi:10.1023/B:VISI.0000029664.99615.94.
 G. Csurka, C. Dance, L. Fan, J. Willamowski and C. Bray, "Visual categorization with bags
 of keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004.
+K. E. A. van de Sande, T. Gevers and C. G. M. Snoek, "Evaluating color descriptors for object
+and scene recognition", IEEE TPAMI 32(9), 1582-1596, 2010, doi:10.1109/TPAMI.2009.154.
 S. Lazebnik, C. Schmid and J. Ponce, "Beyond bags of features: spatial pyramid matching
 for recognizing natural scene categories", CVPR 2006, doi:10.1109/CVPR.2006.68.
 """
@@ -48,6 +60,7 @@ from features._batch import ImageFeatureExtractor, check_bool, check_choice, che
 from features.errors import ImageError, ParameterError
 
 MODES = ("dense", "keypoints")
+COLOURS = ("gray", "opponent")
 NORMS = ("l1", "l2")
 DESCRIPTOR_SIZE = 128
 
@@ -56,7 +69,7 @@ DESCRIPTOR_SIZE = 128
 class Descriptors:
     """The descriptors of a chunk of images, with the image (in the chunk) and centre of each."""
 
-    vectors: np.ndarray  # float32 (m, 128)
+    vectors: np.ndarray  # float32 (m, 128), or (m, 384) for opponent SIFT
     image: np.ndarray  # intp (m,)
     xy: np.ndarray  # float32 (m, 2), keypoint centre (x = column, y = row)
 
@@ -68,8 +81,47 @@ def dense_grid(height: int, width: int, step: int, size: int) -> list[cv2.KeyPoi
     return [cv2.KeyPoint(float(x), float(y), float(size), 0.0) for y in ys for x in xs]
 
 
-def extract_descriptors(images: np.ndarray, mode: str, step: int, size: int) -> Descriptors:
-    """SIFT descriptors of every image of a uint8 (n, H, W) chunk.
+def opponent_channels(images: np.ndarray) -> np.ndarray:
+    """The opponent channels O1, O2, O3 of a uint8 RGB (n, H, W, 3) or grayscale (n, H, W) batch,
+    each mapped linearly onto 0-255 and rounded: uint8 (3, n, H, W) (see the module docstring)."""
+    rgb = images.astype(np.float32)
+    if rgb.ndim == 3:  # gray: R = G = B
+        rgb = np.repeat(rgb[..., None], 3, axis=3)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    channels = np.stack([(r - g + 255) / 2, (r + g - 2 * b + 510) / 4, (r + g + b) / 3])
+    return np.rint(channels).astype(np.uint8)
+
+
+def _keypoint_key(kp: cv2.KeyPoint) -> tuple:
+    return kp.pt, kp.size, kp.angle, kp.octave
+
+
+def _describe(sift, channels: list[np.ndarray], grid: list[cv2.KeyPoint] | None):
+    """Keypoints and descriptors of one image given as 1 (gray) or 3 (opponent) uint8 channels:
+    the keypoints are the grid, or those detected on the last channel (the intensity); a
+    keypoint OpenCV drops on some channel is dropped on all, so the parts stay aligned."""
+    if len(channels) == 1:
+        return sift.detectAndCompute(channels[0], None) if grid is None else sift.compute(channels[0], grid)
+    keypoints = grid if grid is not None else sift.detect(channels[-1], None)
+    if not keypoints:
+        return (), None
+    described = [sift.compute(channel, keypoints) for channel in channels]
+    if any(desc is None for _, desc in described):
+        return (), None
+    keys = [[_keypoint_key(kp) for kp in kps] for kps, _ in described]
+    if keys[0] == keys[1] == keys[2]:  # the usual case: every channel kept every keypoint
+        return described[-1][0], np.hstack([desc for _, desc in described])
+    rows = [{_keypoint_key(kp): row for kp, row in zip(kps, desc)} for kps, desc in described]
+    kept = [kp for kp in described[-1][0] if all(_keypoint_key(kp) in r for r in rows)]
+    if not kept:
+        return (), None
+    return kept, np.stack([np.concatenate([r[_keypoint_key(kp)] for r in rows]) for kp in kept])
+
+
+def extract_descriptors(images: np.ndarray, mode: str, step: int, size: int, colour: str = "gray") -> Descriptors:
+    """SIFT descriptors of every image of a uint8 chunk: grayscale (n, H, W) with
+    ``colour="gray"``; with ``colour="opponent"``, opponent SIFT of an RGB (n, H, W, 3) (or
+    grayscale) chunk.
 
     Robust to what OpenCV may do: ``detectAndCompute`` returns ``None`` descriptors when it
     finds nothing, and ``compute`` may drop a keypoint or return one per extra orientation,
@@ -78,13 +130,13 @@ def extract_descriptors(images: np.ndarray, mode: str, step: int, size: int) -> 
     carry no information and would otherwise all vote for one "blank" word.
     """
     sift = cv2.SIFT_create()
-    grid = dense_grid(*images.shape[1:], step, size) if mode == "dense" else None
+    opponent = colour == "opponent"
+    dimension = DESCRIPTOR_SIZE * (3 if opponent else 1)
+    grid = dense_grid(*images.shape[1:3], step, size) if mode == "dense" else None
+    planes = opponent_channels(images) if opponent else images[None]
     vectors, owners, centres = [], [], []
-    for i, image in enumerate(images):
-        if grid is None:
-            keypoints, desc = sift.detectAndCompute(image, None)
-        else:
-            keypoints, desc = sift.compute(image, grid)
+    for i in range(len(images)):
+        keypoints, desc = _describe(sift, list(planes[:, i]), grid)
         if desc is None or len(keypoints) == 0:
             continue
         informative = desc.any(axis=1)  # a patch without any gradient gives the zero vector
@@ -94,9 +146,7 @@ def extract_descriptors(images: np.ndarray, mode: str, step: int, size: int) -> 
         owners.append(np.full(int(informative.sum()), i, dtype=np.intp))
         centres.append(np.array([kp.pt for kp in keypoints], dtype=np.float32)[informative])
     if not vectors:
-        return Descriptors(
-            np.empty((0, DESCRIPTOR_SIZE), np.float32), np.empty(0, np.intp), np.empty((0, 2), np.float32)
-        )
+        return Descriptors(np.empty((0, dimension), np.float32), np.empty(0, np.intp), np.empty((0, 2), np.float32))
     return Descriptors(np.concatenate(vectors), np.concatenate(owners), np.concatenate(centres))
 
 
@@ -117,6 +167,9 @@ class SIFTFeatures(ImageFeatureExtractor):
     Parameters
     ----------
     mode : {"dense", "keypoints"}
+    colour : {"gray", "opponent"}
+        Describe the grayscale image (colour converted to luma), or opponent SIFT: the three
+        opponent channels' descriptors, concatenated (colour data; see the module docstring).
     step, size : int >= 1
         Dense grid spacing and keypoint diameter in pixels (dense mode; images need
         H, W >= size).
@@ -146,6 +199,7 @@ class SIFTFeatures(ImageFeatureExtractor):
     def __init__(
         self,
         mode="dense",
+        colour="gray",
         step=4,
         size=8,
         n_words=64,
@@ -158,6 +212,7 @@ class SIFTFeatures(ImageFeatureExtractor):
         chunk_size=2048,
     ):
         self.mode = mode
+        self.colour = colour
         self.step = step
         self.size = size
         self.n_words = n_words
@@ -173,6 +228,7 @@ class SIFTFeatures(ImageFeatureExtractor):
         super()._check_params()
         owner = type(self).__name__
         check_choice(owner, "mode", self.mode, MODES)
+        check_choice(owner, "colour", self.colour, COLOURS)
         check_int(owner, "step", self.step, 1)
         check_int(owner, "size", self.size, 1)
         check_int(owner, "n_words", self.n_words, 1)
@@ -192,13 +248,19 @@ class SIFTFeatures(ImageFeatureExtractor):
             return (self.size, self.size), f"mode='dense' with size={self.size}"
         return (1, 1), "SIFT"
 
+    @property
+    def keeps_colour(self) -> bool:
+        """Opponent SIFT takes RGB batches; grayscale SIFT has them converted to luma."""
+        return self.colour == "opponent"
+
     def _descriptors(self, images: np.ndarray) -> Descriptors:
-        return extract_descriptors(images, self.mode, int(self.step), int(self.size))
+        return extract_descriptors(images, self.mode, int(self.step), int(self.size), self.colour)
 
     def _fit_images(self, images: np.ndarray) -> None:
         """Fit the codebook on a seeded uniform sample of the training descriptors."""
         limit, seed = int(self.max_descriptors), int(self.random_state)
-        sample, keys, index = np.empty((0, DESCRIPTOR_SIZE), np.float32), np.empty(0, np.uint64), np.empty(0, np.int64)
+        dimension = DESCRIPTOR_SIZE * (3 if self.colour == "opponent" else 1)
+        sample, keys, index = np.empty((0, dimension), np.float32), np.empty(0, np.uint64), np.empty(0, np.int64)
         total = 0
         for _, chunk in self._chunks(images, self._descriptors):
             chunk_index = total + np.arange(len(chunk.vectors), dtype=np.int64)
@@ -224,7 +286,7 @@ class SIFTFeatures(ImageFeatureExtractor):
         self.n_train_descriptors_ = total
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        n, height, width = images.shape
+        n, height, width = images.shape[:3]
         k = int(self.n_words)
         found = self._descriptors(images)
         regions = 5 if self.spatial_pyramid else 1
@@ -245,12 +307,15 @@ class SIFTFeatures(ImageFeatureExtractor):
 
 def draw(extractor: SIFTFeatures, image: np.ndarray, features: np.ndarray | None = None) -> dict:
     """``sift``: the dense grid the extractor describes beside the keypoints SIFT detects;
+    ``opponent``: the three opponent channels described (only with ``colour="opponent"``);
     ``bovw``: the image's bag of visual words, its stored ``features`` or, from a fitted
     extractor, its transform (left out when there is neither). The registry's drawing hook,
     ``features.Extractor.draw``."""
-    from features.extractors._sift_drawing import bovw_figure, sift_figure
+    from features.extractors._sift_drawing import bovw_figure, opponent_figure, sift_figure
 
     figures = {"sift": sift_figure(image, int(extractor.step), int(extractor.size), extractor.mode)}
+    if extractor.colour == "opponent":
+        figures["opponent"] = opponent_figure(image)
     if features is None and hasattr(extractor, "codebook_"):
         features = extractor.transform(np.asarray(image)[None])[0]
     if features is not None:
@@ -263,8 +328,11 @@ EXTRACTOR = Extractor(
     citation=(
         'D. G. Lowe, "Distinctive image features from scale-invariant keypoints", IJCV 60(2), 2004, '
         'doi:10.1023/B:VISI.0000029664.99615.94; G. Csurka et al., "Visual categorization with bags of '
-        'keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004'
+        'keypoints", ECCV Workshop on Statistical Learning in Computer Vision, 2004; K. E. A. van de Sande, '
+        'T. Gevers and C. G. M. Snoek, "Evaluating color descriptors for object and scene recognition", '
+        "IEEE TPAMI 32(9), 2010, doi:10.1109/TPAMI.2009.154 (opponent SIFT, colour: opponent)"
     ),
-    summary="bag of visual words over dense (or detected) SIFT descriptors; codebook fitted on training images",
+    summary="bag of visual words over dense (or detected) SIFT descriptors, optionally opponent colour SIFT; "
+            "codebook fitted on training images",
     draw=draw,
 )

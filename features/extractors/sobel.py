@@ -17,6 +17,11 @@ the last whole cell are ignored) and each cell gives:
   *strength* that the histogram normalisation removed (without that normalisation the
   magnitude map would just be the sum of each histogram).
 
+Colour (an RGB batch, ``data.channels: 3``): the derivatives are taken on each channel
+alone, as on a grayscale image, and every pixel keeps the magnitude and direction of the
+channel where the magnitude is largest (first on a tie), the rule of Dalal & Triggs (2005,
+section 6.1) that HOG uses too. Grayscale batches give the same features as before.
+
 Output: the histograms (cell row, cell col, bin), then the magnitude map (cell row, cell
 col), as float32. Unlike HOG (``features.extractors.hog``) there are no overlapping blocks.
 
@@ -77,6 +82,17 @@ def sobel_polar(images: np.ndarray, ksize: int) -> tuple[np.ndarray, np.ndarray]
     return magnitude, angle
 
 
+def strongest_channel(images: np.ndarray, ksize: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitude, direction and channel index of every pixel of a float32 RGB (n, H, W, 3) batch:
+    :func:`sobel_polar` of each channel alone, kept where its magnitude is largest (first on a tie)."""
+    n, height, width = images.shape[:3]
+    by_channel = np.moveaxis(images, 3, 0).reshape(3 * n, height, width)  # channel 0 of every image, then 1, 2
+    magnitude, angle = (a.reshape(3, n, height, width) for a in sobel_polar(by_channel, ksize))
+    channel = magnitude.argmax(axis=0)
+    pick = channel[None]
+    return (np.take_along_axis(magnitude, pick, axis=0)[0], np.take_along_axis(angle, pick, axis=0)[0], channel)
+
+
 class SobelFeatures(ImageFeatureExtractor):
     """Cell histograms of unsigned Sobel gradient orientation (+ magnitude map).
 
@@ -95,6 +111,8 @@ class SobelFeatures(ImageFeatureExtractor):
     n_jobs, chunk_size : int
         joblib workers and images per chunk (see ``features._batch``).
     """
+
+    keeps_colour = True  # RGB batches: the strongest channel's gradient per pixel (module docstring)
 
     def __init__(self, ksize=3, cell_size=4, orientations=8, magnitude_map=True, n_jobs=1, chunk_size=2048):
         self.ksize = ksize
@@ -117,10 +135,14 @@ class SobelFeatures(ImageFeatureExtractor):
         return (self.cell_size, self.cell_size), f"cell_size={self.cell_size}"
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        n, height, width = images.shape
+        n, height, width = images.shape[:3]
         c, nb = int(self.cell_size), int(self.orientations)
         ncr, ncc = height // c, width // c
-        magnitude, angle = sobel_polar(images.astype(np.float32) / np.float32(255), int(self.ksize))
+        scaled = images.astype(np.float32) / np.float32(255)
+        if images.ndim == 4:
+            magnitude, angle, _ = strongest_channel(scaled, int(self.ksize))
+        else:
+            magnitude, angle = sobel_polar(scaled, int(self.ksize))
         magnitude, angle = magnitude[:, : ncr * c, : ncc * c], angle[:, : ncr * c, : ncc * c]
         # angle in [0, 360): floor(angle * nb / 180) is in [0, 2 nb); mod nb folds it to unsigned.
         bins = (angle * np.float32(nb / 180)).astype(np.int32) % np.int32(nb)
@@ -136,8 +158,8 @@ class SobelFeatures(ImageFeatureExtractor):
 
 
 def draw(extractor: SobelFeatures, image: np.ndarray, features: np.ndarray | None = None) -> dict:
-    """``sobel``: the image's Gx, Gy and gradient magnitude with the extractor's ``ksize``
-    (the registry's drawing hook, ``features.Extractor.draw``)."""
+    """``sobel``: the image's Gx, Gy and gradient magnitude with the extractor's ``ksize``, of the
+    strongest channel per pixel for a colour image (the registry's drawing hook, ``features.Extractor.draw``)."""
     from features.extractors._sobel_drawing import sobel_figure
 
     return {"sobel": sobel_figure(image, int(extractor.ksize))}

@@ -23,6 +23,10 @@ extractor's defaults), with ``overrides[part]`` replacing keys of it one by one:
 stack is params.yaml's HOG, Sobel and raw sections with HOG's ``transform_sqrt`` switched on.
 ``random_state`` is handed to the parts that take one (SIFT's codebook).
 
+Colour: the stack takes RGB batches as they are and gives each part what it would get
+alone: the parts that keep colour (``keeps_colour``: raw, HOG, Sobel...) the RGB images, the
+others their grayscale conversion (computed once per chunk).
+
 DVC caveat: ``features@stack`` depends on this module and its own params section
 (``features.stack``, overrides included), not on the parts' modules nor on their sections:
 dvc.yaml gives every ``features@<name>`` the same template (its own module, its own section),
@@ -42,7 +46,7 @@ import inspect
 import numpy as np
 
 from features import Extractor, extractor_names, get_extractor, make_extractor
-from features._batch import ImageFeatureExtractor, check_bool, check_int
+from features._batch import ImageFeatureExtractor, check_bool, check_int, to_gray
 from features.errors import ParameterError
 
 NAME = "stack"
@@ -68,6 +72,8 @@ class StackedFeatures(ImageFeatureExtractor):
     n_jobs, chunk_size : int
         joblib workers and images per chunk, for all parts together (see ``features._batch``).
     """
+
+    keeps_colour = True  # each part gets colour or grayscale as it would alone (_views)
 
     def __init__(self, parts=("hog", "sobel", "raw"), overrides=None, sections=None, random_state=0, balance=False,
                  n_jobs=1, chunk_size=2048):
@@ -117,11 +123,23 @@ class StackedFeatures(ImageFeatureExtractor):
         (size, needs), _ = max(sizes, key=lambda item: item[0][0][0] * item[0][0][1])
         return size, needs
 
+    def _views(self, images: np.ndarray) -> list[np.ndarray]:
+        """``images`` as each part of ``parts_`` takes them: RGB where it keeps colour, else grayscale."""
+        gray = None
+        views = []
+        for part in self.parts_:
+            if part.keeps_colour or images.ndim == 3:
+                views.append(images)
+            else:
+                gray = to_gray(images) if gray is None else gray
+                views.append(gray)
+        return views
+
     def _fit_images(self, images: np.ndarray) -> None:
         self.parts_ = self._build_parts()
-        for part in self.parts_:
-            part._fit_images(images)
-            part.image_shape_ = images.shape[1:]
+        for part, view in zip(self.parts_, self._views(images)):
+            part._fit_images(view)
+            part.image_shape_ = view.shape[1:]
         self.part_scales_ = self._rms_deviations(images) if self.balance else np.ones(len(self.parts_))
 
     def _rms_deviations(self, images: np.ndarray) -> np.ndarray:
@@ -129,7 +147,10 @@ class StackedFeatures(ImageFeatureExtractor):
         (1 for a part that is constant), accumulated chunk by chunk in float64."""
         sums: list[np.ndarray] = []
         squares: list[np.ndarray] = []
-        for _, blocks in self._chunks(images, lambda chunk: [p._transform_chunk(chunk) for p in self.parts_]):
+        def blocks_of(chunk: np.ndarray) -> list[np.ndarray]:
+            return [part._transform_chunk(view) for part, view in zip(self.parts_, self._views(chunk))]
+
+        for _, blocks in self._chunks(images, blocks_of):
             for i, block in enumerate(blocks):
                 block = block.astype(np.float64)
                 if i == len(sums):
@@ -143,8 +164,8 @@ class StackedFeatures(ImageFeatureExtractor):
         return np.where(rms > 0, rms, 1.0)
 
     def _transform_chunk(self, images: np.ndarray) -> np.ndarray:
-        return np.hstack([part._transform_chunk(images) / scale
-                          for part, scale in zip(self.parts_, self.part_scales_)]).astype(np.float32, copy=False)
+        return np.hstack([part._transform_chunk(view) / scale for part, view, scale
+                          in zip(self.parts_, self._views(images), self.part_scales_)]).astype(np.float32, copy=False)
 
 
 EXTRACTOR = Extractor(
