@@ -132,6 +132,7 @@ def model_row(approach: str, model_id: str, data: Mapping[str, Any], *, where: s
         "param_count": int(data["param_count"]),
         "model_bytes": None if model_bytes is None else int(model_bytes),
         "fit_seconds": _number(data.get("fit_seconds")),
+        **{key: _number(data.get(key)) for key in ("epochs_run", "best_epoch")},  # CNNs' budget; None: classical
         "predict_images_per_s": _number(data.get("predict_images_per_s")),
         "dataset": str(data.get("dataset") or ""),
         "split_sha256": split,

@@ -8,6 +8,10 @@ over its seeds as context.
 Every verdict names the metric it was decided on (:attr:`comparison.metrics.Metric.statement`):
 with accuracy the test is McNemar's; with balanced accuracy a paired permutation test (McNemar's
 with each image weighed by its class), and the difference is in points of balanced accuracy.
+
+Each side's budget -- training images, the CNN's epochs, fit seconds (:func:`budget_fields`,
+``summary.json``'s ``verdict.budget``) -- ends the verdict line, so a win is read with what it
+was given.
 """
 from __future__ import annotations
 
@@ -76,9 +80,54 @@ def _needed(significant: bool, difference: float, images_needed: int | None) -> 
             f"{points:.{_digits(points)}f}-point difference")
 
 
-def _cost(first: Mapping[str, Any], second: Mapping[str, Any]) -> str:
-    return (f"{first['param_count']:,} vs {second['param_count']:,} parameters and "
-            f"{_fmt_fit(first.get('fit_seconds'))} s vs {_fmt_fit(second.get('fit_seconds'))} s fit")
+def _cost(first: Mapping[str, Any], second: Mapping[str, Any], seconds: bool = True) -> str:
+    params = f"{first['param_count']:,} vs {second['param_count']:,} parameters"
+    if not seconds:  # the budget sentence states them
+        return params
+    return f"{params} and {_fmt_fit(first.get('fit_seconds'))} s vs {_fmt_fit(second.get('fit_seconds'))} s fit"
+
+
+def _count(n: Any) -> int | None:
+    return None if n is None else int(n)
+
+
+def budget_fields(classical: Mapping[str, Any], deep: Mapping[str, Any], *, train_images: int | None,
+                  val_images: int | None, search: bool) -> dict:
+    """``verdict.budget`` of summary.json: what the two compared models were given.
+
+    ``classical``/``deep``: their leaderboard rows (``fit_seconds``; the CNN's ``epochs_run``
+    and ``best_epoch``). Both fit on the ``train_images`` (None: unknown); with ``search`` the
+    classical grid search is scored on the ``val_images`` and refitted on both. The CNN only
+    validates on them (early stopping), so its images are the training ones.
+    """
+    refit = search and train_images is not None and val_images is not None
+    return {
+        "classical": {"model": classical["model"], "fit_seconds": classical.get("fit_seconds"), "search": bool(search),
+                      "train_images": train_images + val_images if refit else train_images},
+        "deep": {"model": deep["model"], "fit_seconds": deep.get("fit_seconds"), "train_images": train_images,
+                 "epochs_run": _count(deep.get("epochs_run")), "best_epoch": _count(deep.get("best_epoch"))},
+    }
+
+
+def budget_text(budget: Mapping[str, Any], classical_first: bool = False) -> str:
+    """``deep (lenet5) 30 epochs (epoch 24's weights kept) in 17.9 s, classical (hog-knn) one fit in
+    0.023 s, both on 1,221 training images``: the two sides of :func:`budget_fields` in words, in
+    the verdict's order (``classical_first`` when the classical model leads it)."""
+    c, d = budget["classical"], budget["deep"]
+
+    def images(side: Mapping[str, Any]) -> str:
+        n = side.get("train_images")
+        return "" if n is None else f" on {n:,} training{' + validation' if side.get('search') else ''} images"
+
+    same = c.get("train_images") == d.get("train_images") and not c.get("search")
+    n = d.get("epochs_run")
+    epochs = "? epochs" if n is None else f"{n} epoch{'s' if n != 1 else ''}"
+    kept = "" if d.get("best_epoch") is None else f" (epoch {d['best_epoch']}'s weights kept)"
+    fit = "grid search and refit" if c.get("search") else "one fit"
+    both = f", both{images(d)}" if same and images(d) else ""
+    sides = [f"deep ({d['model']}) {epochs}{kept}{'' if same else images(d)} in {_fmt_fit(d.get('fit_seconds'))} s",
+             f"classical ({c['model']}) {fit}{'' if same else images(c)} in {_fmt_fit(c.get('fit_seconds'))} s"]
+    return ", ".join(sides[::-1] if classical_first else sides) + both
 
 
 def _seed_count(n: int) -> str:
@@ -124,9 +173,11 @@ def verdict_line(summary: Mapping[str, Any], level: str = "95 %") -> str:
                           ci_low=v["ci_low"], ci_high=v["ci_high"], p_value=v["p_value"], only_a=v["only_deep"],
                           only_b=v["only_classical"], significant=v["significant"], level=level, metric=metric.name)
     first, second = (c, d) if swapped else (d, c)
-    return (f"{text}, with {_cost(first, second)} (best of each approach chosen on {metric.selection}, "
-            f"compared on {v['n_test']:,} test images){_needed(v['significant'], v['difference'], v['images_needed'])}"
-            f"{statement}{over_seeds(c, d)}")
+    budget = v.get("budget")
+    return (f"{text}, with {_cost(first, second, seconds=not budget)} (best of each approach chosen on "
+            f"{metric.selection}, compared on {v['n_test']:,} test images)"
+            f"{_needed(v['significant'], v['difference'], v['images_needed'])}{statement}"
+            f"{'; budgets: ' + budget_text(budget, swapped) if budget else ''}{over_seeds(c, d)}")
 
 
 def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComparison, level: str = "95 %",
@@ -143,10 +194,11 @@ def pair_line(a: Mapping[str, Any], b: Mapping[str, Any], comparison: PairedComp
             f"{'; ' + metric.statement if metric else ''}")
 
 
-def verdict_fields(comparison: PairedComparison | None) -> dict | None:
+def verdict_fields(comparison: PairedComparison | None, budget: Mapping[str, Any] | None = None) -> dict | None:
     """The ``verdict`` object of summary.json from the comparison of the best deep model (a)
     with the best classical one (b): difference = deep - classical, of ``comparison.metric``
-    (named in ``metric``, with the ``test`` behind ``p_value``)."""
+    (named in ``metric``, with the ``test`` behind ``p_value``); ``budget`` (:func:`budget_fields`)
+    is added as it is."""
     if comparison is None:
         return None
     c = comparison
@@ -156,4 +208,5 @@ def verdict_fields(comparison: PairedComparison | None) -> dict | None:
         "p_value": float(f"{c.p_value:.6g}"), "only_classical": c.only_b, "only_deep": c.only_a,
         "n_test": c.n, "significant": c.significant, "images_needed": c.images_needed, "winner": winner,
         "metric": c.metric, "test": c.test,
+        **({"budget": dict(budget)} if budget else {}),
     }

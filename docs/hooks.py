@@ -31,6 +31,7 @@ PLOT_CAPTIONS = {
     "confusion_best": "Confusion matrices of the best classical and the best deep model",
     "pairwise_pvalues": "McNemar's p between the top models",
     "training_curves": "The CNNs' training curves",
+    "budget_curve": "Accuracy against training seconds: each CNN after every epoch, each classical model at its fit",
     "per_class": "Test accuracy per class, both chosen models, and the difference (deep − classical)",
     "only_classical_right": "Test images only the classical model gets right",
     "only_deep_right": "Test images only the deep model gets right",

@@ -28,7 +28,9 @@ be switched off again in TensorFlow.
 Training (:func:`fit`): Adam and sparse categorical cross-entropy (:func:`compile_model`),
 validation every epoch, early stopping on ``val_loss`` with the best weights restored,
 and an optional learning-rate schedule (``plateau``: ReduceLROnPlateau, ``cosine``:
-CosineDecay over all planned steps, ``constant``).
+CosineDecay over all planned steps, ``constant``). Given the test images, the history also
+records the test accuracy after each epoch, for the budget curve only: nothing is selected,
+stopped or scheduled on it.
 """
 from __future__ import annotations
 
@@ -43,7 +45,9 @@ PRECISION_SETTINGS = ("auto", "on", "off")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 MONITORS = ("val_loss", "val_accuracy")
 MIXED = "mixed_float16"
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"]
+HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
+                   "test_accuracy"]
+LOGGED_COLUMNS = HISTORY_COLUMNS[1:5]  # the ones Keras' epoch logs hold
 
 
 def choose_precision(setting: str, gpu_count: int) -> str:
@@ -257,13 +261,23 @@ class FitResult:
         return [row["epoch_seconds"] for row in self.history]
 
 
-def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = None) -> Any:
-    """A Keras callback appending one :data:`HISTORY_COLUMNS` row per epoch to ``rows``."""
+def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = None,
+                   test: tuple[Any, Any] | None = None, batch_size: int = 32) -> Any:
+    """A Keras callback appending one :data:`HISTORY_COLUMNS` row per epoch to ``rows``.
+
+    ``test`` = (scaled images, labels): the row's ``test_accuracy`` is the share of them the
+    model gets right at the epoch's end (NaN without ``test``). It is measured after the
+    epoch's seconds and kept out of Keras' logs, so early stopping, the restored epoch and
+    the schedule never see it: it is for the budget curve only, never for selection. The
+    callback's ``test_seconds`` adds up the time those passes took (not training time).
+    """
     import keras
     import numpy as np
 
     class EpochRecorder(keras.callbacks.Callback):
         """One history row per epoch (learning rate at the epoch's start, wall seconds)."""
+
+        test_seconds = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):
             self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -273,14 +287,22 @@ def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = N
             seconds = time.perf_counter() - self._start
             logs = logs or {}
             row = {"epoch": epoch + 1}
-            for key in HISTORY_COLUMNS[1:5]:
+            for key in LOGGED_COLUMNS:
                 value = logs.get(key)
                 row[key] = round(float(value), 6) if value is not None else float("nan")
             row["learning_rate"] = float(str(np.float32(self._lr)))  # 0.001, not 0.0010000000474974513
             row["epoch_seconds"] = round(seconds, 4)
+            row["test_accuracy"] = self._test_accuracy() if test is not None else float("nan")
             rows.append(row)
             if on_epoch is not None:
                 on_epoch(row)
+
+        def _test_accuracy(self) -> float:
+            start = time.perf_counter()
+            x, y = test
+            predicted = np.argmax(self.model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+            self.test_seconds += time.perf_counter() - start
+            return round(float(np.mean(predicted == np.asarray(y))), 6)
 
     return EpochRecorder()
 
@@ -327,7 +349,8 @@ def augmented_batches(x: Any, y: Any, *, batch_size: int, seed: int, horizontal_
 
 def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epochs: int, batch_size: int,
         patience: int, lr_schedule: str = "plateau", on_epoch: Callable[[dict], None] | None = None,
-        verbose: int = 2, augmentation: dict | None = None, seed: int = 0, monitor: str = "val_loss") -> FitResult:
+        verbose: int = 2, augmentation: dict | None = None, seed: int = 0, monitor: str = "val_loss",
+        test: tuple[Any, Any] | None = None) -> FitResult:
     """Train with early stopping on val_loss (best weights restored) and the schedule's callback.
 
     ``x_*`` are the scaled float32 images (:func:`scale_images`); ``on_epoch`` receives each
@@ -340,6 +363,11 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
     follow: the lowest validation loss, or the highest validation accuracy -- they part ways
     once a model grows over-confident on the images it gets wrong.
 
+    ``test`` = (scaled test images, labels) adds each epoch's test accuracy to the history
+    (:func:`epoch_recorder`) for the budget curve: a prediction pass per epoch that changes
+    neither the weights nor any random draw, is never monitored, and whose time is left out
+    of ``fit_seconds``.
+
     Raises:
         InputError: no epoch ran.
     """
@@ -350,7 +378,8 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
     rows: list[dict] = []
     stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                             restore_best_weights=True, verbose=1 if verbose else 0)
-    callbacks = [epoch_recorder(rows, on_epoch), stopper]
+    recorder = epoch_recorder(rows, on_epoch, test, batch_size)
+    callbacks = [recorder, stopper]
     if lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
@@ -362,7 +391,7 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
     else:
         model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
                   shuffle=True, callbacks=callbacks, verbose=verbose)
-    fit_seconds = time.perf_counter() - start
+    fit_seconds = time.perf_counter() - start - recorder.test_seconds
     if not rows:
         raise InputError("training ran no epoch")
     return FitResult(rows, fit_seconds, best_epoch=int(stopper.best_epoch) + 1)

@@ -10,7 +10,9 @@ configures, refuses models trained on different splits, and writes
 The metric is ``evaluation.metric`` (:mod:`comparison.metrics`); ``auto`` weighs the training
 split's class counts in ``data/prepared/manifest.json`` (the test images' when there is none).
 * ``reports/plots/*.png``    accuracy vs parameters, accuracy bars, the best models' confusion
-                              matrices, CNN training curves, McNemar p-values of the top models
+                              matrices, CNN training curves, McNemar p-values of the top models,
+                              the budget curve (accuracy vs training seconds, :mod:`comparison.budget`;
+                              its points in ``reports/plots/budget_curve.csv``)
 
 Read -> compute (:mod:`comparison.statistics`, :mod:`comparison.leaderboard`,
 :mod:`comparison.verdict`) -> render in memory (:mod:`comparison.figures`) -> write every file,
@@ -30,9 +32,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from comparison import confusion, figures, leaderboard, plots, statistics
+from comparison import budget, confusion, figures, leaderboard, plots, statistics
 from comparison.metrics import Metric, choose_metric
-from comparison.verdict import pair_line, verdict_fields, verdict_line
+from comparison.verdict import budget_fields, pair_line, verdict_fields, verdict_line
 from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
@@ -56,13 +58,22 @@ def _manifest() -> dict:
 
 
 def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
-             images: statistics.TestImages, class_names: Sequence[str]) -> dict:
-    """The plots by name (:func:`comparison.figures.compare_figures`) from the files they need."""
+             images: statistics.TestImages, class_names: Sequence[str], histories: Mapping[str, Any],
+             points: Sequence[Mapping[str, Any]], level: str) -> dict:
+    """The plots by name (:func:`comparison.figures.compare_figures`) from the files they need,
+    the CNNs' ``histories`` and the budget curve's ``points``."""
     best = [b["model"] for b in (summary["best_classical"], summary["best_deep"]) if b]
     chosen = confusion.confusion_models(rows, best=best)
     confusions = {r["model"]: read_results.read_confusion(r["approach"], r["model"]) for r in chosen}
-    histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
-    return figures.compare_figures(rows, summary, confusions, class_names, histories, images, cfg.evaluation.alpha)
+    return figures.compare_figures(rows, summary, confusions, class_names, histories, images, cfg.evaluation.alpha,
+                                   points, level)
+
+
+def _budget(cfg: Config, best: Mapping[str, Any]) -> dict:
+    """What the two compared models were given (:func:`comparison.verdict.budget_fields`)."""
+    counts = _manifest().get("counts") or {}
+    return budget_fields(best["classical"], best["deep"], train_images=counts.get("train"),
+                         val_images=counts.get("val"), search=cfg.classical.search)
 
 
 def _metric(cfg: Config, images: statistics.TestImages) -> Metric:
@@ -83,11 +94,12 @@ def _evaluate(cfg: Config, rows: Sequence[Mapping[str, Any]]):
     rows = leaderboard.rank_rows(statistics.scored(rows, images, settings), metric)
     rows = statistics.with_statistics(rows, images, settings)
     best = leaderboard.select_best(rows, metric)
-    comparison = None
+    comparison = given = None
     if best["classical"] and best["deep"]:  # a = deep, b = classical: difference = deep - classical
         comparison = settings.compare_models(images.predictions[best["deep"]["model"]],
                                              images.predictions[best["classical"]["model"]])
-    summary = leaderboard.build_summary(rows, verdict_fields(comparison), metric)
+        given = _budget(cfg, best)
+    summary = leaderboard.build_summary(rows, verdict_fields(comparison, given), metric)
     return rows, summary, verdict_line(summary, settings.level), images, settings.level, metric
 
 
@@ -122,12 +134,15 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     class_names = [str(c) for c in manifest.get("class_names") or ()]
 
     # everything is rendered in memory first: a failure here writes nothing
-    drawn = _figures(cfg, rows, summary, images, class_names)
+    histories = {arch: read_results.read_history(arch) for arch in cfg.model_ids()["deep"]}
+    points = budget.budget_points(rows, histories, cfg.evaluation.confidence)
+    drawn = _figures(cfg, rows, summary, images, class_names, histories, points, level)
     guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
     n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
                 + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
+    outputs[layout.PLOTS_DIR / "budget_curve.csv"] = budget.csv_text(points).encode("utf-8")
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
     written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "

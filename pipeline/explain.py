@@ -47,7 +47,8 @@ from pipeline.errors import DataError
 from pipeline.io import atomic_path, load_split, read_json, write_files, write_json
 from pipeline.report_html import build_page  # noqa: F401  (explain.build_page: tests)
 
-PLOTS = ("accuracy_vs_params", "accuracy_bars", "pairwise_pvalues", "confusion_best", "training_curves")
+PLOTS = ("accuracy_vs_params", "accuracy_bars", "pairwise_pvalues", "confusion_best", "training_curves",
+         "budget_curve")
 VISUALIZED = 3  # test images drawn step by step on the page
 
 

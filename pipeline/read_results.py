@@ -19,7 +19,8 @@ from pipeline import layout
 from pipeline.errors import DataError
 from pipeline.io import read_json
 
-HISTORY_COLUMNS = ("epoch", "accuracy", "val_accuracy", "loss", "val_loss")  # the ones compare plots
+# the ones compare plots: training curves, and the budget curve (test_accuracy: for that plot only)
+HISTORY_COLUMNS = ("epoch", "accuracy", "val_accuracy", "loss", "val_loss", "epoch_seconds", "test_accuracy")
 
 
 def read_predictions(model_id: str, part: str) -> Predictions:
@@ -93,7 +94,7 @@ def read_confusion(approach: str, model_id: str) -> tuple[list[str], list[str]]:
 
 
 def read_history(arch: str) -> dict[str, np.ndarray]:
-    """Epoch, accuracy, val_accuracy, loss, val_loss of a CNN; an empty cell reads as NaN."""
+    """:data:`HISTORY_COLUMNS` of a CNN's history; an empty cell reads as NaN."""
     path, stage = layout.history_path(arch), layout.stage_for("deep", arch)
     records = _read_csv(path, stage, HISTORY_COLUMNS, "no epochs recorded")
     try:

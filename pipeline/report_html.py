@@ -143,6 +143,38 @@ def leaderboard_table(rows: Sequence[Mapping[str, str]], best: Sequence[str], le
 
 
 VISUAL_CAPTIONS = {"image": "the test image"}  # the other drawings are titled by their own figures
+BUDGET_PLOT = "budget_curve"
+
+
+def budget_table(given: Mapping[str, Any]) -> Table:
+    """The two compared models' budgets (summary.json's ``verdict.budget``)."""
+    c, d = given["classical"], given["deep"]
+
+    def number(value: Any, digits: str = ",") -> str:
+        return "-" if value is None else f"{value:{digits}}"
+
+    return Table(["approach", "model", "training images", "epochs run (kept)", "fit s"], [
+        ["deep", d["model"], number(d.get("train_images")),
+         f"{number(d.get('epochs_run'))} ({number(d.get('best_epoch'))})", number(d.get("fit_seconds"), ".4g")],
+        ["classical", c["model"], number(c.get("train_images")) + (" (train + validation)" if c.get("search") else ""),
+         "grid search and refit" if c.get("search") else "one fit", number(c.get("fit_seconds"), ".4g")],
+    ], ["deep", "classical"], text_columns=(0, 1, 3))
+
+
+def budget_section(summary: Mapping[str, Any], plots: Sequence[str]) -> list[Section]:
+    """What each compared side was given and the budget curve: one section, or none without either."""
+    given = (summary.get("verdict") or {}).get("budget")
+    curve = layout.plot_path(BUDGET_PLOT).relative_to(layout.REPORTS_DIR).as_posix()
+    pictures = [Picture(curve, "accuracy vs. training seconds", width=760)] if BUDGET_PLOT in plots else []
+    if not (given or pictures):
+        return []
+    return [Section("Budget", [
+        "What each side of the verdict was given: a win is read with its budget. The curve puts every model on the "
+        "same axis of training seconds (log scale): each CNN after every epoch of its one run (cumulative epoch "
+        "seconds; the test accuracy after each epoch is shown for this plot only -- the kept epoch was chosen on "
+        "validation), each classical model at its fit seconds (feature extraction not counted). Bands and bars: "
+        "Wilson intervals of the test accuracy. For a given budget, read which approach is higher at that x."],
+        tables=[budget_table(given)] if given else [], pictures=pictures)]
 
 
 def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[Mapping[str, str]],
@@ -156,12 +188,13 @@ def build_page(summary: Mapping[str, Any], verdict: str, leaderboard: Sequence[M
     have = set(explain_files)
     ex = layout.EXPLAIN_DIR.relative_to(layout.REPORTS_DIR).as_posix()
     plot_pictures = [Picture(layout.plot_path(name).relative_to(layout.REPORTS_DIR).as_posix(), name.replace("_", " "),
-                             width=560) for name in plots]
+                             width=560) for name in plots if name != BUDGET_PLOT]
     sections = [
         Section("Leaderboard", [f"Ranked by test accuracy; ★ = the best model of each approach, chosen on validation "
                                 f"accuracy, which the verdict compares. {summary.get('dataset', '')}, "
                                 f"{counts['n_test']:,} test images."],
                 tables=[leaderboard_table(leaderboard, [c, d], level)], pictures=plot_pictures),
+        *budget_section(summary, plots),
         *extra,
         Section("Per class", [f"Test accuracy of {c} (classical) and {d} (deep) on each class, and the difference "
                               f"(deep - classical, in points)."],

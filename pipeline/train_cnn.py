@@ -12,7 +12,9 @@ per-image predictions. Outputs, besides the shared ones of :mod:`pipeline.result
   It expects float32 images scaled to [0, 1] (``uint8 / 255``), shape ``(N, H, W, C)`` of
   the prepared split, and returns class probabilities.
 * ``plots/history/<arch>.csv``     one row per epoch: loss, accuracy, val_loss,
-  val_accuracy, learning_rate (at the start of the epoch), epoch_seconds.
+  val_accuracy, learning_rate (at the start of the epoch), epoch_seconds, and test_accuracy
+  -- the weights of that epoch on the test images, for ``compare``'s budget curve only
+  (never monitored nor selected on; not part of fit_seconds).
 
 Every CNN is stochastic: with ``evaluation.repeats`` > 1 the network is then rebuilt and
 trained again with each extra seed (:func:`pipeline.cnn_training.train_extra_seeds`); those only add scores to the
@@ -104,7 +106,7 @@ def run(cfg: Config, arch: str) -> dict:
                     guard(log_metrics, {"history": history}, step=row["epoch"], run_id=mlflow_run.info.run_id)
 
             fit = fit_model(cfg, arch, model, x["train"], split.y["train"], x["val"], split.y["val"],
-                            on_epoch=log_epoch)
+                            on_epoch=log_epoch, test=(x["test"], split.y["test"]))  # test accuracy: budget curve only
             write_csv(layout.history_path(arch), fit.history, training.HISTORY_COLUMNS)
 
             dest = layout.cnn_model_path(arch)

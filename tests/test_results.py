@@ -326,13 +326,16 @@ def test_confusion_and_history_readers_fail_in_one_line(workdir):
     with pytest.raises(DataError, match=r"^plots/history/lenet5\.csv: not found \(run `dvc repro train_cnn@lenet5`\)$"):
         read_results.read_history("lenet5")
     Path("plots/history").mkdir(parents=True)
-    header = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate\n"
-    Path("plots/history/lenet5.csv").write_text(header + "1,2.0,0.5,2.1,0.4,0.001\n2,1.0,0.7,,0.6,0.001\n")
+    header = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,epoch_seconds,test_accuracy\n"
+    Path("plots/history/lenet5.csv").write_text(header + "1,2.0,0.5,2.1,0.4,0.001,1.5,0.45\n"
+                                                "2,1.0,0.7,,0.6,0.001,1.2,0.65\n")
     history = read_results.read_history("lenet5")
     assert history["accuracy"].tolist() == [0.5, 0.7] and np.isnan(history["val_loss"][1])
-    Path("plots/history/lenet5.csv").write_text(header + "1,2.0,lots,2.1,0.4,0.001\n")
+    assert history["test_accuracy"].tolist() == [0.45, 0.65] and history["epoch_seconds"].tolist() == [1.5, 1.2]
+    Path("plots/history/lenet5.csv").write_text(header + "1,2.0,lots,2.1,0.4,0.001,1.5,0.45\n")
     with pytest.raises(DataError, match=r"lenet5\.csv: not numeric .*; rerun `dvc repro train_cnn@lenet5`"):
         read_results.read_history("lenet5")
     Path("plots/history/lenet5.csv").write_text("epoch,loss\n1,2.0\n")
-    with pytest.raises(DataError, match=r"missing column\(s\) accuracy, val_accuracy, val_loss"):
+    with pytest.raises(DataError, match=r"missing column\(s\) accuracy, val_accuracy, val_loss, epoch_seconds, "
+                                        r"test_accuracy .*rerun `dvc repro train_cnn@lenet5`"):
         read_results.read_history("lenet5")

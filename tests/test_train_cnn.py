@@ -72,10 +72,11 @@ def test_stage_writes_model_metrics_and_plots(lenet_run):
     with open(workdir / "plots/history/lenet5.csv", newline="") as fh:
         history = list(csv.DictReader(fh))
     assert list(history[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-                                "learning_rate", "epoch_seconds"]
+                                "learning_rate", "epoch_seconds", "test_accuracy"]
     assert [row["epoch"] for row in history] == ["1"]
     assert float(history[0]["learning_rate"]) == pytest.approx(0.001)
     assert float(history[0]["val_accuracy"]) == scores["val_accuracy"]
+    assert float(history[0]["test_accuracy"]) == scores["test_accuracy"]  # the kept epoch's: the same weights
 
     with open(workdir / "plots/confusion/lenet5.csv", newline="") as fh:
         confusion = list(csv.DictReader(fh))
