@@ -20,7 +20,6 @@ import numpy as np
 
 from pipeline import layout
 from pipeline.errors import DataError
-from pipeline.layout import find_repo_root  # noqa: F401  (cvd ui's import)
 
 SPLITS = ("train", "val", "test")
 

@@ -64,7 +64,7 @@ def check_store(uri: str) -> None:
 
 def start_server(uri: str, port: int) -> subprocess.Popen:
     """``mlflow ui`` on ``uri`` at 127.0.0.1:``port`` in its own process group (stopped as one)."""
-    from pipeline.io import find_repo_root
+    from pipeline.layout import find_repo_root
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", HOST,
                "--port", str(port), "--workers", "1"]
