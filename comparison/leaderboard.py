@@ -147,3 +147,25 @@ def choose(summary: Mapping[str, Any]) -> dict[str, str]:
     if present:
         chosen["champion"] = min(present, key=lambda r: _rank_key(r, metric))["model"]
     return chosen
+
+
+def evaluate(rows: Sequence[Mapping[str, Any]], images: Any, metric: Metric, settings: Any,
+             budget_of: Any = None) -> tuple[list[dict], dict, str]:
+    """The leaderboard from the models' rows and their test ``images``
+    (:class:`comparison.statistics.TestImages`): ranked rows with their statistics under
+    ``settings`` (:class:`comparison.statistics.Settings`), the summary with the verdict (the best
+    deep model against the best classical one, chosen on validation by ``metric``; ``budget_of(best)``
+    says what each was given) and the verdict's line."""
+    from comparison import statistics
+    from comparison.verdict import verdict_fields, verdict_line
+
+    rows = rank_rows(statistics.scored(rank_rows(rows), images, settings), metric)
+    rows = statistics.with_statistics(rows, images, settings)
+    best = select_best(rows, metric)
+    comparison = given = None
+    if best["classical"] and best["deep"]:  # a = deep, b = classical: difference = deep - classical
+        comparison = settings.compare_models(images.predictions[best["deep"]["model"]],
+                                             images.predictions[best["classical"]["model"]])
+        given = budget_of(best) if budget_of else None
+    summary = build_summary(rows, verdict_fields(comparison, given), metric)
+    return rows, summary, verdict_line(summary, settings.level)

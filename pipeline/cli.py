@@ -108,7 +108,9 @@ def compare(params: str, from_mlflow: bool, experiment: str | None, pair: tuple[
     if pair:
         if from_mlflow or experiment:
             raise ConfigError("--pair: compares the models' prediction files; not with --from-mlflow/--experiment")
-        stage.run_pair(cfg, *pair)
+        from pipeline import pair as tool
+
+        tool.run(cfg, *pair)
         return
     stage.run(cfg, from_mlflow=from_mlflow, experiment=experiment)
 

@@ -6,9 +6,6 @@ configures, refuses models trained on different splits, and writes
 * ``reports/leaderboard.csv`` / ``.md``  ranked by the test score of the metric
 * ``reports/summary.json``   DVC metrics: the best of each approach (chosen on the validation
                               score of the metric) and their paired comparison on test (the verdict)
-
-The metric is ``evaluation.metric`` (:mod:`comparison.metrics`); ``auto`` weighs the training
-split's class counts in ``data/prepared/manifest.json`` (the test images' when there is none).
 * ``reports/plots/*.png``    accuracy vs parameters, accuracy bars, the best models' confusion
                               matrices, CNN training curves, McNemar p-values of the top models,
                               the budget curve (accuracy vs training seconds, :mod:`comparison.budget`;
@@ -18,11 +15,13 @@ Read -> compute (:mod:`comparison.statistics`, :mod:`comparison.leaderboard`,
 :mod:`comparison.verdict`) -> render in memory (:mod:`comparison.figures`) -> write every file,
 only when all of it succeeded -> log (:mod:`pipeline.model_runs`: each classical model's run,
 from its files, and the ``comparison`` run, parent of every model run) -> register the chosen
-models (:mod:`pipeline.registry`).
+models (:mod:`pipeline.registry`). The metric is ``evaluation.metric`` (:mod:`comparison.metrics`);
+``auto`` weighs the training split's class counts in ``data/prepared/manifest.json`` (the test
+images' when there is none).
 
-``cvd compare --pair A B`` compares two configured models on the same test images and prints
-the verdict-style line, writing nothing. ``cvd compare --from-mlflow`` rebuilds the leaderboard
-from the latest FINISHED MLflow runs on the current split into ``reports/leaderboard_mlflow.*``.
+``cvd compare --from-mlflow`` rebuilds the leaderboard from the latest FINISHED MLflow runs on
+the current split into ``reports/leaderboard_mlflow.*``; ``cvd compare --pair A B`` is
+:mod:`pipeline.pair`.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from comparison import budget, confusion, figures, leaderboard, plots, statistics
-from comparison.metrics import Metric, choose_metric
-from comparison.verdict import budget_fields, pair_line, verdict_fields, verdict_line
+from comparison.metrics import Metric
+from comparison.verdict import budget_fields
 from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
@@ -46,15 +45,6 @@ PLOT_NAMES = figures.PLOT_NAMES
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
-
-
-def _manifest() -> dict:
-    """The prepared split's manifest, or ``{}`` when there is none here (e.g. a fresh clone)."""
-    try:
-        manifest = json.loads(layout.MANIFEST.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
@@ -71,36 +61,19 @@ def _figures(cfg: Config, rows: Sequence[Mapping[str, Any]], summary: Mapping[st
 
 def _budget(cfg: Config, best: Mapping[str, Any]) -> dict:
     """What the two compared models were given (:func:`comparison.verdict.budget_fields`)."""
-    counts = _manifest().get("counts") or {}
+    counts = read_results.read_manifest().get("counts") or {}
     return budget_fields(best["classical"], best["deep"], train_images=counts.get("train"),
                          val_images=counts.get("val"), search=cfg.classical.search)
 
 
-def _metric(cfg: Config, images: statistics.TestImages) -> Metric:
-    """``evaluation.metric`` for the class counts of the training split (the manifest's), else of the test images."""
-    train = (_manifest().get("counts_per_class") or {}).get("train")
-    if isinstance(train, dict) and len(train) >= 2:
-        return choose_metric(cfg.evaluation.metric, train.values(), "training")
-    return choose_metric(cfg.evaluation.metric, images.class_counts(), "test")
-
-
 def _evaluate(cfg: Config, rows: Sequence[Mapping[str, Any]]):
     """Ranked rows with their statistics, the summary with the verdict, its line, the test images,
-    the interval's level and the metric."""
-    rows = leaderboard.rank_rows(rows)
-    images = read_results.read_test_images(rows)
-    metric = _metric(cfg, images)
+    the interval's level and the metric (:func:`comparison.leaderboard.evaluate`)."""
+    images = read_results.read_test_images(leaderboard.rank_rows(rows))
+    metric = read_results.metric_for(cfg.evaluation.metric, images)
     settings = statistics.Settings.from_config(cfg, metric.name)
-    rows = leaderboard.rank_rows(statistics.scored(rows, images, settings), metric)
-    rows = statistics.with_statistics(rows, images, settings)
-    best = leaderboard.select_best(rows, metric)
-    comparison = given = None
-    if best["classical"] and best["deep"]:  # a = deep, b = classical: difference = deep - classical
-        comparison = settings.compare_models(images.predictions[best["deep"]["model"]],
-                                             images.predictions[best["classical"]["model"]])
-        given = _budget(cfg, best)
-    summary = leaderboard.build_summary(rows, verdict_fields(comparison, given), metric)
-    return rows, summary, verdict_line(summary, settings.level), images, settings.level, metric
+    rows, summary, line = leaderboard.evaluate(rows, images, metric, settings, lambda best: _budget(cfg, best))
+    return rows, summary, line, images, settings.level, metric
 
 
 def _tables(rows: Sequence[Mapping[str, Any]], title: str, line: str, level: str, metric: Metric,
@@ -125,7 +98,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     check_store()
     rows = read_results.read_rows(cfg.model_ids())
     split = leaderboard.check_same_split(rows)
-    manifest = _manifest()
+    manifest = read_results.read_manifest()
     current = manifest.get("sha256")
     if current and current != split:
         _warn(f"the models were trained on split {split[:12]} but {layout.MANIFEST} is split {str(current)[:12]}; "
@@ -155,7 +128,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
 
 def _run_from_mlflow(cfg: Config, experiment: str):
     check_store()
-    rows, split, missing = read_results.rows_from_mlflow(cfg.model_ids(), experiment, _manifest().get("sha256"))
+    rows, split, missing = read_results.rows_from_mlflow(cfg.model_ids(), experiment, read_results.read_manifest().get("sha256"))
     if missing:
         _warn(f"no FINISHED MLflow run on split {split[:12]} for: {leaderboard.name_list(missing, 10)}; left out")
     rows, summary, line, _, level, metric = _evaluate(cfg, rows)
@@ -165,31 +138,3 @@ def _run_from_mlflow(cfg: Config, experiment: str):
     print(f"wrote {layout.REPORTS_DIR}/leaderboard_mlflow.csv and leaderboard_mlflow.md")
     print(line)
     return leaderboard.dataframe(rows)
-
-
-def run_pair(cfg: Config, model_a: str, model_b: str) -> str:
-    """``cvd compare --pair A B``: two configured models on the same test images; prints their
-    accuracies and the comparison line (returned); nothing is written."""
-    ids = cfg.model_ids()
-    approach = {m: a for a, models in ids.items() for m in models}
-    unknown = [m for m in (model_a, model_b) if m not in approach]
-    if unknown:
-        raise ConfigError(f"--pair: {', '.join(repr(m) for m in unknown)} not a configured model; configured: "
-                          f"{leaderboard.name_list([m for models in ids.values() for m in models], 12)}")
-    if model_a == model_b:
-        raise ConfigError(f"--pair: needs two different models; got {model_a!r} twice")
-    wanted: dict[str, list[str]] = {}
-    for m in (model_a, model_b):
-        wanted.setdefault(approach[m], []).append(m)
-    rows = {r["model"]: r for r in read_results.read_rows(wanted)}
-    leaderboard.check_same_split(list(rows.values()))
-    a, b = rows[model_a], rows[model_b]
-    images = read_results.read_test_images([a, b])
-    metric = _metric(cfg, images)
-    settings = statistics.Settings.from_config(cfg, metric.name)
-    comparison = settings.compare_models(images.predictions[model_a], images.predictions[model_b])
-    line = pair_line(a, b, comparison, settings.level, metric)
-    print(f"{model_a} {100 * a['test_accuracy']:.2f} % vs {model_b} {100 * b['test_accuracy']:.2f} % test accuracy "
-          f"on the same {images.n:,} test images")
-    print(line)
-    return line

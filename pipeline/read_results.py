@@ -6,12 +6,14 @@ the files of the models asked for are read; every problem is one line naming the
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from comparison.leaderboard import APPROACHES
+from comparison.metrics import Metric, choose_metric
 from comparison.predictions import Predictions, read_file
 from comparison.results import model_row
 from comparison.statistics import TestImages, test_images
@@ -164,3 +166,20 @@ def latest_finished_runs(experiment: str, approaches: Sequence[str], split: str 
     for r in runs:
         latest.setdefault((r.data.tags.get("approach", ""), r.data.tags.get("model", "")), r)
     return latest, split
+
+
+def read_manifest() -> dict:
+    """The prepared split's manifest, or ``{}`` when there is none here (e.g. a fresh clone)."""
+    try:
+        manifest = json.loads(layout.MANIFEST.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def metric_for(setting: str, images: TestImages) -> Metric:
+    """``evaluation.metric`` (``setting``) for the class counts of the training split (the manifest's), else of the test images."""
+    train = (read_manifest().get("counts_per_class") or {}).get("train")
+    if isinstance(train, dict) and len(train) >= 2:
+        return choose_metric(setting, train.values(), "training")
+    return choose_metric(setting, images.class_counts(), "test")

@@ -25,7 +25,6 @@ from comparison import leaderboard, statistics
 from comparison.metrics import IMBALANCE_RATIO, Metric, choose_metric
 from comparison.predictions import Predictions
 from comparison.results import model_row
-from comparison.verdict import verdict_fields, verdict_line
 from models.evaluate import classification_metrics
 from models.statistics import (balanced_accuracy, balanced_accuracy_interval, bootstrap_interval,
                                compare_paired_balanced, sign_flip_p)
@@ -50,7 +49,7 @@ SETTINGS = dict(confidence=0.95, resamples=2000, alpha=0.05, seed=42)
 
 
 def evaluate(metric: Metric):
-    """compare's computation (pipeline.compare._evaluate) on the constructed predictions."""
+    """compare's computation (comparison.leaderboard.evaluate) on the constructed predictions."""
     rows = []
     for model, y_pred in PREDICTED.items():
         approach = "deep" if model == "lenet5" else "classical"
@@ -63,13 +62,7 @@ def evaluate(metric: Metric):
     scores = np.eye(2)
     images = statistics.TestImages({m: Predictions.of(Y, p, scores[p], "probability") for m, p in PREDICTED.items()})
     settings = statistics.Settings(**SETTINGS, metric=metric.name)
-    rows = leaderboard.rank_rows(statistics.scored(rows, images, settings), metric)
-    rows = statistics.with_statistics(rows, images, settings)
-    best = leaderboard.select_best(rows, metric)
-    comparison = settings.compare_models(images.predictions[best["deep"]["model"]],
-                                         images.predictions[best["classical"]["model"]])
-    summary = leaderboard.build_summary(rows, verdict_fields(comparison), metric)
-    return rows, summary, verdict_line(summary)
+    return leaderboard.evaluate(rows, images, metric, settings)
 
 
 def test_balanced_accuracy_is_mean_recall_of_the_present_classes():
