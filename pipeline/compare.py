@@ -33,6 +33,8 @@ from pipeline import layout, model_runs, read_results, registry
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
+from pipeline.stale_runs import end_stale_runs
+from pipeline.tracking import tracking_uri
 
 PLOT_NAMES = figures.PLOT_NAMES
 
@@ -103,6 +105,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
 
     # everything is rendered in memory first: a failure here writes nothing
     drawn = _figures(cfg, rows, summary, images, class_names)
+    end_stale_runs(tracking_uri())  # runs of a killed stage or compare: KILLED, before logging new ones
     n_logged = model_runs.log_classical_rows(cfg.experiment, rows, class_names)
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}

@@ -80,8 +80,10 @@ def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
              split_sha256=np.array(split.sha256), feature=np.array(name), **arrays)
     save_extractor(extractor, name)
 
-    from pipeline.tracking import data_experiment, log_metrics, stage_run
+    from pipeline.stale_runs import end_stale_runs
+    from pipeline.tracking import data_experiment, log_metrics, stage_run, tracking_uri
 
+    end_stale_runs(tracking_uri())
     with stage_run("features", experiment=data_experiment(cfg.experiment), run_name=f"features-{name}",
                    dataset=split.dataset, split_sha256=split.sha256, tags={"feature": name},
                    params={k: v for k, v in extractor.get_params().items()}):

@@ -58,8 +58,10 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     save_split(out_dir / layout.SPLIT.name, split)
     write_json(out_dir / layout.MANIFEST.name, manifest)
 
-    from pipeline.tracking import data_experiment, log_metrics, stage_run
+    from pipeline.stale_runs import end_stale_runs
+    from pipeline.tracking import data_experiment, log_metrics, stage_run, tracking_uri
 
+    end_stale_runs(tracking_uri())
     with stage_run("prepare", experiment=data_experiment(cfg.experiment), run_name=f"prepare-{d.dataset}",
                    dataset=d.dataset, split_sha256=split.sha256, params={"seed": cfg.seed, "data": vars(d)}):
         log_metrics({"n_" + name: n for name, n in manifest["counts"].items()}

@@ -60,7 +60,8 @@ def run(cfg: Config, arch: str) -> dict:
     from pipeline.io import load_split
     from comparison.predictions import Predictions
     from pipeline.results import record_model
-    from pipeline.tracking import log_keras_model, log_metrics, stage_run
+    from pipeline.stale_runs import end_stale_runs
+    from pipeline.tracking import log_keras_model, log_metrics, stage_run, tracking_uri
 
     architectures.check_name(arch)
     check_settings(cfg, arch)
@@ -85,6 +86,7 @@ def run(cfg: Config, arch: str) -> dict:
                   **{f"augment.{k}": v for k, v in cfg.cnn.augment.model_dump().items()},
                   "gpu_count": devices.gpu_count, "gpu_names": ", ".join(devices.gpu_names) or "none",
                   **cfg.cnn.section(arch).arguments()}
+        end_stale_runs(tracking_uri())
         with stage_run("train_cnn", experiment=cfg.experiment, run_name=f"deep-{arch}", dataset=split.dataset,
                        split_sha256=split.sha256, tags=tags, params=params) as mlflow_run:
             run_id = mlflow_run.info.run_id
