@@ -11,7 +11,8 @@ KILLED: pipeline/stale_runs.py); and every output equals the uninterrupted run's
 run's), timing fields of the metrics JSON aside and zip archives (.npz, .skops) compared member
 by member (their entries carry the time they were written). ``train_cnn`` is checked the same
 way, with the result files of its training left out (threads may change the last bits).
-The README's "Reliability" section quotes :data:`TRIALS`' total (test_readme_counts).
+The README's "Reliability" section quotes the counts (tests/reliability_counts.py), checked by
+:func:`test_readme_quotes_the_counts`.
 """
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ import pytest
 
 from fork_runner import ForkRunner
 from helpers import copy_finished_repo, venv_env
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTPUT_FOLDERS = ("data", "artifacts", "metrics", "plots", "predictions", "reports")
 # what varies run to run in the metrics JSON (pipeline/results.py: the .run.json holds these)
@@ -96,6 +95,8 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(SEED)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TRIALS))
 def test_killed_stage_reruns_to_the_uninterrupted_outputs(kind, small_run, workspace, runner, rng):
     args, trials, seconds = TRIALS[kind]
@@ -149,6 +150,8 @@ def _restore(workspace: Path, rel: str, saved: Path) -> None:
     saved.rename(workspace / rel)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_leaves_the_finished_outputs(workspace, runner, tmpfs):
     _mount_tmpfs(tmpfs, "size=1m")
     saved = _redirect(workspace, "data/prepared", tmpfs)
@@ -176,6 +179,8 @@ def test_full_disk_is_one_line_and_leaves_the_finished_outputs(workspace, runner
         _restore(workspace, "data/prepared", saved)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_read_only_output_folder_is_one_line(workspace, runner, tmpfs):
     _mount_tmpfs(tmpfs, "size=16m")
     saved = _redirect(workspace, "data/features", tmpfs)
@@ -196,6 +201,8 @@ def test_read_only_output_folder_is_one_line(workspace, runner, tmpfs):
         _restore(workspace, "data/features", saved)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_two_dvc_repro_at_once_the_second_stops_at_the_lock(small_run, tmp_path):
     """The second ``dvc repro`` fails with DVC's lock message, naming the first; the first finishes; the stage's
     outputs are those its dvc.lock records, equal to the small run's."""
@@ -218,3 +225,11 @@ def test_two_dvc_repro_at_once_the_second_stops_at_the_lock(small_run, tmp_path)
     found, expected = outputs(repo), outputs(small_run)
     assert sorted(found) == sorted(expected)
     assert [rel for rel, path in found.items() if _normalised(path) != _normalised(expected[rel])] == []
+
+
+def test_readme_quotes_the_counts():
+    """README's "Reliability" numbers are the tests' own (tests/reliability_counts.py)."""
+    from reliability_counts import lines
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert [line for line in lines() if line not in readme] == []
