@@ -6,7 +6,7 @@ a line from stdin: ``{"cwd": ..., "args": [...], "log": ..., "kill_after": secon
 For each it forks a child that runs ``cvd ARGS`` in ``cwd`` exactly as the console script does
 (``pipeline.cli.main``: the same code, the same exit codes; stdout and stderr go to ``log``),
 sends SIGKILL after ``kill_after`` seconds when given, reaps it and answers one JSON line:
-``{"rc": exit code or null, "signal": the signal that ended it or null, "seconds": ...}``.
+``{"rc": exit code or null, "signal": the signal that ended it or null, "seconds": ..., "cpu": ...}``.
 
 Forking skips the seconds of imports that every fresh ``cvd`` pays before it does anything,
 so a kill at a random moment of the run lands in the stage's own work, and the fault tests
@@ -87,10 +87,10 @@ def _serve() -> None:
         if request["kill_after"] is not None:
             time.sleep(request["kill_after"])
             os.kill(pid, signal.SIGKILL)  # a child that already exited is a zombie: no effect
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         answer = {"rc": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                   "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-                  "seconds": round(time.monotonic() - start, 3)}
+                  "seconds": round(time.monotonic() - start, 3), "cpu": round(usage.ru_utime + usage.ru_stime, 3)}
         print(json.dumps(answer), flush=True)
 
 
