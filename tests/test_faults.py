@@ -15,6 +15,7 @@ The README's "Reliability" section quotes the counts (tests/reliability_counts.p
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -147,69 +148,54 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def _redirect(workspace: Path, rel: str, target: Path) -> Path:
-    """Move the output folder ``rel`` into ``target`` and leave a link to it in its place."""
-    folder = workspace / rel
-    saved = workspace.parent / f"saved-{folder.name}"
+@contextlib.contextmanager
+def _output_on_tmpfs(workspace: Path, rel: str, tmpfs: Path, size: str):
+    """The output folder ``rel`` moved onto a new tmpfs of ``size`` (a link to it in its place,
+    its files copied there); yields those files' contents; puts the folder back afterwards."""
+    _mount_tmpfs(tmpfs, f"size={size}")
+    folder, saved = workspace / rel, workspace.parent / f"saved-{Path(rel).name}"
     folder.rename(saved)
-    folder.symlink_to(target, target_is_directory=True)
-    return saved
+    folder.symlink_to(tmpfs, target_is_directory=True)
+    try:
+        for path in saved.iterdir():
+            (tmpfs / path.name).write_bytes(path.read_bytes())
+        yield {p.name: p.read_bytes() for p in tmpfs.iterdir()}
+    finally:
+        folder.unlink()
+        saved.rename(folder)
 
 
-def _restore(workspace: Path, rel: str, saved: Path) -> None:
-    (workspace / rel).unlink()
-    saved.rename(workspace / rel)
+def _one_line(runner: ForkRunner, workspace: Path, args: list[str], name: str) -> list[str]:
+    """Run ``cvd ARGS``: it must exit 2; returns what it printed, by line."""
+    log = workspace.parent / f"{name}.log"
+    log.unlink(missing_ok=True)
+    result = runner.run(workspace, args, log)
+    assert result["rc"] == 2, log.read_text()
+    return log.read_text().splitlines()
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_full_disk_is_one_line_and_leaves_the_finished_outputs(workspace, runner, tmpfs):
-    _mount_tmpfs(tmpfs, "size=1m")
-    saved = _redirect(workspace, "data/prepared", tmpfs)
-    try:
-        for path in saved.iterdir():
-            (tmpfs / path.name).write_bytes(path.read_bytes())
-        before = {p.name: p.read_bytes() for p in tmpfs.iterdir()}
+    with _output_on_tmpfs(workspace, "data/prepared", tmpfs, "1m") as before:
         with open(tmpfs / "filler", "wb", buffering=0) as fh:  # fill the disk up to its last bytes
-            try:
+            with contextlib.suppress(OSError):
                 while True:
                     fh.write(b"\0" * 4096)
-                    fh.flush()
-            except OSError:
-                pass
-        log = workspace.parent / "full-disk.log"
-        log.unlink(missing_ok=True)
-        result = runner.run(workspace, ["prepare"], log)
-        lines = log.read_text().splitlines()
-        assert result["rc"] == 2
-        assert len(lines) == 1 and lines[0].startswith("error: data/prepared/split.npz: cannot write"), lines
-        assert "No space left on device" in lines[0]
+        lines = _one_line(runner, workspace, ["prepare"], "full-disk")
+        assert lines == ["error: data/prepared/split.npz: cannot write (No space left on device)"]
         assert sorted(p.name for p in tmpfs.iterdir()) == sorted([*before, "filler"])  # nothing partial
         assert {name: (tmpfs / name).read_bytes() for name in before} == before  # the finished outputs kept
-    finally:
-        _restore(workspace, "data/prepared", saved)
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_read_only_output_folder_is_one_line(workspace, runner, tmpfs):
-    _mount_tmpfs(tmpfs, "size=16m")
-    saved = _redirect(workspace, "data/features", tmpfs)
-    try:
-        for path in saved.iterdir():
-            (tmpfs / path.name).write_bytes(path.read_bytes())
-        before = {p.name: p.read_bytes() for p in tmpfs.iterdir()}
+    with _output_on_tmpfs(workspace, "data/features", tmpfs, "16m") as before:
         subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
-        log = workspace.parent / "read-only.log"
-        log.unlink(missing_ok=True)
-        result = runner.run(workspace, ["features", "--name", "raw"], log)
-        lines = log.read_text().splitlines()
-        assert result["rc"] == 2
-        assert len(lines) == 1 and lines[0].startswith("error: data/features/raw.npz: cannot write"), lines
-        assert "Read-only file system" in lines[0]
+        lines = _one_line(runner, workspace, ["features", "--name", "raw"], "read-only")
+        assert lines == ["error: data/features/raw.npz: cannot write (Read-only file system)"]
         assert {p.name: p.read_bytes() for p in tmpfs.iterdir()} == before
-    finally:
-        _restore(workspace, "data/features", saved)
 
 
 @pytest.mark.integration
