@@ -37,14 +37,15 @@ RUN_KEYS = {"fit_seconds", "transform_seconds", "images_per_s", "predict_images_
             "epoch_seconds", "mlflow_run_id"}
 ADDRESS = re.compile(r"\d{12,}")
 ADDRESS_BYTES = re.compile(rb"\d{12,}")
-# kind: (cvd arguments, kill trials, seconds one warm run took here (2 cores), the first delay's range)
+# kind: (cvd arguments, kill trials, CPU seconds of one warm run measured here): the first kill's
+# delay is drawn below those seconds, each later one below the previous rerun's wall time
 TRIALS = {
-    "compare": (["compare"], 2, 8.0),
-    "explain": (["explain"], 1, 15.0),
-    "prepare": (["prepare"], 6, 1.0),
+    "compare": (["compare"], 1, 5.0),
+    "explain": (["explain"], 1, 23.0),
+    "prepare": (["prepare"], 6, 1.6),
     "features": (["features", "--name", "raw"], 5, 1.5),
-    "train_classical": (["train-classical", "--feature", "raw", "--classifier", "knn"], 5, 1.0),
-    "train_cnn": (["train-cnn", "--arch", "lenet5"], 1, 8.0),
+    "train_classical": (["train-classical", "--feature", "raw", "--classifier", "knn"], 6, 0.35),
+    "train_cnn": (["train-cnn", "--arch", "lenet5"], 1, 7.5),
 }
 SEED = 20261205
 PRELOAD = ("mlflow", "sklearn", "skops.io", "matplotlib.pyplot", "cv2", "skimage", "keras",
