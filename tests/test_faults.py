@@ -30,6 +30,8 @@ import pytest
 from fork_runner import ForkRunner
 from helpers import copy_finished_repo, venv_env
 
+pytestmark = pytest.mark.xdist_group("faults")  # one worker: one copy of the run, one warm process
+
 OUTPUT_FOLDERS = ("data", "artifacts", "metrics", "plots", "predictions", "reports")
 # what varies run to run in the metrics JSON (pipeline/results.py: the .run.json holds these, and a
 # CNN's new MLflow run) and a CNN's history CSV
@@ -101,16 +103,12 @@ def runner(workspace):
     runner.close()
 
 
-@pytest.fixture(scope="module")
-def rng() -> np.random.Generator:
-    return np.random.default_rng(SEED)
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TRIALS))
-def test_killed_stage_reruns_to_the_uninterrupted_outputs(kind, small_run, workspace, runner, rng):
+def test_killed_stage_reruns_to_the_uninterrupted_outputs(kind, small_run, workspace, runner):
     args, trials, seconds = TRIALS[kind]
+    rng = np.random.default_rng([SEED, list(TRIALS).index(kind)])  # the same delays however tests are picked
     log = workspace.parent / f"{kind}.log"
     expected = outputs(small_run)
     for trial in range(trials):
