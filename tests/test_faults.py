@@ -42,12 +42,12 @@ ADDRESS_BYTES = re.compile(rb"\d{12,}")
 # kind: (cvd arguments, kill trials, CPU seconds of one warm run measured here): the first kill's
 # delay is drawn below those seconds, each later one below the previous rerun's wall time
 TRIALS = {
-    "compare": (["compare"], 1, 5.0),
-    "explain": (["explain"], 1, 23.0),
-    "prepare": (["prepare"], 6, 1.6),
-    "features": (["features", "--name", "raw"], 5, 1.5),
-    "train_classical": (["train-classical", "--feature", "raw", "--classifier", "knn"], 6, 0.35),
-    "train_cnn": (["train-cnn", "--arch", "lenet5"], 1, 7.5),
+    "compare": (["compare"], 1, 4.5),
+    "explain": (["explain"], 1, 14.5),
+    "prepare": (["prepare"], 6, 1.3),
+    "features": (["features", "--name", "raw"], 5, 1.3),
+    "train_classical": (["train-classical", "--feature", "raw", "--classifier", "knn"], 6, 0.3),
+    "train_cnn": (["train-cnn", "--arch", "lenet5"], 1, 6.8),
 }
 SEED = 20261205
 PRELOAD = ("mlflow", "sklearn", "skops.io", "matplotlib.pyplot", "cv2", "skimage", "keras",
