@@ -38,7 +38,7 @@ from pipeline import deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
-from pipeline.store import Guard, check_store, unlogged_warning
+from pipeline.store import Guard, check_store, end_stale_runs, tracking_uri, unlogged_warning
 
 PLOT_NAMES = figures.PLOT_NAMES
 
@@ -111,6 +111,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     points = budget.budget_points(rows, histories, cfg.evaluation.confidence)
     drawn = _figures(cfg, rows, summary, images, class_names, histories, points, level)
     guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
+    guard(end_stale_runs, tracking_uri())  # runs of a killed stage or compare: KILLED, before new ones
     n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
                 + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")

@@ -1,6 +1,6 @@
 """Project errors: a user mistake raises one of these; the CLI prints one line and exits 2.
 
-Both subclass ``ValueError`` so the pure code in ``features/`` and ``models/`` keeps the
+``ConfigError`` and ``DataError`` subclass ``ValueError`` so the pure code in ``features/`` and ``models/`` keeps the
 scikit-learn convention (bad parameter -> ValueError) while the CLI can tell a user
 mistake from a bug (anything else keeps its traceback).
 """
@@ -22,6 +22,10 @@ class ConfigError(CvdError, ValueError):
 
 class DataError(CvdError, ValueError):
     """Bad input data: missing or corrupt files, wrong array dtype/rank/size."""
+
+
+class OutputError(CvdError):
+    """An output that cannot be written: a full disk, a read-only folder, no permission."""
 
 
 @contextlib.contextmanager

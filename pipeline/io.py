@@ -2,12 +2,17 @@
 
 Every stage writes through :func:`atomic_path`: the content goes to a temporary file in
 the destination folder and is renamed into place only when complete, so a failure
-never leaves a partial output for DVC to cache.
+never leaves a partial output for DVC to cache. A process killed mid-write (SIGKILL) cannot
+remove its temporary file: the name holds the writer's pid, and the next write of the same
+file removes those whose process is gone. A full disk or a read-only folder is one
+:class:`~pipeline.errors.OutputError` line naming the file.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
+import glob
 import hashlib
 import json
 import os
@@ -19,7 +24,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from pipeline import layout
-from pipeline.errors import DataError
+from pipeline.errors import DataError, OutputError
 
 SPLITS = ("train", "val", "test")
 
@@ -32,14 +37,35 @@ def atomic_path(dest: str | Path, suffix: str | None = None) -> Iterator[Path]:
     any new file gets (``tempfile.mkstemp`` would make it 0o600).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _create_unique(dest.parent, f".{dest.name}.", suffix or dest.suffix or ".tmp")
+    prefix, suffix = f".{dest.name}.", suffix or dest.suffix or ".tmp"
+    tmp_path = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(dest.parent, prefix, suffix)
+        tmp_path = _create_unique(dest.parent, f"{prefix}{os.getpid()}-", suffix)
         yield tmp_path
         os.replace(tmp_path, dest)
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        raise OutputError(f"{dest}: cannot write ({exc.strerror or exc})") from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+# a full disk or quota, a read-only file system, no permission: the machine's state, not a bug
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _remove_orphans(folder: Path, prefix: str, suffix: str) -> None:
+    """Remove the temporary files ``<prefix><pid>-<hex><suffix>`` left by a killed process."""
+    import psutil
+
+    for path in folder.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = path.name[len(prefix):].partition("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            path.unlink(missing_ok=True)
 
 
 def _create_unique(folder: Path, prefix: str, suffix: str) -> Path:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from pipeline.layout import find_repo_root
-from pipeline.store import Guard, flat_params, git_commit, log_metrics, tracking_uri, unlogged_warning
+from pipeline.store import (Guard, end_stale_runs, flat_params, git_commit, log_metrics, tracking_uri,
+                            unlogged_warning)
 
 
 def pipeline_run_id() -> str:
@@ -72,9 +73,11 @@ def experiment_id_of(experiment: str) -> str:
 
 def open_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
              tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Any:
-    """Start (as the active run) an MLflow run with the project's common tags and ``params``."""
+    """Start (as the active run) an MLflow run with the project's common tags and ``params``, after
+    marking KILLED the runs that killed stages left RUNNING (:func:`pipeline.store.end_stale_runs`)."""
     import mlflow
 
+    end_stale_runs(tracking_uri())
     experiment_id = experiment_id_of(experiment)
     all_tags = common_tags(stage, dataset=dataset, split_sha256=split_sha256) | dict(tags or {})
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
