@@ -39,10 +39,11 @@ class MlflowConfig(Strict):
 class DataConfig(Strict):
     dataset: Literal[DATASETS]
     path: Annotated[str, Field(min_length=1)] | None = None
+    test_path: Annotated[str, Field(min_length=1)] | None = None  # folder: the test split's own class folders
     image_size: Annotated[int, Field(ge=8, le=1024)] | None  # None keeps the native size
     channels: Literal[1, 3] = 1
     val_fraction: Fraction = 0.15
-    test_fraction: Fraction = 0.2  # only for datasets without an official test split
+    test_fraction: Fraction = 0.2  # only for datasets without an official test split or test_path
     limit_per_class: Annotated[int, Field(ge=3)] | None = None
     deskew: bool = False  # pipeline/preprocessing.py, after resizing, for every split and model
     max_pixels: Annotated[int, Field(ge=1)] = 100_000_000  # pipeline/datasets.py checks each file's header
@@ -192,6 +193,9 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raise ConfigError(f"{source}: {error_line(exc)}") from None
     if cfg.data.dataset != "digits" and cfg.data.path is None:
         raise ConfigError(f"{source}: data.path = None: dataset '{cfg.data.dataset}' needs data.path (a directory)")
+    if cfg.data.test_path is not None and cfg.data.dataset != "folder":
+        raise ConfigError(f"{source}: data.test_path = {cfg.data.test_path!r}: only for dataset 'folder' (a second "
+                          f"folder of class folders as the test split), not '{cfg.data.dataset}'")
     cnn = cfg.cnn.model_copy(update={"augment": cfg.cnn.augment.resolved(cfg.data.channels, cfg.data.image_size)})
     cfg = cfg.model_copy(update={"cnn": cnn})
     cfg._source = source

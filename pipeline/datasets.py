@@ -9,13 +9,13 @@ Image files are read by :mod:`pipeline.image_files` (checked before decoding).
 from __future__ import annotations
 
 import gzip
-import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.cifar10 import read_cifar10
 from pipeline.config_schema import DATASETS
 from pipeline.errors import DataError
 from pipeline.preprocessing import resize_batch
@@ -43,6 +43,7 @@ class Pools:
     skipped: dict[str, int] = field(default_factory=dict)
     files: list[str] | None = None  # the folder dataset: each training-pool image's file
     class_folders: list[str] | None = None  # the folder dataset: each class's folder
+    test_files: list[str] | None = None  # with data.test_path: each test image's file, relative to it
 
 
 def load_digits_source() -> Pools:
@@ -113,67 +114,10 @@ def load_idx_source(directory: str | Path, dataset: str) -> Pools:
                  sources=[str(p) for p in files.values()])
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles what the official CIFAR-10 batches hold and nothing else.
-
-    Dicts, lists, bytes, strings and numbers need no globals; numpy arrays are rebuilt
-    from the three names below. Any other global (``os.system``, ``builtins.eval``, ...)
-    is refused before it is looked up, so a crafted file cannot run code.
-    """
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refuses to load the global {module}.{name}")
-        return super().find_class(module, name)
-
-
-def _unpickle(path: Path) -> dict:
-    try:
-        with open(path, "rb") as fh:
-            data = _ArrayUnpickler(fh, encoding="bytes").load()
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({exc})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: not a readable CIFAR-10 python batch (holds a {type(data).__name__}, not a dict)")
-    return data
-
-
 def load_cifar10_source(directory: str | Path) -> Pools:
     """CIFAR-10 from the official python-pickle batches (data_batch_1..5, test_batch)."""
-    directory = Path(directory)
-    if (directory / "cifar-10-batches-py").is_dir():
-        directory = directory / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    missing = [n for n in names if not (directory / n).is_file()]
-    if missing:
-        raise DataError(f"{directory}: CIFAR-10 batches missing: {', '.join(missing)} (expected the official "
-                        f"python version: data_batch_1..5, test_batch, batches.meta)")
-
-    def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
-        d = _unpickle(directory / name)
-        try:
-            data = np.asarray(d[b"data"], dtype=np.uint8)
-            labels = np.asarray(d[b"labels"], dtype=np.int64)
-        except KeyError as exc:
-            raise DataError(f"{directory / name}: missing key {exc.args[0]!r} in CIFAR-10 batch") from None
-        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-            raise DataError(f"{directory / name}: expected N×3072 data and N labels, got {data.shape} "
-                            f"and {len(labels)} labels")
-        return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
-
-    parts = [batch(n) for n in names[:5]]
-    x_test, y_test = batch("test_batch")
-    class_names = [f"class_{i}" for i in range(10)]
-    if (directory / "batches.meta").is_file():
-        meta = _unpickle(directory / "batches.meta")
-        class_names = [n.decode() for n in meta.get(b"label_names", [])] or class_names
-    return Pools(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                 x_test, y_test, class_names, sources=[str(directory / n) for n in names])
+    x_train, y_train, x_test, y_test, class_names, sources = read_cifar10(directory)
+    return Pools(x_train, y_train, x_test, y_test, class_names, sources=sources)
 
 
 def read_image_file(path: str | Path, image_size: int | None, channels: int,
@@ -191,18 +135,16 @@ def _class_files(class_dir: Path) -> list[Path]:
                   and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
-def load_folder_source(directory: str | Path, image_size: int | None, channels: int,
-                       max_pixels: int = DEFAULT_MAX_PIXELS) -> Pools:
-    """One sub-folder per class of PNG/JPEG/BMP/TIFF/GIF images, each read by :func:`read_image_file`."""
-    directory = Path(directory)
+def _class_dirs(directory: Path, what: str) -> list[Path]:
     if not directory.is_dir():
-        raise DataError(f"{directory}: not a directory (data.path must hold one sub-folder per class)")
-    if image_size is None:
-        raise DataError(f"{directory}: data.image_size must be set for the folder dataset (images differ in size)")
-    class_dirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(class_dirs) < 2:
-        raise DataError(f"{directory}: found {len(class_dirs)} class folder(s); need at least 2 "
-                        f"(one sub-folder per class)")
+        raise DataError(f"{directory}: not a directory ({what} must hold one sub-folder per class)")
+    return sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_class_folders(directory: Path, class_dirs: list[Path], image_size: int, channels: int,
+                        max_pixels: int) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """The images of each class folder (label = its index), their paths relative to ``directory``
+    and how many files were skipped for their extension."""
     images, labels, names, skipped = [], [], [], 0
     for label, class_dir in enumerate(class_dirs):
         files = _class_files(class_dir)
@@ -214,14 +156,53 @@ def load_folder_source(directory: str | Path, image_size: int | None, channels: 
             images.append(read_image_file(path, image_size, channels, max_pixels))
             labels.append(label)
             names.append(str(path.relative_to(directory)))
-    return Pools(np.stack(images), np.asarray(labels, dtype=np.int64), None, None,
-                 [p.name for p in class_dirs], sources=[str(directory)], skipped={"other_extensions": skipped},
-                 files=names, class_folders=[str(p) for p in class_dirs])
+    return np.stack(images), np.asarray(labels, dtype=np.int64), names, skipped
+
+
+def _check_same_classes(train_dir: Path, train: list[str], test_dir: Path, test: list[str]) -> None:
+    """One line naming both folders and the class folders only one of them has."""
+    only = {folder: sorted(set(mine) - set(other))
+            for folder, mine, other in ((train_dir, train, test), (test_dir, test, train))}
+    if any(only.values()):
+        differ = "; ".join(f"only in {folder}: {', '.join(names)}" for folder, names in only.items() if names)
+        raise DataError(f"{test_dir}: data.test_path must hold the same class folders as data.path "
+                        f"({train_dir}): {differ}")
+
+
+def load_folder_source(directory: str | Path, image_size: int | None, channels: int,
+                       max_pixels: int = DEFAULT_MAX_PIXELS, test_directory: str | Path | None = None) -> Pools:
+    """One sub-folder per class of PNG/JPEG/BMP/TIFF/GIF images, each read by :func:`read_image_file`.
+    With ``test_directory`` (``data.test_path``), its class folders (the same names) are the test pool."""
+    directory = Path(directory)
+    class_dirs = _class_dirs(directory, "data.path")
+    if image_size is None:
+        raise DataError(f"{directory}: data.image_size must be set for the folder dataset (images differ in size)")
+    if len(class_dirs) < 2:
+        raise DataError(f"{directory}: found {len(class_dirs)} class folder(s); need at least 2 "
+                        f"(one sub-folder per class)")
+    class_names = [p.name for p in class_dirs]
+    test_dirs = None
+    if test_directory is not None:
+        test_directory = Path(test_directory)
+        test_dirs = _class_dirs(test_directory, "data.test_path")
+        _check_same_classes(directory, class_names, test_directory, [p.name for p in test_dirs])
+    x, y, names, skipped = _read_class_folders(directory, class_dirs, image_size, channels, max_pixels)
+    pools = Pools(x, y, None, None, class_names, sources=[str(directory)], skipped={"other_extensions": skipped},
+                  files=names, class_folders=[str(p) for p in class_dirs])
+    if test_dirs is not None:
+        pools.x_test, pools.y_test, pools.test_files, skipped = _read_class_folders(
+            test_directory, test_dirs, image_size, channels, max_pixels)
+        pools.sources.append(str(test_directory))
+        pools.skipped["other_extensions"] += skipped
+    return pools
 
 
 def load_source(dataset: str, path: str | None, image_size: int | None, channels: int,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> Pools:
-    """The images of ``dataset`` (one of :data:`DATASETS`) read from ``path``."""
+                max_pixels: int = DEFAULT_MAX_PIXELS, test_path: str | None = None) -> Pools:
+    """The images of ``dataset`` (one of :data:`DATASETS`) read from ``path`` (and the folder
+    dataset's test split from ``test_path``, when given)."""
+    if test_path is not None and dataset != "folder":
+        raise DataError(f"data.test_path is only for dataset 'folder', not '{dataset}'")
     if dataset == "digits":
         return load_digits_source()
     if path is None:
@@ -233,5 +214,5 @@ def load_source(dataset: str, path: str | None, image_size: int | None, channels
     if dataset == "cifar10":
         return load_cifar10_source(path)
     if dataset == "folder":
-        return load_folder_source(path, image_size, channels, max_pixels)
+        return load_folder_source(path, image_size, channels, max_pixels, test_path)
     raise DataError(f"unknown dataset '{dataset}'; allowed: {', '.join(DATASETS)}")

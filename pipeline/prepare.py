@@ -35,7 +35,8 @@ def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:
         "class_names": split.class_names,
         "counts": {name: int(len(split.y[name])) for name in SPLITS},
         "counts_per_class": counts,
-        "official_test_split": pools.x_test is not None,
+        "official_test_split": pools.x_test is not None and cfg.data.test_path is None,
+        "test_path": cfg.data.test_path,  # the folder dataset's own test folder (test_fraction then unused)
         "skipped_files": pools.skipped,
         "seed": cfg.seed,
         "sources": pools.sources,
@@ -49,7 +50,7 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
 
     check_store()
     d = cfg.data
-    pools = load_source(d.dataset, d.path, d.image_size, d.channels, d.max_pixels)
+    pools = load_source(d.dataset, d.path, d.image_size, d.channels, d.max_pixels, d.test_path)
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
                        test_fraction=d.test_fraction, limit_per_class=d.limit_per_class)
     x = {name: preprocess(x[name], d.image_size, d.channels, d.deskew) for name in SPLITS}

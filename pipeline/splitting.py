@@ -57,7 +57,8 @@ def _check_labels(y: np.ndarray, n_classes: int, what: str) -> None:
 
 def split_pools(pools: Pools, *, seed: int, val_fraction: float, test_fraction: float,
                 limit_per_class: int | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Stratified, seeded split; the official test split is kept where the dataset has one."""
+    """Stratified, seeded split; the official test split (or the folder dataset's ``data.test_path``)
+    is kept where the dataset has one, and then ``test_fraction`` is unused."""
     from sklearn.model_selection import train_test_split
 
     rng = np.random.default_rng(seed)

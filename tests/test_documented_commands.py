@@ -6,7 +6,8 @@ CLI itself, in its own copy of the finished small run (conftest ``small_run``), 
 data path and a size limit substituted:
 
 * ``dvc exp run``: ``-S data.path=DIR`` gets the real data set of its ``data.dataset`` from
-  ../shared/datasets (else a generated one of that kind), and then the size limit is appended
+  ../shared/datasets (else a generated one of that kind), ``-S data.test_path=DIR2`` the folder
+  data set's test folder (more images of the same classes), and then the size limit is appended
   (``SIZE_LIMIT`` and every ``epochs`` key under ``cnn`` set to 1); DVC lets a later ``-S`` of
   the same key win. Commands without a data path run exactly as written on the small run's
   data. The keys each command sets must be in the applied params.yaml, and a substituted data
@@ -135,6 +136,7 @@ def overrides(argv) -> dict[str, str]:
 
 
 FOLDER_PER_CLASS = 60  # CIFAR-10 images per class taken from the archive for the folder data set
+FOLDER_TEST_PER_CLASS = 20  # the next ones of each class: its test folder (data.test_path=DIR2)
 
 
 def dataset_dir(kind: str) -> Path:
@@ -149,20 +151,34 @@ def dataset_dir(kind: str) -> Path:
         return Path(made.read_text())
 
 
+def folder_for_test_path(data: Path) -> Path:
+    """The test folder (``data.test_path``) made beside the folder data set ``data``."""
+    return data.parent / "test"
+
+
 def _make_dataset(kind: str, scratch: Path) -> Path:
     shared = SHARED_DATASETS / SHARED.get(kind, kind)
-    if kind == "folder":
+    if kind == "folder":  # train/ and its test folder test/ (the next images of each class)
         archive = shared / "train.tar.xz"
         if archive.exists():  # the first FOLDER_PER_CLASS JPEGs of each class folder, as they are
             taken: dict[str, int] = {}
             with tarfile.open(archive, "r|xz") as tar:
                 for member in tar:
                     parts = Path(member.name).parts
-                    if member.isfile() and len(parts) == 3 and taken.get(parts[1], 0) < FOLDER_PER_CLASS:
-                        taken[parts[1]] = taken.get(parts[1], 0) + 1
+                    if not member.isfile() or len(parts) != 3:
+                        continue
+                    n = taken[parts[1]] = taken.get(parts[1], 0) + 1
+                    if n <= FOLDER_PER_CLASS:
                         tar.extract(member, scratch / "cifar10", filter="data")
+                    elif n <= FOLDER_PER_CLASS + FOLDER_TEST_PER_CLASS:
+                        target = folder_for_test_path(scratch / "cifar10" / "train") / parts[1] / parts[2]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(tar.extractfile(member).read())
             return scratch / "cifar10" / "train"
-        return make_folder(scratch / "folder", classes=[f"c{i}" for i in range(10)], per_class=40)
+        classes = [f"c{i}" for i in range(10)]
+        data = make_folder(scratch / "folder" / "train", classes=classes, per_class=40)
+        make_folder(folder_for_test_path(data), classes=classes, per_class=10, size=(24, 20))  # other random images
+        return data
     if (shared / "train-images-idx3-ubyte.gz").exists():
         return shared
     return make_idx_dir(scratch / kind, n_train=400, n_test=100)
@@ -187,7 +203,9 @@ def substituted_exp_run(argv, repo: Path) -> tuple[list[str], Path | None]:
         return list(argv), None
     params = yaml.safe_load((repo / "params.yaml").read_text())
     data = dataset_dir(given.get("data.dataset") or params["data"]["dataset"])
-    out = [f"data.path={data}" if word.startswith("data.path=") else word for word in argv]
+    paths = {"data.path": data, "data.test_path": folder_for_test_path(data)}
+    out = [next((f"{key}={path}" for key, path in paths.items() if word.startswith(f"{key}=")), word)
+           for word in argv]
     limit = SIZE_LIMIT | {key: "1" for key in epoch_keys(params)}
     for key, value in limit.items():
         out += ["-S", f"{key}={value}"]
@@ -264,7 +282,9 @@ def check_exp_run(argv, repo: Path, data: Path | None) -> None:
         assert all(used == expected for used in recorded_values(lock, stages, key)), key
     if data is not None:
         assert recorded_values(lock, stages, "data.path") == [str(data)]
-        assert json.loads((repo / "data/prepared/manifest.json").read_text())["dataset"] == params["data"]["dataset"]
+        manifest = json.loads((repo / "data/prepared/manifest.json").read_text())
+        assert manifest["dataset"] == params["data"]["dataset"]
+        assert manifest["test_path"] == overrides(argv).get("data.test_path")
 
 
 def run_server(argv, repo: Path, label: str) -> None:
@@ -360,6 +380,18 @@ def test_a_large_data_command_gets_its_data_set_and_the_size_limit(tmp_path):
     assert given["data.path"] == str(data) and given["data.dataset"] == "mnist"
     assert given["cnn.epochs"] == "1" and given["cnn.alexnet.train.epochs"] == "1"
     assert given["data.limit_per_class"] == SIZE_LIMIT["data.limit_per_class"]
+
+
+def test_a_test_folder_command_gets_the_folder_data_set_and_its_test_folder(tmp_path):
+    (tmp_path / "params.yaml").write_text("cnn:\n  epochs: 30\n")
+    argv = ("dvc", "exp", "run", "-S", "data.dataset=folder", "-S", "data.path=DIR", "-S", "data.test_path=DIR2")
+    out, data = substituted_exp_run(argv, tmp_path)
+    given = overrides(out)
+    assert given["data.path"] == str(data) and given["data.test_path"] == str(folder_for_test_path(data))
+    train, test = ({p.name for p in folder.iterdir()} for folder in (data, folder_for_test_path(data)))
+    assert train == test and len(train) == 10  # the same class folders
+    contents = [{p.read_bytes() for p in folder.glob("*/*")} for folder in (data, folder_for_test_path(data))]
+    assert contents[1] and not contents[0] & contents[1]  # other images
 
 
 @pytest.mark.slow
