@@ -36,7 +36,7 @@ run: install
 	@cat reports/leaderboard.md
 
 test: install-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load --durations=15 $(PYTEST_ARGS)
 
 # The documentation site (docs/, mkdocs.yml) -> site/; --strict: a broken link or missing page fails.
 $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
