@@ -17,6 +17,7 @@ from helpers import SESSION_DIR_ENV, SHARED_DATASETS, session_dir
 from pipeline.datasets import read_idx
 
 _OWN_SESSION_DIR: Path | None = None  # made by this process, removed when the session ends
+_OWNS_SESSION = False  # this process made the session folder: it alone stops the build at the end
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +81,11 @@ def _needs_small_run(item: pytest.Item) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     """The first process (the xdist controller, or the only one) makes the session folder its
     workers share: they inherit the environment variable."""
-    global _OWN_SESSION_DIR
+    global _OWN_SESSION_DIR, _OWNS_SESSION
+    # xdist workers and a pytest run by a test (e.g. --collect-only) inherit the folder
     if hasattr(config, "workerinput") or os.environ.get(SESSION_DIR_ENV):
         return
+    _OWNS_SESSION = True
     if config.option.basetemp:  # kept for inspection, like the basetemp itself
         folder = Path(f"{Path(config.option.basetemp).resolve()}-session")
         shutil.rmtree(folder, ignore_errors=True)
@@ -104,7 +107,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput") or not os.environ.get(SESSION_DIR_ENV):
+    if not _OWNS_SESSION:  # a worker, or a pytest a test ran: the session's build is not theirs to stop
         return
     small_run_build.stop(session_dir())
     if _OWN_SESSION_DIR is not None:

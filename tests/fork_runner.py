@@ -73,9 +73,7 @@ def _child(request: dict) -> None:
 def _serve() -> None:
     from pipeline import cli, quiet
 
-    for name, value in cli.QUIET_LIBRARY_LOGS.items():  # what cli.main does before any import
-        os.environ.setdefault(name, value)
-    quiet.install()
+    quiet.mute_library_logs()  # what cli.main does before any import
     for module in sys.argv[1:]:
         importlib.import_module(module)
     for line in sys.stdin:
