@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from pipeline.config import Config, component_section
+from pipeline.errors import ConfigError
 
 
 def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
@@ -26,14 +27,27 @@ def build_classifier(cfg: Config, classifier: str, seed: int | None = None):
     return pipe, (grid if cfg.classical.search else None)
 
 
-def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None):
-    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None)."""
+def _fit_pca(cfg: Config, pipe, n: int, dim: int, cap: bool) -> None:
+    """An int ``classical.pca`` above what ``n`` images x ``dim`` features allow: one ConfigError line,
+    or with ``cap`` (a learning curve's small subset) that many components instead."""
+    pca, most = cfg.classical.pca, min(n, dim)
+    if isinstance(pca, int) and pca > most:
+        if not cap:
+            raise ConfigError(f"{cfg.source}: classical.pca = {pca}: more components than the {most} that "
+                              f"{n:,} training images x {dim:,} features allow")
+        pipe.set_params(pca__n_components=most)
+
+
+def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None, cap_pca: bool = False):
+    """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None).
+    ``cap_pca``: see :func:`_fit_pca`."""
     from models.classical import make_search, predefined_split
 
     from pipeline.progress import heartbeat
 
     pipe, grid = build_classifier(cfg, classifier, seed)
     n, dim = data["x_train"].shape
+    _fit_pca(cfg, pipe, n, dim, cap_pca)
     what = f"fitting {classifier}{' (grid search)' if grid else ''} on {n:,} images x {dim:,} features"
     start = time.perf_counter()
     with heartbeat(what):

@@ -116,7 +116,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
                 + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
-    outputs[layout.PLOTS_DIR / "budget_curve.csv"] = budget.csv_text(points).encode("utf-8")
+    outputs[layout.BUDGET_CURVE_CSV] = budget.csv_text(points).encode("utf-8")
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_files(outputs)
     written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "

@@ -38,14 +38,18 @@ def log_curve_point(experiment: str, point: dict) -> str:
         from mlflow.entities import Metric
 
         from pipeline.store import tracking_uri
+        from pipeline.tracking import common_tags
 
         parent, reason = newest_comparison_run(experiment, point["split_sha256"])
         if parent is None:
             return f"MLflow: {reason}; the points were not logged"
         client = MlflowClient(tracking_uri=tracking_uri())
         for p in point["points"]:
-            tags = {"mlflow.parentRunId": parent.info.run_id, "approach": p["approach"], "model": p["model"],
-                    "stage": "learning_curve", "curve_fraction": str(point["fraction"])}
+            # curve_model/curve_approach, not model/approach: a point is not one of the model runs
+            # that predict, cvd ui and compare --from-mlflow look up by those tags
+            tags = common_tags("learning_curve", dataset=point["dataset"], split_sha256=point["split_sha256"]) | {
+                "mlflow.parentRunId": parent.info.run_id, "curve_approach": p["approach"], "curve_model": p["model"],
+                "curve_fraction": str(point["fraction"])}
             name = f"curve-{p['model']}-{100 * point['fraction']:g}%"
             run_id = client.create_run(parent.info.experiment_id, run_name=name, tags=tags).info.run_id
             values = {"fraction": point["fraction"], **{k: p[k] for k in (

@@ -47,6 +47,7 @@ PARTS = ("val", "test")  # the split parts whose per-image predictions are kept
 
 REPORTS_DIR = Path("reports")
 PLOTS_DIR = REPORTS_DIR / "plots"
+BUDGET_CURVE_CSV = PLOTS_DIR / "budget_curve.csv"  # the budget curve's points, beside its PNG
 SUMMARY = REPORTS_DIR / "summary.json"
 LEADERBOARD = REPORTS_DIR / "leaderboard.csv"
 EXPLAIN_DIR = REPORTS_DIR / "explain"

@@ -32,7 +32,8 @@ def compare_files() -> list[Path]:
 
     tables = [layout.REPORTS_DIR / "leaderboard.csv", layout.REPORTS_DIR / "leaderboard.md"]
     plots = [layout.plot_path(name) for name in PLOT_NAMES if layout.plot_path(name).is_file()]
-    return [*tables, *plots, layout.SUMMARY]
+    points = [layout.BUDGET_CURVE_CSV] if layout.BUDGET_CURVE_CSV.is_file() else []
+    return [*tables, *plots, *points, layout.SUMMARY]
 
 
 def _comparison_logged(cfg: Config, files: Sequence[Path]) -> bool:

@@ -41,7 +41,7 @@ CURVE_STAGES = {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS}  # the
 OUTDATED_BY_AN_EDIT = {
     "features/extractors/hog.py": {"features@hog", "explain"},  # explain draws HOG's cells
     "models/evaluate.py": CLASSICAL_STAGES | CURVE_STAGES | {"train_cnn@lenet5", "compare", "explain"},
-    "pipeline/results.py": CLASSICAL_STAGES | CURVE_STAGES | {"train_cnn@lenet5"},  # the per-model files' writer
+    "pipeline/results.py": CLASSICAL_STAGES | {"train_cnn@lenet5"},  # the per-model files' writer
     "pipeline/read_results.py": CURVE_STAGES | {"compare", "explain"},  # their reader
     "models/architectures/lenet5.py": CURVE_STAGES | {"train_cnn@lenet5"},
     "features/conv.py": {"explain"},

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from import_graph import code_deps, resolved_stages, stage_code
 
-from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, venv_env
+from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES, venv_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -148,7 +148,8 @@ def test_dvc_yaml_deps_cover_their_modules(extended):
 def test_dvc_repro_runs_only_their_stages_to_the_leaderboard(extended, reproduced):
     ran = set(re.findall(r"Running stage '([^']+)'", reproduced))
     assert ran == {"features@cell_means", "train_cnn@tiny_cnn", "compare", "explain",
-                   *(f"train_classical@cell_means-{c}" for c in SMALL_RUN_CLASSIFIERS)}
+                   *(f"train_classical@cell_means-{c}" for c in SMALL_RUN_CLASSIFIERS),
+                   *(f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS)}  # compare's new summary
     with open(extended / "reports/leaderboard.csv", newline="") as fh:
         rows = {r["model"]: r for r in csv.DictReader(fh)}
     assert set(rows) == {*(f"{f}-{c}" for f in [*SMALL_RUN_FEATURES, "cell_means"] for c in SMALL_RUN_CLASSIFIERS),

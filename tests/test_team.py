@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, copy_finished_repo, mlflow_server,
-                     venv_env)
+from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES,
+                     copy_finished_repo, mlflow_server, venv_env)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -173,6 +173,7 @@ def find_experiment(shown: list, name: str) -> dict:
 
 def test_second_members_experiment_reaches_the_first(team, first, second, experiment):
     assert stages_run(team.outputs["2: dvc exp run"]) == ({f"train_classical@{f}-{CLASSIFIER}" for f in SMALL_RUN_FEATURES}
+                                                          | {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS}
                                                           | {"compare", "explain"})
     rev = find_experiment(experiment, EXPERIMENT)
     params = rev["data"]["params"]["params.yaml"]["data"]
