@@ -13,31 +13,17 @@ deleted (restorable with ``mlflow runs restore``), leaving one run per trained m
 from __future__ import annotations
 
 import csv
-import hashlib
 from typing import Any, Mapping
 
 from pipeline import layout
 from pipeline.io import read_json
+from pipeline.model_logging import RESULT_TAG, files_digest, finished_run
 
-RESULT_TAG = "result_sha256"
 
 
 def result_digest(arch: str) -> str:
     """SHA-256 over the CNN's metrics JSON, model file and history CSV (each length-prefixed)."""
-    digest = hashlib.sha256()
-    for path in (layout.scores_path("deep", arch), layout.cnn_model_path(arch), layout.history_path(arch)):
-        data = path.read_bytes()
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def finished_run(client: Any, experiment_id: str, model_id: str, digest: str) -> str | None:
-    """The id of a FINISHED run of ``model_id`` already logged from these exact files, if any."""
-    query = (f"tags.{RESULT_TAG} = '{digest}' AND tags.model = '{model_id}' "
-             f"AND attributes.status = 'FINISHED'")
-    found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
-    return found[0].info.run_id if found else None
+    return files_digest((layout.scores_path("deep", arch), layout.cnn_model_path(arch), layout.history_path(arch)))
 
 
 def discard_unfinished(client: Any, run_ids: list[str]) -> None:

@@ -2,12 +2,33 @@
 its parent, the ``comparison`` run (used by ``train_cnn``, ``compare`` and ``cvd log``)."""
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipeline import layout
 from pipeline.store import log_metrics, tracking_uri
+
+RESULT_TAG = "result_sha256"  # a run logged from files: their digest, so the same files are logged once
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """SHA-256 over the files' bytes, each length-prefixed, in the given order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        data = Path(path).read_bytes()
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def finished_run(client: Any, experiment_id: str, model_id: str, digest: str) -> str | None:
+    """The id of a FINISHED run of ``model_id`` already logged from files of this ``digest``, if any."""
+    query = (f"tags.{RESULT_TAG} = '{digest}' AND tags.model = '{model_id}' "
+             f"AND attributes.status = 'FINISHED'")
+    found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
+    return found[0].info.run_id if found else None
 
 
 def log_model_files(run_id: str, scores: Mapping[str, Any], info: Mapping[str, Any], confusion_png: Path) -> None:

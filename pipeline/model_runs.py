@@ -35,8 +35,8 @@ from typing import Any, Mapping, Sequence
 
 from pipeline import layout
 from pipeline.io import read_json
+from pipeline.model_logging import RESULT_TAG, files_digest, finished_run
 
-RESULT_TAG = "result_sha256"
 # what the image-in pipeline needs at load time (its extractors import OpenCV / scikit-image);
 # listed explicitly: MLflow's inference reloads the model in a subprocess to find them
 REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "opencv-python-headless", "scikit-image", "joblib",
@@ -49,21 +49,8 @@ model_path = layout.classical_model_path
 def result_digest(model_id: str) -> str:
     """SHA-256 over the model's metrics JSON, ``.run.json`` and model file (each length-prefixed):
     it changes exactly when the stage wrote different results."""
-    digest = hashlib.sha256()
-    for path in (layout.scores_path("classical", model_id), layout.run_info_path("classical", model_id),
-                 model_path(model_id)):
-        data = path.read_bytes()
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _finished_run(client: Any, experiment_id: str, model_id: str, digest: str) -> str | None:
-    """The id of a FINISHED run of ``model_id`` already logged from these exact files, if any."""
-    query = (f"tags.{RESULT_TAG} = '{digest}' AND tags.model = '{model_id}' "
-             f"AND attributes.status = 'FINISHED'")
-    found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
-    return found[0].info.run_id if found else None
+    return files_digest((layout.scores_path("classical", model_id), layout.run_info_path("classical", model_id),
+                         model_path(model_id)))
 
 
 def _example_images(split_path: Path, n: int = 2):
@@ -141,7 +128,7 @@ def log_classical_runs(experiment_id: str, rows: Sequence[Mapping[str, Any]], cl
             continue
         model_id = row["model"]
         digest = result_digest(model_id)
-        run_id = _finished_run(client, experiment_id, model_id, digest)
+        run_id = finished_run(client, experiment_id, model_id, digest)
         if run_id is None:
             if example is None:
                 example = _example_images(split_path)
