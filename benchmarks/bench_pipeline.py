@@ -82,12 +82,15 @@ def apply_params(repo: Path, overrides: list[str]) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def timed_repro(repo: Path) -> tuple[list[tuple[str, float]], float]:
+def timed_repro(repo: Path, argv: tuple[str, ...] = ("dvc", "repro"), echo: bool = False
+                ) -> tuple[list[tuple[str, float]], float]:
+    """Run ``argv`` (a DVC command) in ``repo``: (stage, wall seconds) in the order run, and the total.
+    ``echo`` also prints DVC's other lines (the stages' own output)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own mlflow.db
     start = time.perf_counter()
     marks: list[tuple[str, float]] = []
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(list(argv), cwd=repo, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -95,8 +98,10 @@ def timed_repro(repo: Path) -> tuple[list[tuple[str, float]], float]:
         if match:
             marks.append((match.group(1), time.perf_counter() - start))
             print(f"  {marks[-1][1]:6.1f} s  {match.group(1)}", flush=True)
+        elif echo:
+            print(f"           {line.rstrip()}", flush=True)
     if proc.wait() != 0:
-        sys.exit(f"dvc repro failed in {repo}")
+        sys.exit(f"{' '.join(argv[:3])} failed in {repo}")
     total = time.perf_counter() - start
     ends = [t for _, t in marks[1:]] + [total]
     return [(name, end - t) for (name, t), end in zip(marks, ends)], total

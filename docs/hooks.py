@@ -31,6 +31,7 @@ PLOT_CAPTIONS = {
     "confusion_best": "Confusion matrices of the best classical and the best deep model",
     "pairwise_pvalues": "McNemar's p between the top models",
     "training_curves": "The CNNs' training curves",
+    "learning_curve": "Test accuracy against training-set size, both chosen models, with 95 % intervals",
     "budget_curve": "Accuracy against training seconds: each CNN after every epoch, each classical model at its fit",
     "per_class": "Test accuracy per class, both chosen models, and the difference (deep − classical)",
     "only_classical_right": "Test images only the classical model gets right",
@@ -58,6 +59,8 @@ def on_page_markdown(markdown, page, config, files):
 
     def render(match: re.Match) -> str:
         name = match.group(1)
+        if name.startswith("measured_"):
+            return measured_run(name.removeprefix("measured_"), lambda path: posixpath.relpath(path, here or "."))
         if name not in RENDERERS:
             raise PluginError(f"{page.file.src_uri}: unknown marker <!-- results:{name} -->")
         return RENDERERS[name](lambda path: posixpath.relpath(path, here or "."))
@@ -202,4 +205,114 @@ def lecture(link) -> str:
     return "\n".join(figure(link, path, Path(path).stem.replace("_", " ")) for path in shown)
 
 
-RENDERERS = {"verdict": verdict, "leaderboard": leaderboard, "matrix": matrix, "plots": plots, "explain": explain, "drawings": drawings, "lecture": lecture}
+# --- recorded large-data runs ---------------------------------------------------------------
+# benchmarks/bench_documented.py --record docs/measured/<name>: one folder per documented command,
+# run exactly as written on the real data (run.json says which, when, on how many CPUs)
+MEASURED = "docs/measured"
+README_START, README_END = "<!-- measured:start -->", "<!-- measured:end -->"
+
+
+def measured_runs() -> dict[str, Path]:
+    return {p.name: p for p in sorted((ROOT / MEASURED).glob("*")) if (p / "run.json").is_file()}
+
+
+def _model_cell(m: dict) -> str:
+    return (f"`{m['model']}` {percent(m['test_accuracy'])} "
+            f"[{100 * m['test_accuracy_ci_low']:.1f}, {100 * m['test_accuracy_ci_high']:.1f}]")
+
+
+def _verdict_cell(s: dict) -> str:
+    v = s.get("verdict")
+    if not v:
+        return "one approach only"
+    p = v["p_value"]
+    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    if not v["significant"]:
+        return f"no significant difference ({points(v['difference'])} points, {p_text})"
+    return (f"**{s['winner']}** by {abs(100 * v['difference']):.1f} points "
+            f"[{abs(100 * v['ci_high']):.1f}, {abs(100 * v['ci_low']):.1f}], {p_text}")
+
+
+def _crossover_cell(curve: dict | None) -> str:
+    if not curve:
+        return "not run"
+    c = curve["crossover"]
+    sizes = ", ".join(f"{n:,}" for n in c["sizes"])
+    if c["status"] == "crossover":
+        low, high = c["bracket"]
+        return f"{c['winner']} ahead from between {low:,} and {high:,} images on (sizes {sizes})"
+    return f"none within {sizes} images" + (f"; {c['winner']} ahead throughout" if c.get("winner") else "")
+
+
+def _answer_row(name: str, summary: dict, curve: dict | None, run: dict | None, source_link: str) -> str:
+    budget = (summary.get("verdict") or {}).get("budget", {})
+    train = next((b["train_images"] for b in budget.values() if b.get("train_images")), None)
+    time = (f"{run['wall_seconds'] / 60:.1f} min on {run['cpus']} CPUs ({run['date']}, `{run['commit']}`)"
+            if run else "see Quick start")
+    c, d = summary.get("best_classical"), summary.get("best_deep")
+    return (f"| [{name}]({source_link}) | {'' if train is None else f'{train:,}'} | "
+            f"{_model_cell(c) if c else '-'} | {_model_cell(d) if d else '-'} | {_verdict_cell(summary)} | "
+            f"{_crossover_cell(curve)} | {time} |")
+
+
+def answers_table(link, source_link=None) -> str:
+    """The verdict on each data set: the committed default run (``reports/``) and every recorded
+    documented command (``docs/measured/*``). ``source_link(path)`` turns a repository path into a
+    link (the site links its pages, the README the files)."""
+    source_link = source_link or (lambda path: link(path.removeprefix("docs/").split(":")[0]))
+    curve_path = ROOT / REPORTS / "curve" / "summary.json"
+    rows = ["| data | training images | best classical [95 % CI] | best deep [95 % CI] | verdict on test "
+            "| learning curve crossover | end to end |",
+            "|---|---:|---|---|---|---|---|",
+            _answer_row(f"{read_json(f'{REPORTS}/summary.json')['dataset']} (`make run`)",
+                        read_json(f"{REPORTS}/summary.json"),
+                        json.loads(curve_path.read_text()) if curve_path.is_file() else None, None,
+                        source_link("docs/results.md"))]
+    for name, folder in measured_runs().items():
+        run = json.loads((folder / "run.json").read_text())
+        curve = json.loads((folder / "curve.json").read_text()) if (folder / "curve.json").is_file() else None
+        rows.append(_answer_row(name.replace("_", "-"), json.loads((folder / "summary.json").read_text()), curve, run,
+                                source_link(run["source"])))
+    return "\n".join(rows) + "\n"
+
+
+def readme_table() -> str:
+    """The README's block between its measured markers: the answers table linking the files."""
+    return answers_table(lambda path: path, source_link=lambda path: path.split(":")[0])
+
+
+def measured_run(name: str, link) -> str:
+    """One recorded run: the command, where and when, the time by stage group, the top models,
+    the verdict, the learning curve and the budget curve."""
+    folder = measured_runs().get(name)
+    if folder is None:
+        raise PluginError(f"{MEASURED}/{name}/run.json not found: record it with benchmarks/bench_documented.py")
+    run = json.loads((folder / "run.json").read_text())
+    rel = folder.relative_to(ROOT / "docs").as_posix()  # the site serves docs/ at its root
+    lines = [f"Recorded by `benchmarks/bench_documented.py {run['source']}` on {run['date']} (commit "
+             f"`{run['commit']}`, {run['cpus']} CPUs): the command above exactly as written, `DIR` the real "
+             f"data, in a fresh copy of the repository (nothing reused). End to end "
+             f"**{run['wall_seconds']:,.0f} s ({run['wall_seconds'] / 60:.1f} min)**; the budget is "
+             f"{run['budget_seconds'] / 60:.0f} min.", "",
+             "| stage group | stages | wall s | model fit s |", "|---|---:|---:|---:|"]
+    for g in run["stage_groups"]:
+        fit = "" if g["fit_seconds"] is None else f"{g['fit_seconds']:,.1f}"
+        lines.append(f"| {g['group']} | {g['stages']} | {g['wall_seconds']:,.1f} | {fit} |")
+    with open(folder / "leaderboard.csv", newline="", encoding="utf-8") as f:
+        board = list(csv.DictReader(f))
+    lines += ["", "| rank | model | test accuracy [95 % CI] | validation accuracy | fit s |", "|---:|---|---|---:|---:|"]
+    lines += [f"| {r['rank']} | `{r['model']}` | {percent(float(r['test_accuracy']))} "
+              f"[{100 * float(r['test_accuracy_ci_low']):.1f}, {100 * float(r['test_accuracy_ci_high']):.1f}] | "
+              f"{percent(float(r['val_accuracy']))} | {float(r['fit_seconds']):,.1f} |" for r in board]
+    summary = json.loads((folder / "summary.json").read_text())
+    curve = json.loads((folder / "curve.json").read_text()) if (folder / "curve.json").is_file() else None
+    lines += ["", f"Verdict: {_verdict_cell(summary)} (chosen on {summary['selection']}).", ""]
+    if curve:
+        lines += [f"Learning curve: {curve['crossover']['text']}.", ""]
+    for png in ("learning_curve", "budget_curve"):
+        if (folder / f"{png}.png").is_file():
+            lines.append(figure(link, f"{rel}/{png}.png", PLOT_CAPTIONS.get(png)))
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"answers": answers_table, "verdict": verdict, "leaderboard": leaderboard, "matrix": matrix, "plots": plots, "explain": explain, "drawings": drawings, "lecture": lecture}

@@ -48,6 +48,19 @@ def _normalise(a: np.ndarray) -> np.ndarray:
     return (a - low) / (high - low) if high > low else np.zeros_like(a)
 
 
+def mosaic(tiles: list[np.ndarray], columns: int, gap: int = 1, fill: float = np.nan) -> np.ndarray:
+    """The equally sized ``tiles`` (``(h, w)`` or ``(h, w, 3)``) in rows of ``columns``, ``gap``
+    pixels of ``fill`` between them: one image for one ``imshow`` (a grid of axes costs matplotlib
+    ~10 ms per tile to build and draw)."""
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, *tiles[0].shape[2:]), fill, np.float32)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    return out
+
+
 def filters_figure(kernel: np.ndarray, title: str) -> Figure:
     """Every filter of a ``(F, F, C_in, K)`` kernel: one RGB tile per filter when ``C_in`` is 3
     (each filter scaled to [0, 1] on its own), else one grey tile per (input channel, filter),
@@ -58,18 +71,15 @@ def filters_figure(kernel: np.ndarray, title: str) -> Figure:
     per_row = k if rows > 1 else min(k, 16)
     grid_rows = rows if rows > 1 else int(np.ceil(k / per_row))
     fig = Figure(figsize=(max(4.0, 0.55 * per_row + 1), max(1.6, 0.6 * grid_rows + 1)), dpi=DPI)
-    axes = np.atleast_2d(fig.subplots(grid_rows, per_row, squeeze=False))
-    limit = float(np.abs(kernel).max()) or 1.0
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for j in range(k):
-        if rgb:
-            axes.ravel()[j].imshow(_normalise(kernel[:, :, :, j]), interpolation="nearest")
-        elif c_in == 1:
-            axes.ravel()[j].imshow(kernel[:, :, 0, j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        else:
-            for i in range(c_in):
-                axes[i, j].imshow(kernel[:, :, i, j], cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    if rgb:
+        ax.imshow(mosaic([_normalise(kernel[:, :, :, j]) for j in range(k)], per_row, fill=1.0),
+                  interpolation="nearest")
+    else:
+        limit = float(np.abs(kernel).max()) or 1.0
+        tiles = [kernel[:, :, i, j] for i in range(c_in) for j in range(k)]  # input channels as rows
+        ax.imshow(mosaic(tiles, per_row), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     fig.suptitle(f"{title}: {k} filters of {f}x{f}x{c_in}", fontsize=10)
     return fig
 
@@ -107,7 +117,7 @@ def feature_maps_figure(maps: list[tuple[str, np.ndarray]], image: np.ndarray, t
     its own range: what lights up where)."""
     columns = min(MAX_MAPS, max(m.shape[2] for _, m in maps))
     fig = Figure(figsize=(1.0 + 0.75 * columns, 0.9 * (len(maps) + 1) + 0.6), dpi=DPI)
-    axes = fig.subplots(len(maps) + 1, columns + 1, squeeze=False)
+    axes = fig.subplots(len(maps) + 1, 2, squeeze=False, width_ratios=[1, columns], gridspec_kw={"wspace": 0.05})
     for ax in axes.ravel():
         ax.set_axis_off()
     shown = np.asarray(image)
@@ -117,7 +127,11 @@ def feature_maps_figure(maps: list[tuple[str, np.ndarray]], image: np.ndarray, t
     for row, (name, m) in enumerate(maps, start=1):
         axes[row, 0].text(0.5, 0.5, f"{name}\n{m.shape[0]}x{m.shape[1]}x{m.shape[2]}", ha="center", va="center",
                           fontsize=7, transform=axes[row, 0].transAxes)
-        for j in range(min(columns, m.shape[2])):
-            axes[row, j + 1].imshow(m[:, :, j], cmap="viridis", interpolation="nearest")
+        zoom = -(-16 // m.shape[0])  # whole pixels, so that small maps keep a thin gap too
+        tiles = [np.kron(_normalise(m[:, :, j]), np.ones((zoom, zoom))) for j in range(min(columns, m.shape[2]))]
+        tiles += [np.full(tiles[0].shape, np.nan)] * (columns - len(tiles))  # every row's tiles the same size
+        axes[row, 1].imshow(mosaic(tiles, columns, gap=max(1, tiles[0].shape[0] // 8)), cmap="viridis",
+                            interpolation="nearest", aspect="equal")
+        axes[row, 1].set_anchor("W")
     fig.suptitle(title, fontsize=10)
     return fig

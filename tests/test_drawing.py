@@ -152,8 +152,8 @@ def test_the_sift_drawing_uses_its_fitted_codebook_or_the_stored_vector():
     assert set(draw(unfitted, blob_image())) == {"sift"}  # no codebook, no stored vector: no bag of words
     assert set(draw(unfitted, blob_image(), np.ones(8))) == {"sift", "bovw"}
     fitted = unfitted.fit(np.stack([blob_image(), step_image(), 255 - blob_image()]))
-    bars = draw(fitted, blob_image())["bovw"].axes[0].patches
-    np.testing.assert_allclose([bar.get_height() for bar in bars], fitted.transform(blob_image()[None])[0], rtol=1e-6)
+    (drawn,) = draw(fitted, blob_image())["bovw"].axes[0].patches  # one step patch: a bar per word
+    np.testing.assert_allclose(drawn.get_data().values, fitted.transform(blob_image()[None])[0], rtol=1e-6)
 
 
 def test_bag_of_words_figure_checks_the_vector_length():
@@ -199,3 +199,21 @@ def test_cnn_filters_and_feature_maps_of_lenet5():
         cnn_drawing.conv_filters(model, "fc1")
     with pytest.raises(ValueError, match="takes images of shape"):
         cnn_drawing.feature_maps(model, np.zeros((28, 28, 1), np.uint8))
+
+
+def test_feature_maps_are_drawn_as_one_mosaic_per_layer_each_map_on_its_own_scale():
+    from models import drawing as cnn_drawing
+
+    tiles = [np.full((2, 2), v, np.float32) for v in (1.0, 2.0, 3.0)]
+    grid = cnn_drawing.mosaic(tiles, columns=2)
+    assert grid.shape == (5, 5)
+    np.testing.assert_array_equal(grid[3:, :2], 3.0)  # third tile: second row, first column
+    assert np.isnan(grid[2]).all() and np.isnan(grid[3:, 2:]).all()  # the gap row, the missing tile
+
+    maps = [("conv1", np.stack([np.arange(16.0).reshape(4, 4), np.full((4, 4), 7.0)], axis=-1))]
+    fig = cnn_drawing.feature_maps_figure(maps, blob_image()[..., None], "net")
+    (drawn,) = fig.axes[3].images  # row 1: the label, then the layer's maps
+    shown = drawn.get_array().filled(np.nan)
+    zoom = 4  # 4x4 maps are enlarged to 16x16
+    np.testing.assert_allclose(shown[:16:zoom, :16:zoom], np.arange(16.0).reshape(4, 4) / 15)
+    np.testing.assert_array_equal(shown[:16, 18:], 0.0)  # a constant map is flat, not stretched noise
