@@ -240,8 +240,9 @@ def _crossover_cell(curve: dict | None) -> str:
     sizes = ", ".join(f"{n:,}" for n in c["sizes"])
     if c["status"] == "crossover":
         low, high = c["bracket"]
-        return f"{c['winner']} ahead from between {low:,} and {high:,} images on (sizes {sizes})"
-    return f"none within {sizes} images" + (f"; {c['winner']} ahead throughout" if c.get("winner") else "")
+        return (f"{c['winner']} significantly ahead from {c['size']:,} training images on: crossover between "
+                f"{low:,} and {high:,} (sizes {sizes})")
+    return f"none within {sizes} training images" + (f"; {c['winner']} ahead throughout" if c.get("winner") else "")
 
 
 def _answer_row(name: str, summary: dict, curve: dict | None, run: dict | None, source_link: str) -> str:
@@ -316,3 +317,17 @@ def measured_run(name: str, link) -> str:
 
 
 RENDERERS = {"answers": answers_table, "verdict": verdict, "leaderboard": leaderboard, "matrix": matrix, "plots": plots, "explain": explain, "drawings": drawings, "lecture": lecture}
+
+
+def update_readme(readme: Path = ROOT / "README.md") -> bool:
+    """Rewrite the README's answers table from the recorded files; True if it changed."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    new = text[:start] + "\n" + readme_table() + text[end:]
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":  # python docs/hooks.py: regenerate the README's answers table
+    print("README.md updated" if update_readme() else "README.md already up to date")

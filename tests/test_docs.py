@@ -188,3 +188,23 @@ def test_extending_page_components_table_is_the_registries():
     text = (REPO_ROOT / "docs" / "extending.md").read_text(encoding="utf-8")
     shown = text.split("<!-- components:start -->\n", 1)[1].split("<!-- components:end -->", 1)[0]
     assert shown == printed.output, "docs/extending.md's component table is stale: paste `cvd components --markdown`"
+
+
+def test_readme_answers_table_is_generated_from_the_recorded_runs(tmp_path):
+    """README's "What it found" table is what docs/hooks.py generates from reports/ and
+    docs/measured/*: re-recording a run without regenerating it fails here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index(hooks.README_START) + len(hooks.README_START):text.index(hooks.README_END)]
+    assert block == "\n" + hooks.readme_table(), "README.md's answers table is stale: run `python docs/hooks.py`"
+    summary = json.loads((REPORTS / "summary.json").read_text())
+    assert f"`{summary['best_classical']['model']}`" in block.splitlines()[3]  # the first row: the committed run
+    assert len(block.strip().splitlines()) == 3 + len(hooks.measured_runs())  # header, rule, make run, one per record
+    copy = tmp_path / "README.md"
+    copy.write_text(text.replace(block, "\n| stale |\n"), encoding="utf-8")
+    assert hooks.update_readme(copy) and not hooks.update_readme(copy)
+    assert copy.read_text(encoding="utf-8") == text
