@@ -10,6 +10,8 @@ configures, refuses models trained on different splits, and writes
                               matrices, CNN training curves, McNemar p-values of the top models,
                               the budget curve (accuracy vs training seconds, :mod:`comparison.budget`;
                               its points in ``reports/plots/budget_curve.csv``)
+* ``reports/curve_plan.json`` the learning curve's models and the digests of their files
+                              (:mod:`pipeline.curve_plan`)
 
 Read -> compute (:mod:`comparison.statistics`, :mod:`comparison.leaderboard`,
 :mod:`comparison.verdict`) -> render in memory (:mod:`comparison.figures`) -> write every file,
@@ -34,7 +36,7 @@ from typing import Any, Mapping, Sequence
 from comparison import budget, confusion, figures, leaderboard, plots, statistics
 from comparison.metrics import Metric
 from comparison.verdict import budget_fields
-from pipeline import deep_runs, layout, model_runs, read_results
+from pipeline import curve_plan, deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
@@ -118,6 +120,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.BUDGET_CURVE_CSV] = budget.csv_text(points).encode("utf-8")
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    outputs[curve_plan.PLAN] = (json.dumps(curve_plan.build(cfg, summary), indent=2) + "\n").encode("utf-8")
     write_files(outputs)
     written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
                f"{layout.PLOTS_DIR}/")

@@ -1,7 +1,7 @@
 """DVC stage ``learning_curve@<fraction>`` (after ``compare``): one point of the learning curve.
 
-The models are params.yaml ``curve.models``, or else the best classical and the best deep
-model ``compare`` chose on validation accuracy (``reports/summary.json``). Each is retrained,
+The models are those of ``compare``'s plan (:mod:`pipeline.curve_plan`): params.yaml
+``curve.models``, or else the best classical and the best deep model chosen on validation. Each is retrained,
 as its own train stage builds it (:func:`pipeline.train_classical.fit_model` on its feature
 rows, :mod:`pipeline.cnn_training` for a CNN; the validation split unchanged), on the nested,
 stratified, seeded subset of the training split of ``fraction``
@@ -22,32 +22,11 @@ import math
 import numpy as np
 
 from comparison import curves
-from pipeline import layout
+from pipeline import curve_plan, layout
 from pipeline.comparison_run import log_curve_point
 from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import load_split, read_json, write_json
-
-
-def curve_models(cfg: Config) -> list[str]:
-    """``curve.models`` (configured models, at least one of each approach), else compare's choice."""
-    if cfg.curve.models is None:
-        summary = read_json(layout.SUMMARY)
-        chosen = [summary.get(key) for key in ("best_classical", "best_deep")]
-        if not all(chosen):
-            raise DataError(f"{layout.SUMMARY}: the learning curve needs a best classical and a best deep model; "
-                            f"configure one of each and run `dvc repro compare`")
-        return [entry["model"] for entry in chosen]
-    models = list(cfg.curve.models)
-    configured = [m for ids in cfg.model_ids().values() for m in ids]
-    unknown = [m for m in models if m not in configured]
-    if unknown:
-        raise ConfigError(f"{cfg.source}: curve.models = {models}: {unknown[0]!r} is not a configured model; "
-                          f"configured: {', '.join(configured)}")
-    if {layout.approach_of(m) for m in models} != set(curves.APPROACHES) or len(set(models)) != len(models):
-        raise ConfigError(f"{cfg.source}: curve.models = {models}: needs distinct models, at least one classical "
-                          f"(<feature>-<classifier>) and one deep (an architecture)")
-    return models
 
 
 def parse_fraction(text: str) -> float:
@@ -106,7 +85,7 @@ def train_cnn(cfg: Config, arch: str, rows: np.ndarray, split) -> tuple[np.ndarr
 
 def run(cfg: Config, fraction_text: str) -> dict:
     fraction = parse_fraction(fraction_text)
-    models = curve_models(cfg)
+    models = curve_plan.read()
     split = load_split()
     rows = curves.nested_subset(split.y["train"], fraction, cfg.seed)
     whole = len(rows) == len(split.y["train"])

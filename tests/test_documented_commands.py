@@ -56,7 +56,9 @@ NOT_RUN = {
 
 # Appended to a `dvc exp run` whose data path is substituted: 40 images per class keep more than
 # the 200 training images the documented `classical.pca=200` needs (after the val/test split).
-SIZE_LIMIT = {"data.limit_per_class": "40", "evaluation.bootstrap_resamples": "200", "cnn.epochs": "1"}
+# The k-means extractor's training patches are a sample size too (the CIFAR-10 command's 1,600 centroids).
+SIZE_LIMIT = {"data.limit_per_class": "40", "evaluation.bootstrap_resamples": "200", "cnn.epochs": "1",
+              "features.kmeans.n_patches": "5000"}
 
 # data.dataset -> the folder under ../shared/datasets holding the real files
 SHARED = {"mnist": "mnist", "fashion_mnist": "fashion-mnist", "folder": "cifar10-jpg"}

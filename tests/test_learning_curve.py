@@ -13,7 +13,7 @@ import yaml
 
 from comparison import curves
 from comparison.errors import ComparisonError
-from helpers import REPO_ROOT, SMALL_RUN_CURVE_FRACTIONS, venv_env
+from helpers import REPO_ROOT, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_EPOCHS, venv_env
 from worktree import copy_finished_repo
 
 N_TEST = 400
@@ -116,16 +116,19 @@ def test_the_config_refuses_bad_fractions_in_one_line():
 def test_curve_models_must_be_configured_and_of_both_approaches():
     from pipeline.config import parse_config
     from pipeline.errors import ConfigError
-    from pipeline.learning_curve import curve_models
+    from pipeline.curve_plan import curve_models
 
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    chosen = {"best_classical": {"model": "hog-knn"}, "best_deep": {"model": "alexnet"}}
+    assert curve_models(parse_config(raw), chosen) == ["hog-knn", "alexnet"]  # compare's choice
+    assert curve_models(parse_config(raw), chosen | {"best_deep": None}) == []  # no deep model: no curve
     raw["curve"] = {"models": ["hog-logreg", "lenet5"]}
-    assert curve_models(parse_config(raw)) == ["hog-logreg", "lenet5"]
+    assert curve_models(parse_config(raw), chosen) == ["hog-logreg", "lenet5"]
     for models, message in ((["hog-logreg", "vgg16"], "'vgg16' is not a configured model"),
                             (["hog-logreg", "raw-knn"], "at least one classical .* and one deep")):
         raw["curve"] = {"models": models}
         with pytest.raises(ConfigError, match=f"curve.models = .*{message}"):
-            curve_models(parse_config(raw))
+            curve_models(parse_config(raw), chosen)
 
 
 def _dvc(repo, *args) -> str:
@@ -184,3 +187,36 @@ def test_a_changed_fraction_reruns_only_its_point(small_run, tmp_path):
     _set_fractions(repo, [0.3, *SMALL_RUN_CURVE_FRACTIONS])
     ran = re.findall(r"Running stage '([^']+)'", _dvc(repo, "repro", "learning_curve"))
     assert ran == ["learning_curve@0.3"]
+
+
+@pytest.mark.slow
+def test_only_a_change_to_a_model_the_curve_follows_reruns_its_points(small_run, tmp_path, monkeypatch):
+    from pipeline import curve_plan
+    from pipeline.errors import DataError
+
+    repo = copy_finished_repo(small_run, tmp_path / "repo")
+    plan_path = repo / "reports/curve_plan.json"
+    plan = json.loads(plan_path.read_text())
+    classical = next(m for m in plan["models"] if "-" in m)
+    other = next(c for c in SMALL_RUN_CLASSIFIERS if not classical.endswith(f"-{c}"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["classical"][other] |= {"logreg": {"C": 1e-6}, "knn": {"n_neighbors": 25, "weights": "uniform"}}[other]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = plan_path.read_bytes()
+    ran = re.findall(r"Running stage '([^']+)'", _dvc(repo, "repro", "learning_curve"))
+    assert "compare" in ran and any(s.startswith("train_classical@") and s.endswith(f"-{other}") for s in ran)
+    assert not [s for s in ran if s.startswith("learning_curve")], ran  # the curve's models are untouched
+    assert plan_path.read_bytes() == before
+
+    params["cnn"]["lenet5"]["train"]["epochs"] = SMALL_RUN_EPOCHS - 2  # the curve's deep model
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = re.findall(r"Running stage '([^']+)'", _dvc(repo, "repro", "learning_curve"))
+    assert sorted(s for s in ran if s.startswith("learning_curve")) == sorted(
+        f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS)
+
+    monkeypatch.chdir(repo)
+    assert curve_plan.read() == json.loads(plan_path.read_text())["models"]
+    test_csv = repo / f"predictions/{classical}/test.csv"
+    test_csv.write_text(test_csv.read_text() + "\n")
+    with pytest.raises(DataError, match=f"predictions/{classical}/test.csv: changed since `compare` planned"):
+        curve_plan.read()
