@@ -42,11 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--archs", nargs="+", default=["lenet5", "resnet20"])
     args = parser.parse_args()
     print(f"{args.images:,} images, {args.epochs} epochs, batch 64, {os.cpu_count()} CPUs\n")
     print("| model | one input thread (baseline) s | as trained s | baseline / as trained | same weights |\n"
           "|---|---:|---:|---:|---|")
-    for arch, shape in (("lenet5", (32, 32, 1)), ("resnet20", (32, 32, 3))):
+    for arch, shape in [(a, s) for a, s in (("lenet5", (32, 32, 1)), ("resnet20", (32, 32, 3))) if a in args.archs]:
         base, base_weights = train(arch, shape, args.images, args.epochs, workers=1)
         now, weights = train(arch, shape, args.images, args.epochs, workers=None)
         same = all(np.array_equal(a, b) for a, b in zip(base_weights, weights))
