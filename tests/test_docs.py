@@ -208,3 +208,37 @@ def test_readme_answers_table_is_generated_from_the_recorded_runs(tmp_path):
     copy.write_text(text.replace(block, "\n| stale |\n"), encoding="utf-8")
     assert hooks.update_readme(copy) and not hooks.update_readme(copy)
     assert copy.read_text(encoding="utf-8") == text
+
+
+def test_a_recorded_run_becomes_a_row_and_a_section(tmp_path, monkeypatch):
+    """A folder written by benchmarks/bench_documented.py --record: its row in the answers table
+    (verdict, crossover, time from run.json) and its section (stage times, leaderboard, plots)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    shutil.copytree(REPORTS, tmp_path / "reports", ignore=shutil.ignore_patterns("explain"))
+    record = tmp_path / "docs/measured/demo_set"
+    record.mkdir(parents=True)
+    for src, name in (("summary.json", "summary.json"), ("leaderboard.csv", "leaderboard.csv"),
+                      ("curve/summary.json", "curve.json"), ("curve/learning_curve.png", "learning_curve.png")):
+        shutil.copy(REPORTS / src, record / name)
+    run = {"source": "docs/large-data.md:23", "command": "dvc exp run -S data.path=DIR", "commit": "abc1234",
+           "date": "2026-12-05", "cpus": 2, "wall_seconds": 1234.5, "budget_seconds": 1800.0,
+           "stage_groups": [{"group": "prepare", "stages": 1, "wall_seconds": 30.0, "fit_seconds": None},
+                            {"group": "train_cnn", "stages": 1, "wall_seconds": 900.0, "fit_seconds": 850.5}]}
+    (record / "run.json").write_text(json.dumps(run))
+    monkeypatch.setattr(hooks, "ROOT", tmp_path)
+
+    rows = hooks.readme_table().strip().splitlines()
+    assert len(rows) == 4 and rows[3].startswith("| [demo-set](docs/large-data.md) |")
+    summary = json.loads((REPORTS / "summary.json").read_text())
+    assert f"`{summary['best_deep']['model']}`" in rows[3] and "20.6 min on 2 CPUs (2026-12-05, `abc1234`)" in rows[3]
+    section = hooks.measured_run("demo_set", lambda path: path)
+    assert "| train_cnn | 1 | 900.0 | 850.5 |" in section and "**1,234 s (20.6 min)**" in section
+    board = list(csv.DictReader((REPORTS / "leaderboard.csv").open()))
+    assert all(f"`{row['model']}`" in section for row in board)
+    assert "(measured/demo_set/learning_curve.png)" in section  # served from docs/ at the site's root
+    with pytest.raises(Exception, match="measured/nothing/run.json not found"):
+        hooks.measured_run("nothing", lambda path: path)
