@@ -120,7 +120,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     outputs |= {layout.plot_path(name): plots.png_bytes(fig) for name, fig in drawn.items()}
     outputs[layout.BUDGET_CURVE_CSV] = budget.csv_text(points).encode("utf-8")
     outputs[layout.SUMMARY] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    outputs[curve_plan.PLAN] = (json.dumps(curve_plan.build(cfg, summary), indent=2) + "\n").encode("utf-8")
+    outputs[layout.CURVE_PLAN] = (json.dumps(curve_plan.build(cfg, summary), indent=2) + "\n").encode("utf-8")
     write_files(outputs)
     written = (f"wrote {layout.REPORTS_DIR}/leaderboard.csv, leaderboard.md, summary.json and {len(drawn)} plots in "
                f"{layout.PLOTS_DIR}/")

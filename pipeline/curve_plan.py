@@ -22,7 +22,7 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import read_json
 
-PLAN = layout.REPORTS_DIR / "curve_plan.json"
+PLAN = layout.CURVE_PLAN
 
 
 def curve_models(cfg: Config, summary: Mapping[str, Any]) -> list[str]:

@@ -55,6 +55,7 @@ INDEX = REPORTS_DIR / "index.html"
 VISUALIZE_DIR = REPORTS_DIR / "visualize"
 CURVES_DIR = Path("curves")
 CURVE_REPORT_DIR = REPORTS_DIR / "curve"
+CURVE_PLAN = REPORTS_DIR / "curve_plan.json"  # which models the learning curve follows (pipeline/curve_plan.py)
 
 
 
