@@ -33,7 +33,8 @@ def compare_files() -> list[Path]:
     tables = [layout.REPORTS_DIR / "leaderboard.csv", layout.REPORTS_DIR / "leaderboard.md"]
     plots = [layout.plot_path(name) for name in PLOT_NAMES if layout.plot_path(name).is_file()]
     points = [layout.BUDGET_CURVE_CSV] if layout.BUDGET_CURVE_CSV.is_file() else []
-    return [*tables, *plots, *points, layout.SUMMARY]
+    plan = [layout.CURVE_PLAN] if layout.CURVE_PLAN.is_file() else []
+    return [*tables, *plots, *points, layout.SUMMARY, *plan]
 
 
 def _comparison_logged(cfg: Config, files: Sequence[Path]) -> bool:
@@ -61,7 +62,7 @@ def run(cfg: Config) -> int:
     print(f"{n_logged} model runs logged now to {uri} (experiment {cfg.experiment!r}); "
           f"{sum(bool(r['mlflow_run_id']) for r in rows)} of {len(rows)} configured models have a run")
     files = compare_files()
-    if not all(path.is_file() for path in files[:2] + files[-1:]):
+    if not all(path.is_file() for path in [*files[:2], layout.SUMMARY]):
         raise DataError(f"no {layout.SUMMARY} or leaderboard here: run `dvc repro compare` to compare the models")
     summary = read_json(layout.SUMMARY)
     if not guard.failed and guard(_comparison_logged, cfg, files) is False:
