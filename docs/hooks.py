@@ -290,9 +290,11 @@ def measured_run(name: str, link) -> str:
         raise PluginError(f"{MEASURED}/{name}/run.json not found: record it with benchmarks/bench_documented.py")
     run = json.loads((folder / "run.json").read_text())
     rel = folder.relative_to(ROOT / "docs").as_posix()  # the site serves docs/ at its root
-    lines = [f"Recorded by `benchmarks/bench_documented.py {run['source']}` on {run['date']} (commit "
-             f"`{run['commit']}`, {run['cpus']} CPUs): the command above exactly as written, `DIR` the real "
-             f"data, in a fresh copy of the repository (nothing reused). End to end "
+    # no line number: the record stays the command's as long as its text is unchanged (a test checks)
+    lines = [f"Recorded by `python benchmarks/bench_documented.py {run['source'].split(':')[0]}:LINE --data DIR "
+             f"--record {MEASURED}/{name}` (LINE: the command's first line) on {run['date']} (commit "
+             f"`{run['commit']}`, {run['cpus']} CPUs): the command above exactly as written, `DIR` the real data, "
+             f"in a fresh copy of the repository (nothing reused). End to end "
              f"**{run['wall_seconds']:,.0f} s ({run['wall_seconds'] / 60:.1f} min)**; the budget is "
              f"{run['budget_seconds'] / 60:.0f} min.", "",
              "| stage group | stages | wall s | model fit s |", "|---|---:|---:|---:|"]

@@ -418,3 +418,19 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
         run_server(list(command.argv), repo, label)
     else:
         run(make_inputs(command.argv, repo), repo, label)
+
+
+def test_every_recorded_run_is_still_its_documented_command():
+    """docs/measured/<name>/run.json (benchmarks/bench_documented.py --record) holds the figures the
+    docs and README show for one command: that command must still be documented, word for word, in
+    the file it was recorded from, with the record's marker on the same page. Changing the command
+    without recording it again fails here."""
+    records = sorted((REPO_ROOT / "docs" / "measured").glob("*/run.json"))
+    for path in records:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        file = run["source"].split(":")[0]
+        text = (REPO_ROOT / file).read_text(encoding="utf-8")
+        documented = [c.text for c in extract(text, file)]
+        assert shlex.join(shlex.split(run["command"])) in documented, (
+            f"{path.relative_to(REPO_ROOT)}: its command is no longer documented in {file}; record it again")
+        assert f"<!-- results:measured_{path.parent.name} -->" in text, f"{file} does not show {path.parent.name}"
