@@ -36,7 +36,7 @@ from typing import Any, Mapping, Sequence
 from comparison import budget, confusion, figures, leaderboard, plots, statistics
 from comparison.metrics import Metric
 from comparison.verdict import budget_fields
-from pipeline import curve_plan, deep_runs, layout, model_runs, read_results
+from pipeline import curve_plan, data_runs, deep_runs, layout, model_runs, read_results
 from pipeline.config import Config
 from pipeline.errors import ConfigError
 from pipeline.io import write_files
@@ -114,6 +114,7 @@ def run(cfg: Config, from_mlflow: bool = False, experiment: str | None = None):
     drawn = _figures(cfg, rows, summary, images, class_names, histories, points, level)
     guard = Guard()  # a store that stops answering costs the MLflow runs (logged later), never the files
     guard(end_stale_runs, tracking_uri())  # runs of a killed stage or compare: KILLED, before new ones
+    guard(data_runs.log_data_runs, cfg)  # prepare's and the feature sets' runs, from their files
     n_logged = ((guard(model_runs.log_classical_rows, cfg.experiment, rows, class_names) or 0)
                 + (guard(deep_runs.log_deep_rows, cfg.experiment, rows) or 0))
     outputs = _tables(rows, f"Leaderboard: {leaderboard.subtitle(summary)}", line, level, metric, "leaderboard")

@@ -4,7 +4,8 @@ Output: ``data/features/<name>.npz`` (float32 matrices + labels + the split's SH
 the classifier stages need nothing else), ``artifacts/features/<name>.skops`` (the fitted
 extractor, a scikit-learn transformer: ``train_classical`` puts it in front of each classifier
 to save one image-in pipeline) and ``metrics/features/<name>.json`` (dimension,
-fit/transform seconds, images/s), the same dict that is logged to MLflow. A stochastic
+fit/transform seconds, images/s), the numbers ``compare`` logs as this stage's MLflow run
+(:mod:`pipeline.data_runs`; this stage imports no MLflow). A stochastic
 extractor (one taking ``random_state``: the SIFT codebook) is also fitted with each extra seed
 of ``evaluation.repeats`` when it is > 1; those matrices go to the same file under
 ``x_<part>__seed<seed>`` (:func:`comparison.repeats.matrix_key`).
@@ -48,11 +49,7 @@ def _extra_seed_matrices(cfg: Config, name: str, split) -> dict[str, np.ndarray]
 
 
 def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
-    from pipeline.store import check_store
-    from pipeline.tracking import data_experiment, log_data_run
-
     extractor = build_extractor(cfg, name)  # a bad features.<name> is reported before any data is read
-    check_store()
     split = load_split(split_path)
 
     start = time.perf_counter()
@@ -84,8 +81,4 @@ def run(cfg: Config, name: str, split_path: str | Path = layout.SPLIT) -> dict:
     save_extractor(extractor, name)
 
     write_json(layout.feature_metrics_path(name), result)
-    log_data_run("features", result, f"{layout.feature_metrics_path(name)} and {feature_path(name)} are",
-                 experiment=data_experiment(cfg.experiment), run_name=f"features-{name}", dataset=split.dataset,
-                 split_sha256=split.sha256, tags={"feature": name},
-                 params={k: v for k, v in extractor.get_params().items()})
     return result

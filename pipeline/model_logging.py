@@ -23,9 +23,10 @@ def files_digest(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def finished_run(client: Any, experiment_id: str, model_id: str, digest: str) -> str | None:
-    """The id of a FINISHED run of ``model_id`` already logged from files of this ``digest``, if any."""
-    query = (f"tags.{RESULT_TAG} = '{digest}' AND tags.model = '{model_id}' "
+def finished_run(client: Any, experiment_id: str, model_id: str, digest: str, tag: str = "model") -> str | None:
+    """The id of a FINISHED run whose ``tag`` is ``model_id``, already logged from files of this
+    ``digest``, if any."""
+    query = (f"tags.{RESULT_TAG} = '{digest}' AND tags.{tag} = '{model_id}' "
              f"AND attributes.status = 'FINISHED'")
     found = client.search_runs([experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"])
     return found[0].info.run_id if found else None

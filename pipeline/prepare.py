@@ -44,11 +44,11 @@ def build_manifest(split: Split, cfg: Config, pools: Pools) -> dict:
 
 
 def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
-    """Load the configured source, split it, write split.npz + manifest.json, log to MLflow."""
+    """Load the configured source, split it, write split.npz + manifest.json (``compare`` logs its
+    MLflow run: :mod:`pipeline.data_runs`)."""
     from pipeline.store import check_store
-    from pipeline.tracking import data_experiment, log_data_run
 
-    check_store()
+    check_store()  # a tracking server that does not answer fails the pipeline here, not after training
     d = cfg.data
     pools = load_source(d.dataset, d.path, d.image_size, d.channels, d.max_pixels, d.test_path)
     x, y = split_pools(pools, seed=cfg.seed, val_fraction=d.val_fraction,
@@ -63,9 +63,4 @@ def run(cfg: Config, out_dir: Path = OUT_DIR) -> dict:
     save_split(out_dir / layout.SPLIT.name, split)
     write_json(out_dir / layout.MANIFEST.name, manifest)
 
-    log_data_run("prepare", {"n_" + name: n for name, n in manifest["counts"].items()}
-                 | {"num_classes": split.num_classes, "skipped_files": sum(pools.skipped.values())},
-                 f"{out_dir / layout.MANIFEST.name} and {layout.SPLIT.name} are",
-                 experiment=data_experiment(cfg.experiment), run_name=f"prepare-{d.dataset}", dataset=d.dataset,
-                 split_sha256=split.sha256, params={"seed": cfg.seed, "data": vars(d)})
     return manifest

@@ -4,7 +4,8 @@ bounded waits, :func:`check_store`, :class:`Guard`: imported from there by the s
   (``stage``, ``dataset``, ``split_sha256``, ``git_commit``, ``pipeline_run``,
   ``dvc_exp_name``); it is marked FAILED if the stage raises.
 * Explicit logging only (no autolog): stages log exactly the dict they write as DVC metrics.
-  The classical models' runs are logged by ``compare`` (:mod:`pipeline.model_runs`).
+  The classical models' and the data stages' runs are logged by ``compare`` from their files
+  (:mod:`pipeline.model_runs`, :mod:`pipeline.data_runs`).
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from pipeline.layout import find_repo_root
-from pipeline.store import (Guard, end_stale_runs, flat_params, git_commit, log_metrics, tracking_uri,
-                            unlogged_warning)
+from pipeline.store import end_stale_runs, flat_params, git_commit, tracking_uri
 
 
 def pipeline_run_id() -> str:
@@ -108,16 +108,3 @@ def data_experiment(experiment: str) -> str:
     """``<experiment>-data``: the experiment of the data stages' runs (prepare, features), so that
     ``experiment`` holds only the model runs and their comparisons (what ``cvd ui`` opens on)."""
     return f"{experiment}-data"
-
-
-def log_data_run(stage: str, metrics: dict, outputs: str, **run: Any) -> None:
-    """The run of a data stage (``prepare``, ``features``; :func:`open_run`'s arguments in ``run``)
-    with ``metrics``, after its ``outputs`` are written; a failure is one warning line (the numbers
-    stay in the stage's metrics file; this run is not logged later)."""
-    def log() -> None:
-        with stage_run(stage, **run) as active:
-            log_metrics(metrics, run_id=active.info.run_id)
-
-    guard = Guard()
-    guard(log)
-    unlogged_warning(guard, outputs, later=f"the {stage} run is not logged (its numbers are in {outputs.split()[0]})")
