@@ -20,8 +20,8 @@ def test_dvc_repro_prepare(tmp_path):
     assert manifest["counts"] == {"train": 1221, "val": 216, "test": 360}
     assert (repo / "data/prepared/split.npz").is_file()
     assert "prepare" in (repo / "dvc.lock").read_text()
-    # the MLflow store sits at the repo root, as an absolute sqlite URI, and is not a DVC output
-    assert (repo / "mlflow.db").is_file()
+    # prepare imports no MLflow (compare logs its run, pipeline/data_runs.py): no store yet, none in the lock
+    assert not (repo / "mlflow.db").exists()
     assert "mlflow.db" not in (repo / "dvc.lock").read_text()
     again = subprocess.run(["dvc", "repro", "prepare"], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0
