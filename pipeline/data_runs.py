@@ -48,7 +48,8 @@ def features_run(name: str, dataset: str, split_sha256: str) -> dict[str, Any] |
 
 def log_data_runs(cfg: Config) -> int:
     """Log the run of ``prepare`` and of each configured feature set whose files exist, unless
-    one with the same files is logged already; returns how many were logged now."""
+    one with the same files is logged already; returns how many were logged now. Runs left
+    RUNNING by killed stages are not looked for here: ``compare`` ends them first."""
     from mlflow.tracking import MlflowClient
 
     from pipeline.store import log_metrics, tracking_uri
@@ -69,7 +70,7 @@ def log_data_runs(cfg: Config) -> int:
         if finished_run(client, experiment_id, run["name"], digest, tag=DATA_RUN_TAG):
             continue
         with stage_run(run["stage"], experiment=experiment, run_name=run["name"], dataset=run["dataset"],
-                       split_sha256=run["split_sha256"], params=run["params"],
+                       split_sha256=run["split_sha256"], params=run["params"], end_stale=False,
                        tags=run["tags"] | {DATA_RUN_TAG: run["name"], RESULT_TAG: digest}) as active:
             log_metrics(run["metrics"], run_id=active.info.run_id)
         logged += 1

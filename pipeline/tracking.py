@@ -72,12 +72,15 @@ def experiment_id_of(experiment: str) -> str:
 
 
 def open_run(stage: str, *, experiment: str, run_name: str, dataset: str, split_sha256: str,
-             tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None) -> Any:
+             tags: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
+             end_stale: bool = True) -> Any:
     """Start (as the active run) an MLflow run with the project's common tags and ``params``, after
-    marking KILLED the runs that killed stages left RUNNING (:func:`pipeline.store.end_stale_runs`)."""
+    marking KILLED the runs that killed stages left RUNNING (:func:`pipeline.store.end_stale_runs`;
+    ``end_stale=False`` when the caller has just done so)."""
     import mlflow
 
-    end_stale_runs(tracking_uri())
+    if end_stale:
+        end_stale_runs(tracking_uri())
     experiment_id = experiment_id_of(experiment)
     all_tags = common_tags(stage, dataset=dataset, split_sha256=split_sha256) | dict(tags or {})
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
