@@ -73,9 +73,6 @@ def _log_sklearn_model(model: Any, example: Any, trusted: Sequence[str]) -> None
         signature=infer_signature(example, model.predict(example)), input_example=example,
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in REQUIREMENTS],
         code_paths=[str(Path(features.__file__).parent)],
-        # MLflow would reload the model it just wrote to predict the example (~0.15 s a model);
-        # tests/test_serve.py serves the logged models instead
-        validate_serving_input=False,
     )
 
 
