@@ -229,8 +229,10 @@ def _verdict_cell(s: dict) -> str:
     p_text = "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
     if not v["significant"]:
         return f"no significant difference ({points(v['difference'])} points, {p_text})"
-    return (f"**{s['winner']}** by {abs(100 * v['difference']):.1f} points "
-            f"[{abs(100 * v['ci_high']):.1f}, {abs(100 * v['ci_low']):.1f}], {p_text}")
+    low, high = sorted(abs(100 * v[key]) for key in ("ci_low", "ci_high"))  # the winner's lead, either sign
+    digits = 2 if low < 0.1 else 1  # a significant lead's interval never shows a bound of 0.0
+    return (f"**{s['winner']}** by {abs(100 * v['difference']):.{digits}f} points "
+            f"[{low:.{digits}f}, {high:.{digits}f}], {p_text}")
 
 
 def _crossover_cell(curve: dict | None) -> str:

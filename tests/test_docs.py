@@ -242,3 +242,19 @@ def test_a_recorded_run_becomes_a_row_and_a_section(tmp_path, monkeypatch):
     assert "(measured/demo_set/learning_curve.png)" in section  # served from docs/ at the site's root
     with pytest.raises(Exception, match="measured/nothing/run.json not found"):
         hooks.measured_run("nothing", lambda path: path)
+
+
+@pytest.mark.parametrize("verdict, expected", [
+    # difference = deep - classical: a deep lead is positive, a classical one negative
+    ({"winner": "deep", "difference": 0.0021, "ci_low": 0.0004, "ci_high": 0.0038, "p_value": 0.0186},
+     "**deep** by 0.21 points [0.04, 0.38], p = 0.019"),
+    ({"winner": "classical", "difference": -0.013, "ci_low": -0.018, "ci_high": -0.008, "p_value": 0.0001},
+     "**classical** by 1.3 points [0.8, 1.8], p < 0.001"),
+])
+def test_the_answers_table_gives_the_winners_lead_with_its_interval_low_to_high(verdict, expected):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    assert hooks._verdict_cell({"winner": verdict["winner"], "verdict": verdict | {"significant": True}}) == expected
