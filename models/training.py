@@ -300,7 +300,9 @@ def epoch_recorder(rows: list[dict], on_epoch: Callable[[dict], None] | None = N
         def _test_accuracy(self) -> float:
             start = time.perf_counter()
             x, y = test
-            predicted = np.argmax(self.model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+            # batch by batch: the same outputs as model.predict, without its ~50 ms of set-up per call
+            predicted = np.concatenate([np.argmax(self.model.predict_on_batch(x[i:i + batch_size]), axis=1)
+                                        for i in range(0, len(x), batch_size)])
             self.test_seconds += time.perf_counter() - start
             return round(float(np.mean(predicted == np.asarray(y))), 6)
 

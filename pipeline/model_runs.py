@@ -13,7 +13,7 @@ configured classical model as its own run, exactly what the stage used to log it
   of the ``.run.json`` (fit_seconds, predict_images_per_s);
 * artifacts: the confusion PNG (drawn here), the confusion and per-class CSVs, and the image-in
   pipeline ``artifacts/classical/<id>.skops`` as an MLflow sklearn model (``model``) whose
-  signature takes an image batch (input example: 2 test images);
+  signature takes an image batch (inferred from 2 test images);
 * one run per extra seed of ``evaluation.repeats``, nested under the model's run.
 
 Idempotent: each run is tagged ``result_sha256``, the SHA-256 of the model's metrics JSON,
@@ -68,9 +68,12 @@ def _log_sklearn_model(model: Any, example: Any, trusted: Sequence[str]) -> None
 
     import features
 
+    # The signature (uint8 image batch -> labels) documents the input, as for the CNNs. No
+    # input_example: MLflow would reload and run every model it logs to check it (a third of the
+    # logging time); tests/test_serve.py serves a logged model instead.
     mlflow.sklearn.log_model(
         model, name="model", serialization_format="skops", skops_trusted_types=list(trusted) or None,
-        signature=infer_signature(example, model.predict(example)), input_example=example,
+        signature=infer_signature(example, model.predict(example)),
         pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in REQUIREMENTS],
         code_paths=[str(Path(features.__file__).parent)],
     )
