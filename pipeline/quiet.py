@@ -24,8 +24,10 @@ from collections.abc import Iterator
 # OpenCV 4: TensorFlow logs "failed call to cuInit" and grappler's "NodeDef mentions
 # attribute ..." at ERROR level, so level 3 is needed (a real TensorFlow failure still
 # raises a Python exception); OpenCV prints "[ WARN:...]"/"[ERROR:...] readHeader ..." for
-# a corrupt image that the project reports itself, naming the file.
-QUIET_LIBRARY_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "OPENCV_LOG_LEVEL": "OFF"}
+# a corrupt image that the project reports itself, naming the file. MLflow logs INFO lines
+# such as "Creating initial MLflow database tables..." when a stage makes a new store; its
+# warnings and errors still show.
+QUIET_LIBRARY_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "OPENCV_LOG_LEVEL": "OFF", "MLFLOW_LOGGING_LEVEL": "WARNING"}
 
 
 def mute_library_logs() -> None:

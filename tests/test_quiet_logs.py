@@ -45,6 +45,20 @@ def test_corrupt_png_reports_only_the_project_error(tmp_path):
     assert not LIBRARY_LOG.findall(out.stderr)
 
 
+def test_a_new_mlflow_store_is_made_without_mlflows_info_lines(tmp_path):
+    # the first stage to open a sqlite store creates its tables; MLflow announces that at INFO level
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO_ROOT / "params.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_LOGGING_LEVEL"}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/mlflow.db"
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "compare", "--from-mlflow", "--params", str(params)],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "mlflow.db").is_file()  # the store was made ...
+    assert out.returncode == 2  # ... and holds no experiment yet: the project's own one-line error
+    assert out.stderr.strip().splitlines() == [
+        f"error: MLflow experiment 'classic-vs-deep' not found at sqlite:///{tmp_path}/mlflow.db; existing: Default"]
+
+
 def test_the_users_own_setting_wins(tmp_path):
     root = make_folder(tmp_path / "imgs")
     (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"GARBAGE" * 4)
