@@ -190,14 +190,20 @@ def test_extending_page_components_table_is_the_registries():
     assert shown == printed.output, "docs/extending.md's component table is stale: paste `cvd components --markdown`"
 
 
-def test_readme_answers_table_is_generated_from_the_recorded_runs(tmp_path):
-    """README's "What it found" table is what docs/hooks.py generates from reports/ and
-    docs/measured/*: re-recording a run without regenerating it fails here."""
+def docs_hooks():
+    """docs/hooks.py (the MkDocs hooks, not a package module), freshly loaded."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hooks)
+    return hooks
+
+
+def test_readme_answers_table_is_generated_from_the_recorded_runs(tmp_path):
+    """README's "What it found" table is what docs/hooks.py generates from reports/ and
+    docs/measured/*: re-recording a run without regenerating it fails here."""
+    hooks = docs_hooks()
     text = README.read_text(encoding="utf-8")
     block = text[text.index(hooks.README_START) + len(hooks.README_START):text.index(hooks.README_END)]
     assert block == "\n" + hooks.readme_table(), "README.md's answers table is stale: run `python docs/hooks.py`"
@@ -213,11 +219,7 @@ def test_readme_answers_table_is_generated_from_the_recorded_runs(tmp_path):
 def test_a_recorded_run_becomes_a_row_and_a_section(tmp_path, monkeypatch):
     """A folder written by benchmarks/bench_documented.py --record: its row in the answers table
     (verdict, crossover, time from run.json) and its section (stage times, leaderboard, plots)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
-    hooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hooks)
+    hooks = docs_hooks()
     shutil.copytree(REPORTS, tmp_path / "reports", ignore=shutil.ignore_patterns("explain"))
     record = tmp_path / "docs/measured/demo_set"
     record.mkdir(parents=True)
@@ -252,9 +254,5 @@ def test_a_recorded_run_becomes_a_row_and_a_section(tmp_path, monkeypatch):
      "**classical** by 1.3 points [0.8, 1.8], p < 0.001"),
 ])
 def test_the_answers_table_gives_the_winners_lead_with_its_interval_low_to_high(verdict, expected):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("docs_hooks", REPO_ROOT / "docs" / "hooks.py")
-    hooks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hooks)
+    hooks = docs_hooks()
     assert hooks._verdict_cell({"winner": verdict["winner"], "verdict": verdict | {"significant": True}}) == expected
