@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from comparison.plots import COLOURS, CURVE_COLOURS, _marker_boxes, figure
+from comparison.plots import COLOURS, CURVE_COLOURS, LABEL_ITERATIONS, _marker_boxes, figure
 from models.statistics import wilson_interval
 
 COLUMNS = ("approach", "model", "epoch", "seconds", "val_accuracy", "test_accuracy", "test_accuracy_ci_low",
@@ -147,6 +147,6 @@ def plot_budget_curve(points: Sequence[Mapping[str, Any]], subtitle: str, level:
         texts = [ax.text(xi, yi, name, fontsize=7, color=COLOURS["classical"], ha="center", va="center", zorder=5)
                  for name, xi, yi in labels]
         xs, ys = np.array([p["seconds"] for p in classical]), _pct(classical, "test_accuracy")
-        adjust_text(texts, x=xs, y=ys, objects=_marker_boxes(ax, xs, ys), ax=ax, iter_lim=1000,
+        adjust_text(texts, x=xs, y=ys, objects=_marker_boxes(ax, xs, ys), ax=ax, iter_lim=LABEL_ITERATIONS,
                     expand=(1.15, 1.5), ensure_inside_axes=True, arrowprops=dict(arrowstyle="-", color="0.55", lw=0.6))
     return fig
