@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import small_run as small_run_build
+import warm_cvd
 from helpers import SESSION_DIR_ENV, SHARED_DATASETS, session_dir
 from pipeline.datasets import read_idx
 
@@ -103,6 +104,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if not os.environ.get("CVD_TEST_SMALL_RUN"):
         small_run_build.start(session_dir())
+    warm_cvd.start(session_dir())  # for the tests that run stages in copies of it (helpers.warm_env)
     items.sort(key=_needs_small_run)
 
 
@@ -110,6 +112,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if not _OWNS_SESSION:  # a worker, or a pytest a test ran: the session's build is not theirs to stop
         return
     small_run_build.stop(session_dir())
+    warm_cvd.stop(session_dir())
     if _OWN_SESSION_DIR is not None:
         shutil.rmtree(_OWN_SESSION_DIR, ignore_errors=True)
 

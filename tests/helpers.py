@@ -48,6 +48,18 @@ def venv_env(extra: dict | None = None) -> dict:
     return env
 
 
+def warm_env(extra: dict | None = None) -> dict:
+    """:func:`venv_env` whose ``cvd`` runs in a fork of the session's warm interpreter (the DVC
+    stages skip seconds of library imports each; tests/warm_cvd.py), or is the real one where that
+    is not up. For tests that run many stages and do not check what a stage prints while loading
+    its libraries. ``CVD_TEST_COLD=1`` runs the real one everywhere (to time or rule out the server)."""
+    import warm_cvd
+
+    if os.environ.get("CVD_TEST_COLD") == "1":
+        return venv_env(extra)
+    return warm_cvd.env(session_dir(), venv_env(extra))
+
+
 def write_idx(path: Path, array, *, truncate: int = 0) -> None:
     """Write ``array`` as a gzipped unsigned-byte IDX file, optionally cut short by ``truncate`` bytes."""
     import gzip

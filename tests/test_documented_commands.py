@@ -19,7 +19,9 @@ data path and a size limit substituted:
   makes its ``dvc repro`` a no-op, and it must still print the leaderboard. Other ``make``
   targets are in ``NOT_RUN`` with the reason.
 
-Each command's wall time is printed (``-s`` shows it), never asserted.
+The stages a ``dvc exp run`` starts run their ``cvd`` in forks of the session's warm interpreter
+(tests/warm_cvd.py: the same ``pipeline.cli.main`` of the copy's code, without seconds of library
+imports per stage). Each command's wall time is printed (``-s`` shows it), never asserted.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ import yaml
 
 from filelock import FileLock
 
-from helpers import REPO_ROOT, SHARED_DATASETS, make_folder, make_idx_dir, session_dir, venv_env
+from helpers import REPO_ROOT, SHARED_DATASETS, make_folder, make_idx_dir, session_dir, venv_env, warm_env
 
 RUN_PREFIXES = ("dvc exp run", "cvd", "make")
 
@@ -242,10 +244,12 @@ def make_inputs(argv, repo: Path) -> list[str]:
 
 # --- running ----------------------------------------------------------------------------------
 
-def run(argv, repo: Path, label: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def run(argv, repo: Path, label: str, timeout: float = 1800, warm: bool = False) -> subprocess.CompletedProcess:
+    """``argv`` in ``repo``; ``warm``: the stages DVC starts run in forks of the warm interpreter
+    (:func:`helpers.warm_env`)."""
     start = time.perf_counter()
-    out = subprocess.run(argv, cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
-                         text=True, timeout=timeout)
+    env = (warm_env if warm else venv_env)({"PYTHONPATH": str(repo)})
+    out = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
     print(f"\n[{time.perf_counter() - start:7.1f} s] {label}\n    ran: {shlex.join(argv)}")
     assert out.returncode == 0, f"{label} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
@@ -409,7 +413,7 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
         assert (repo / "reports/leaderboard.md").read_text().strip() in out.stdout
     elif command.text.startswith("dvc exp run"):
         argv, data = substituted_exp_run(command.argv, repo)
-        run(argv, repo, label)
+        run(argv, repo, label, warm=True)
         if "--queue" in argv:
             assert "Queued" in run(["dvc", "queue", "status"], repo, "dvc queue status").stdout
         else:

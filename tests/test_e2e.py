@@ -28,7 +28,7 @@ from helpers import SMALL_RUN_ARCHS as ARCHS
 from helpers import SMALL_RUN_CLASSIFIERS as CLASSIFIERS
 from helpers import SMALL_RUN_CURVE_FRACTIONS
 from helpers import SMALL_RUN_FEATURES as FEATURES
-from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env
+from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env, warm_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -231,7 +231,7 @@ def test_parallel_queue_writes_to_the_server(workspace, mlflow_server):
     """`dvc queue start -j 2`: two experiments run at once and each lands complete on the server
     (up to `compare`, which logs the runs: explain's report would add nothing to the check)."""
     repo = workspace
-    env = venv_env({"MLFLOW_TRACKING_URI": mlflow_server})
+    env = warm_env({"MLFLOW_TRACKING_URI": mlflow_server})
     for c in ("0.5", "2.0"):
         dvc(repo, "exp", "run", "--queue", "-S", f"classical.logreg.C={c}", "compare", env=env)
     dvc(repo, "queue", "start", "-j", "2", env=env)

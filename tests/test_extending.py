@@ -17,7 +17,7 @@ import pytest
 import yaml
 from import_graph import code_deps, resolved_stages, stage_code
 
-from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES, venv_env
+from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES, warm_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,7 +88,7 @@ ARCHITECTURE = Architecture(spec=spec, citation="a toy", summary="conv 3x3, pool
 
 def run(repo: Path, *cmd: str) -> str:
     """``cmd`` in the copy, importing the copy's packages (not the installed checkout's)."""
-    env = venv_env({"PYTHONPATH": str(repo)})
+    env = warm_env({"PYTHONPATH": str(repo)})
     out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out.stdout

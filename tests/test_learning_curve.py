@@ -13,7 +13,7 @@ import yaml
 
 from comparison import curves
 from comparison.errors import ComparisonError
-from helpers import REPO_ROOT, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_EPOCHS, venv_env
+from helpers import REPO_ROOT, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_EPOCHS, warm_env
 from worktree import copy_finished_repo
 
 N_TEST = 400
@@ -132,7 +132,7 @@ def test_curve_models_must_be_configured_and_of_both_approaches():
 
 
 def _dvc(repo, *args) -> str:
-    out = subprocess.run(["dvc", *args], cwd=repo, env=venv_env({"PYTHONPATH": str(repo)}), capture_output=True,
+    out = subprocess.run(["dvc", *args], cwd=repo, env=warm_env({"PYTHONPATH": str(repo)}), capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES,
-                     copy_finished_repo, mlflow_server, venv_env)
+                     copy_finished_repo, mlflow_server, venv_env, warm_env)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ class Team:
 
     def env(self, clone: Path) -> dict:
         # PYTHONPATH: each clone runs its own code, not the checkout the venv was installed from
-        return venv_env({"PYTHONPATH": str(clone), "MLFLOW_TRACKING_URI": self.tracking_uri})
+        return warm_env({"PYTHONPATH": str(clone), "MLFLOW_TRACKING_URI": self.tracking_uri})
 
     def run(self, clone: Path, step: str, *cmd: str) -> str:
         start = time.monotonic()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from helpers import (REPO_ROOT, SMALL_RUN_CLASSIFIERS, SMALL_RUN_FEATURES, SMALL_RUN_EPOCHS, copy_finished_repo,
-                     free_port, mlflow_server, refuses_connections, venv_env)
+                     free_port, mlflow_server, refuses_connections, venv_env, warm_env)
 
 HTTP_SETTINGS = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT")
 
@@ -109,7 +109,7 @@ def test_a_server_stopped_during_dvc_repro_costs_no_training_and_every_run_reach
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (tmp_path / "store").mkdir()
     port = free_port()
-    env = venv_env({"PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    env = warm_env({"PYTHONPATH": str(repo), "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
 
     with mlflow_server(tmp_path / "store", port=port) as uri:
         repro = subprocess.Popen(["dvc", "repro", "compare"], cwd=repo, env=env, stdout=subprocess.PIPE,
