@@ -102,9 +102,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     (a stable sort: each group keeps its order, identical in every xdist worker)."""
     if config.option.collectonly or not any(map(_needs_small_run, items)):
         return
+    warm_cvd.start(session_dir())  # for the build and the tests that run stages (helpers.warm_env)
     if not os.environ.get("CVD_TEST_SMALL_RUN"):
         small_run_build.start(session_dir())
-    warm_cvd.start(session_dir())  # for the tests that run stages in copies of it (helpers.warm_env)
     items.sort(key=_needs_small_run)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_EPOCHS,
-                     SMALL_RUN_FEATURES, SMALL_RUN_LIMIT_PER_CLASS, venv_env)
+                     SMALL_RUN_FEATURES, SMALL_RUN_LIMIT_PER_CLASS, venv_env, warm_env)
 from worktree import copy_repo
 
 REPRO_TIMEOUT_S = 900
@@ -41,7 +41,7 @@ def build(repo: Path) -> None:
     params["cnn"]["epochs"] = SMALL_RUN_EPOCHS  # the global key: lenet5 has no epochs override of its own
     params["curve"]["fractions"] = SMALL_RUN_CURVE_FRACTIONS
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = venv_env({"PYTHONPATH": str(repo)})
+    env = warm_env({"PYTHONPATH": str(repo)})  # its stages in forks of the warm interpreter once it is up
     subprocess.run(["git", "commit", "-qam", "small params"], cwd=repo, check=True, env=env)
     out = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True,
                          timeout=REPRO_TIMEOUT_S)
