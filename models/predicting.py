@@ -117,7 +117,7 @@ def classical_scorer(pipe, n_classes: int) -> Callable:
 def keras_scorer(model, batch_size: int) -> Callable:
     """``scores(uint8 NHWC images) -> (labels, probabilities, "probability")`` of a Keras model."""
     def scores(images: np.ndarray):
-        from models.training import scale_images
+        from models.inputs import scale_images
 
         probabilities = np.asarray(model.predict(scale_images(images), batch_size=batch_size, verbose=0))
         return np.argmax(probabilities, axis=1), probabilities, "probability"

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from models.errors import InputError, ParameterError
+from models.inputs import scale_images  # noqa: F401 -- the input convention, used with fit
 
 PRECISION_SETTINGS = ("auto", "on", "off")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
@@ -64,15 +65,6 @@ def choose_precision(setting: str, gpu_count: int) -> str:
     if setting == "on" or (setting == "auto" and gpu_count > 0):
         return MIXED
     return "float32"
-
-
-def scale_images(x: Any) -> Any:
-    """uint8 images -> float32 in [0, 1] (the models' input)."""
-    import numpy as np
-
-    out = np.asarray(x).astype(np.float32)
-    out /= np.float32(255.0)
-    return out
 
 
 # --- devices -------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def log_deep_run(experiment_id: str, arch: str, digest: str, info: Mapping[str, 
     import keras
     import mlflow
 
-    from models.training import scale_images
+    from models.inputs import scale_images
     from pipeline.io import load_split
     from pipeline.model_logging import log_keras_model, log_model_files, log_seed_run
     from pipeline.store import flat_params
