@@ -2,7 +2,11 @@
 stage's model and the learning curve's points (as :mod:`pipeline.cnn_training` is for the CNNs)."""
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
+import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -38,6 +42,28 @@ def _fit_pca(cfg: Config, pipe, n: int, dim: int, cap: bool) -> None:
         pipe.set_params(pca__n_components=most)
 
 
+@contextlib.contextmanager
+def solver_limit_reported(cfg: Config, classifier: str, n: int) -> Iterator[None]:
+    """scikit-learn's ConvergenceWarnings inside the block (a dozen lines each, with links) become
+    one line on stderr naming the setting that bounds the solver; other warnings show as usual."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        yield
+    stopped = False
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            stopped = True
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if stopped:
+        limit = cfg.classical.section(classifier).get("max_iter")
+        setting = f"classical.{classifier}.max_iter = {limit}" if limit is not None else f"classical.{classifier}"
+        print(f"{classifier} on {n:,} training images: the solver stopped at its iteration limit before "
+              f"converging ({setting}); the model is used as fitted", file=sys.stderr, flush=True)
+
+
 def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None, cap_pca: bool = False):
     """Fit the configured pipeline; returns (fitted pipeline, seconds, best params or None).
     ``cap_pca``: see :func:`_fit_pca`."""
@@ -50,7 +76,7 @@ def fit_model(cfg: Config, classifier: str, data: dict, seed: int | None = None,
     _fit_pca(cfg, pipe, n, dim, cap_pca)
     what = f"fitting {classifier}{' (grid search)' if grid else ''} on {n:,} images x {dim:,} features"
     start = time.perf_counter()
-    with heartbeat(what):
+    with heartbeat(what), solver_limit_reported(cfg, classifier, n):
         if grid:
             x = np.concatenate([data["x_train"], data["x_val"]])
             y = np.concatenate([data["y_train"], data["y_val"]])

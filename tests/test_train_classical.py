@@ -280,3 +280,19 @@ def test_model_files_this_project_did_not_write_are_refused(tmp_path):
         load_pipeline(scaler)
     with pytest.raises(InputError, match=r"missing\.skops: model file not found"):
         load_pipeline(tmp_path / "missing.skops")
+
+
+def test_a_solver_stopped_at_its_iteration_limit_is_one_line_naming_the_setting(capsys):
+    """scikit-learn's ConvergenceWarning (a dozen lines with links) becomes one line naming the
+    key that bounds the solver; a fit that converges prints nothing."""
+    from pipeline.classical_training import fit_model
+
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.normal(size=(60, 40)), "y_train": np.arange(60) % 3}
+    cfg = make_config(logreg={"C": 100.0, "max_iter": 1})
+    fit_model(cfg, "logreg", data)
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["logreg on 60 training images: the solver stopped at its iteration limit before "
+                                "converging (classical.logreg.max_iter = 1); the model is used as fitted"]
+    fit_model(make_config(), "logreg", data)
+    assert capsys.readouterr().err == ""
