@@ -2,15 +2,19 @@
 
 ``python tests/fork_runner.py MODULE...`` imports ``pipeline.cli`` and the heavy libraries
 named (what ``cvd <stage>`` spends most of its start-up importing), then reads one JSON request
-a line from stdin: ``{"cwd": ..., "args": [...], "log": ..., "kill_after": seconds or null}``.
+a line from stdin: ``{"cwd": ..., "args": [...], "log": ..., "kill_after_cpu": seconds or null}``.
 For each it forks a child that runs ``cvd ARGS`` in ``cwd`` exactly as the console script does
 (``pipeline.cli.main``: the same code, the same exit codes; stdout and stderr go to ``log``),
-sends SIGKILL after ``kill_after`` seconds when given, reaps it and answers one JSON line:
+and when ``kill_after_cpu`` is given the child is SIGKILLed once it has used that much CPU time;
+the server reaps it and answers one JSON line:
 ``{"rc": exit code or null, "signal": the signal that ended it or null, "seconds": ..., "cpu": ...}``.
 
 Forking skips the seconds of imports that every fresh ``cvd`` pays before it does anything,
 so a kill at a random moment of the run lands in the stage's own work, and the fault tests
-fit their time budget. tests/test_faults.py drives it through :class:`ForkRunner`.
+fit their time budget. The moment is counted in the child's CPU time (``ITIMER_PROF``), not
+wall time: on a machine busy with other tests a wall-clock sleep in the server oversleeps, and a
+stage of 0.1 s (``cvd prepare`` on the small run) would finish before every kill.
+tests/test_faults.py drives it through :class:`ForkRunner`.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ class ForkRunner:
         self.proc = subprocess.Popen([sys.executable, __file__, *preload], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env)
 
-    def run(self, cwd: Path, args: list[str], log: Path, kill_after: float | None = None) -> dict:
-        request = {"cwd": str(cwd), "args": args, "log": str(log), "kill_after": kill_after}
+    def run(self, cwd: Path, args: list[str], log: Path, kill_after_cpu: float | None = None) -> dict:
+        request = {"cwd": str(cwd), "args": args, "log": str(log), "kill_after_cpu": kill_after_cpu}
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -56,6 +60,11 @@ def _child(request: dict) -> None:
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         sys.argv = ["cvd", *request["args"]]
+        if request["kill_after_cpu"] is not None:
+            # SIGPROF fires after that much CPU time of the whole process (all its threads); the
+            # handler runs at the main thread's next bytecode and ends the process as SIGKILL does
+            signal.signal(signal.SIGPROF, lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+            signal.setitimer(signal.ITIMER_PROF, request["kill_after_cpu"])
         cli.main()
         code = 0
     except SystemExit as exc:
@@ -82,9 +91,6 @@ def _serve() -> None:
         pid = os.fork()
         if pid == 0:
             _child(request)
-        if request["kill_after"] is not None:
-            time.sleep(request["kill_after"])
-            os.kill(pid, signal.SIGKILL)  # a child that already exited is a zombie: no effect
         _, status, usage = os.wait4(pid, 0)
         answer = {"rc": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                   "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,

@@ -3,8 +3,9 @@ output folder and two ``dvc repro`` at once, in a copy of the finished small run
 ``small_run``).
 
 A kill trial starts ``cvd <stage>`` in the copy (a fork of one warm process that has done the
-imports: tests/fork_runner.py, so the kill lands in the stage's own work), sends SIGKILL after a
-delay drawn from a seeded generator within the stage's last measured run time, then reruns
+imports: tests/fork_runner.py, so the kill lands in the stage's own work), SIGKILLs it once it has
+used an amount of CPU time drawn from a seeded generator within the stage's last measured CPU
+time (CPU, not wall time: other tests share the machine), then reruns
 the stage and checks: it exits 0; the output folders hold exactly the small run's files (no
 temporary or partial file); no MLflow run is left RUNNING (the rerun marks the killed one
 KILLED: pipeline/store.py); and every output equals the uninterrupted run's (the small
@@ -40,7 +41,7 @@ RUN_KEYS = {"fit_seconds", "transform_seconds", "images_per_s", "predict_images_
 ADDRESS = re.compile(r"\d{12,}")
 ADDRESS_BYTES = re.compile(rb"\d{12,}")
 # kind: (cvd arguments, kill trials, CPU seconds of one warm run measured here): the first kill's
-# delay is drawn below those seconds, each later one below the previous rerun's wall time
+# moment is drawn below those CPU seconds, each later one below the previous rerun's CPU time
 TRIALS = {
     "compare": (["compare"], 1, 4.5),
     "explain": (["explain"], 1, 14.5),
@@ -108,20 +109,20 @@ def runner(workspace):
 @pytest.mark.parametrize("kind", list(TRIALS))
 def test_killed_stage_reruns_to_the_uninterrupted_outputs(kind, small_run, workspace, runner):
     args, trials, seconds = TRIALS[kind]
-    rng = np.random.default_rng([SEED, list(TRIALS).index(kind)])  # the same delays however tests are picked
+    rng = np.random.default_rng([SEED, list(TRIALS).index(kind)])  # the same kill moments however tests are picked
     log = workspace.parent / f"{kind}.log"
     expected = outputs(small_run)
     for trial in range(trials):
         for _ in range(5):  # a run that ends before its kill is measured, and the kill drawn again
-            killed = runner.run(workspace, args, log, kill_after=float(rng.uniform(0.02, 0.95)) * seconds)
+            killed = runner.run(workspace, args, log, kill_after_cpu=float(rng.uniform(0.02, 0.95)) * seconds)
             if killed["signal"] is not None:
                 break
-            seconds = killed["seconds"]
+            seconds = killed["cpu"]
         assert killed["signal"] == 9, f"{kind}: no run was killed in 5 tries ({killed})"
         rerun = runner.run(workspace, args, log)
         assert rerun["rc"] == 0, f"{kind} trial {trial}: the rerun failed:\n{log.read_text()[-2000:]}"
-        seconds = rerun["seconds"]
-        print(f"{kind} trial {trial}: killed after {killed['seconds']} s, rerun {rerun['seconds']} s "
+        seconds = rerun["cpu"]
+        print(f"{kind} trial {trial}: killed after {killed['cpu']} s CPU, rerun {rerun['seconds']} s "
               f"({rerun['cpu']} s CPU)")
         found = outputs(workspace)
         assert sorted(found) == sorted(expected), f"{kind} trial {trial}: files left or missing"
