@@ -26,9 +26,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, Validation
 
 from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, Epochs, Fraction, LearningRate,
-                                    NameList, Section, Strict, WithComponents, architectures, classifiers, extractors,
-                                    name_list, none_is_empty, nullable)
+from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, Epochs, EpochSetting, EpochsByData,
+                                    Fraction, LearningRate, NameList, Section, Strict, WithComponents, architectures,
+                                    classifiers, extractors, name_list, none_is_empty, nullable)
 from pipeline.errors import ConfigError
 
 
@@ -79,9 +79,10 @@ class ClassicalConfig(WithComponents):
 
 
 class TrainOverrides(Strict):
-    """``cnn.<arch>.train``: this architecture's training settings; null = the shared ``cnn`` one."""
+    """``cnn.<arch>.train``: this architecture's training settings; null = the shared ``cnn`` one.
+    ``epochs`` may depend on the data (``{grayscale: 4, colour: 16}``: :class:`EpochsByData`)."""
 
-    epochs: Epochs | None = None
+    epochs: EpochSetting | None = None
     batch_size: BatchSize | None = None
     learning_rate: LearningRate | None = None
 
@@ -197,6 +198,10 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raise ConfigError(f"{source}: data.test_path = {cfg.data.test_path!r}: only for dataset 'folder' (a second "
                           f"folder of class folders as the test split), not '{cfg.data.dataset}'")
     cnn = cfg.cnn.model_copy(update={"augment": cfg.cnn.augment.resolved(cfg.data.channels, cfg.data.image_size)})
+    for name, section in (cnn.model_extra or {}).items():  # epochs by data -> this data's number
+        if isinstance(section.train.epochs, EpochsByData):
+            train = section.train.model_copy(update={"epochs": section.train.epochs.resolved(cfg.data.channels)})
+            cnn.model_extra[name] = section.model_copy(update={"train": train})
     cfg = cfg.model_copy(update={"cnn": cnn})
     cfg._source = source
     return cfg

@@ -65,6 +65,8 @@ def error_line(exc: ValidationError) -> str:
     error = exc.errors()[0]
     parts: list[str] = []
     for part in error["loc"]:
+        if isinstance(part, str) and part.startswith("<"):  # a union member's tag (config_schema.EpochSetting)
+            continue
         if isinstance(part, int):
             parts[-1] += f"[{part}]"
         else:

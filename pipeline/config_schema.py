@@ -10,9 +10,9 @@ validation of component names. Imports no component code and nothing from ``pipe
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Callable, ClassVar, NamedTuple
+from typing import Annotated, Any, Callable, ClassVar, NamedTuple, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "folder")  # pipeline/datasets.py loads each
 
@@ -132,6 +132,26 @@ def _shift_setting(value: Any) -> Any:
     if value != AUTO and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64):
         raise ValueError("must be auto or a whole number of pixels in [0, 64]")
     return value
+
+
+class EpochsByData(Strict):
+    """Epochs that depend on the data: ``grayscale`` for ``data.channels`` 1 (digits, letters) and
+    ``colour`` for 3 (photos, which a network takes several times more epochs to fit). Decided
+    by :meth:`resolved` when the configuration is loaded, so the stages only ever see a number."""
+
+    grayscale: Epochs
+    colour: Epochs
+
+    def resolved(self, channels: int) -> int:
+        return self.colour if channels == 3 else self.grayscale
+
+
+# a number, or a number per kind of data; the tag in <> is pydantic's name for the member in an
+# error's path, which config_errors.error_line leaves out of the key it names
+EpochSetting = Annotated[
+    Union[Annotated[Epochs, Tag("<number>")], Annotated[EpochsByData, Tag("<by data>")]],
+    Discriminator(lambda value: "<by data>" if isinstance(value, (dict, EpochsByData)) else "<number>"),
+]
 
 
 class AugmentConfig(Strict):

@@ -197,6 +197,8 @@ def test_the_config_has_the_shape_of_the_file(raw):
     for dotted, value in leaves(raw):
         if value == "auto" and dotted.startswith("cnn.augment."):
             continue  # decided by the data on loading: test_augment_auto_follows_the_colour_channels
+        if dotted.startswith("cnn.") and ".train.epochs." in dotted:
+            continue  # epochs by data, decided on loading: test_epochs_by_data_follow_the_colour_channels
         node = cfg
         for part in dotted.split("."):
             node = node[part] if isinstance(node, dict) else getattr(node, part)
@@ -204,7 +206,7 @@ def test_the_config_has_the_shape_of_the_file(raw):
 
 
 def test_architecture_training_overrides(raw):
-    cfg = parse_config(raw)
+    cfg = parse_config(raw)  # the digits: grayscale
     assert cfg.cnn.alexnet.train.model_dump() == {"epochs": 4, "batch_size": None, "learning_rate": 0.0003}
     assert cfg.cnn.alexnet.arguments() == {"variant": "original", "image_size": 63, "dropout": 0.0}
     # what each architecture trains with: its own value where set, else the shared cnn one
@@ -218,6 +220,39 @@ def test_architecture_training_overrides(raw):
     del without["cnn"]["lenet5"]  # no section: the architecture's defaults and the shared settings
     assert parse_config(without).cnn.section("lenet5").arguments() == {}
     assert tuple(parse_config(without).cnn.training("lenet5")) == (30, 64, 0.001)
+
+
+@pytest.mark.parametrize(
+    "channels, epochs, expected",
+    [
+        (1, None, 4),  # params.yaml's AlexNet on grayscale: the default run's 4
+        (3, None, 16),  # and on colour photos
+        (3, {"grayscale": 2, "colour": 5}, 5),
+        (1, {"grayscale": 2, "colour": 5}, 2),
+        (3, 7, 7),  # a plain number holds for any data (README: -S cnn.alexnet.train.epochs=8)
+    ],
+)
+def test_epochs_by_data_follow_the_colour_channels(raw, channels, epochs, expected):
+    assert raw["cnn"]["alexnet"]["train"]["epochs"] == {"grayscale": 4, "colour": 16}
+    overrides = {"data.channels": channels, **({} if epochs is None else {"cnn.alexnet.train.epochs": epochs})}
+    cfg = parse_config(raw, overrides=overrides)
+    assert cfg.cnn.alexnet.train.epochs == expected
+    assert cfg.cnn.training("alexnet").epochs == expected
+    with_train = parse_config(raw, overrides={**overrides, "cnn.lenet5.train.epochs": {"grayscale": 9, "colour": 3}})
+    assert with_train.cnn.training("lenet5").epochs == (3 if channels == 3 else 9)  # any architecture may
+
+
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [
+        ({"grayscale": 4}, "cnn.alexnet.train.epochs.colour"),  # both are needed
+        ({"grayscale": 4, "colour": 0}, "cnn.alexnet.train.epochs.colour"),
+        ({"grayscale": 4, "colour": 16, "color": 8}, "color"),
+    ],
+)
+def test_bad_epochs_by_data_name_the_key(raw, epochs, expected):
+    message = config_error(raw, "cnn.alexnet.train.epochs", epochs)
+    assert message.startswith("params.yaml: ") and expected in message and "\n" not in message
 
 
 @pytest.mark.parametrize(

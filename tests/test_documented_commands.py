@@ -189,13 +189,14 @@ def _make_dataset(kind: str, scratch: Path) -> Path:
 
 
 def epoch_keys(params: dict) -> list[str]:
-    """Every ``epochs`` key under ``cnn`` (``cnn.epochs``, ``cnn.<arch>.train.epochs``)."""
+    """Every ``epochs`` key under ``cnn`` (``cnn.epochs``, ``cnn.<arch>.train.epochs``, a number or
+    a number per kind of data, which the limit's plain number replaces)."""
     def walk(node, prefix):
         for key, value in node.items():
-            if isinstance(value, dict):
-                yield from walk(value, f"{prefix}{key}.")
-            elif key == "epochs":
+            if key == "epochs":
                 yield f"{prefix}{key}"
+            elif isinstance(value, dict):
+                yield from walk(value, f"{prefix}{key}.")
     return list(walk(params["cnn"], "cnn."))
 
 
@@ -378,7 +379,8 @@ def test_every_documented_command_is_run_or_a_make_target_listed_with_its_reason
 
 
 def test_a_large_data_command_gets_its_data_set_and_the_size_limit(tmp_path):
-    (tmp_path / "params.yaml").write_text("cnn:\n  epochs: 30\n  alexnet:\n    train:\n      epochs: 4\n")
+    (tmp_path / "params.yaml").write_text("cnn:\n  epochs: 30\n  alexnet:\n    train:\n"
+                                          "      epochs: {grayscale: 4, colour: 16}\n")
     argv = ("dvc", "exp", "run", "-S", "data.dataset=mnist", "-S", "data.path=DIR", "-S", "cnn.epochs=40")
     out, data = substituted_exp_run(argv, tmp_path)
     assert (data / "train-images-idx3-ubyte.gz").exists()
