@@ -26,7 +26,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, Validation
 
 from pipeline import errors
 from pipeline.config_errors import error_line, moved_key
-from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, Epochs, EpochSetting, EpochsByData,
+from pipeline.config_schema import (DATASETS, AugmentConfig, BatchSize, CurveConfig, EpochSetting, EpochsByData,
                                     Fraction, LearningRate, NameList, Section, Strict, WithComponents, architectures,
                                     classifiers, extractors, name_list, none_is_empty, nullable)
 from pipeline.errors import ConfigError
@@ -80,7 +80,8 @@ class ClassicalConfig(WithComponents):
 
 class TrainOverrides(Strict):
     """``cnn.<arch>.train``: this architecture's training settings; null = the shared ``cnn`` one.
-    ``epochs`` may depend on the data (``{grayscale: 4, colour: 16}``: :class:`EpochsByData`)."""
+    ``epochs`` here and in ``cnn`` may depend on the data (``{grayscale: 4, colour: 16}``:
+    :class:`EpochsByData`)."""
 
     epochs: EpochSetting | None = None
     batch_size: BatchSize | None = None
@@ -116,7 +117,7 @@ class CnnConfig(WithComponents):
     registry: ClassVar = architectures
     __pydantic_extra__: dict[str, Annotated[ArchSection, BeforeValidator(none_is_empty)]] = Field(init=False)
     architectures: Annotated[NameList, name_list(architectures)]
-    epochs: Epochs
+    epochs: EpochSetting  # a number, or one per kind of data (EpochsByData)
     batch_size: BatchSize
     learning_rate: LearningRate
     patience: Annotated[int, Field(ge=0)] = 5
@@ -198,6 +199,8 @@ def parse_config(raw: Any, source: str = "params.yaml", overrides: dict[str, Any
         raise ConfigError(f"{source}: data.test_path = {cfg.data.test_path!r}: only for dataset 'folder' (a second "
                           f"folder of class folders as the test split), not '{cfg.data.dataset}'")
     cnn = cfg.cnn.model_copy(update={"augment": cfg.cnn.augment.resolved(cfg.data.channels, cfg.data.image_size)})
+    if isinstance(cnn.epochs, EpochsByData):
+        cnn = cnn.model_copy(update={"epochs": cnn.epochs.resolved(cfg.data.channels)})
     for name, section in (cnn.model_extra or {}).items():  # epochs by data -> this data's number
         if isinstance(section.train.epochs, EpochsByData):
             train = section.train.model_copy(update={"epochs": section.train.epochs.resolved(cfg.data.channels)})

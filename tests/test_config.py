@@ -197,7 +197,7 @@ def test_the_config_has_the_shape_of_the_file(raw):
     for dotted, value in leaves(raw):
         if value == "auto" and dotted.startswith("cnn.augment."):
             continue  # decided by the data on loading: test_augment_auto_follows_the_colour_channels
-        if dotted.startswith("cnn.") and ".train.epochs." in dotted:
+        if dotted.startswith("cnn.epochs.") or dotted.startswith("cnn.") and ".train.epochs." in dotted:
             continue  # epochs by data, decided on loading: test_epochs_by_data_follow_the_colour_channels
         node = cfg
         for part in dotted.split("."):
@@ -234,12 +234,15 @@ def test_architecture_training_overrides(raw):
 )
 def test_epochs_by_data_follow_the_colour_channels(raw, channels, epochs, expected):
     assert raw["cnn"]["alexnet"]["train"]["epochs"] == {"grayscale": 4, "colour": 16}
+    assert raw["cnn"]["epochs"] == {"grayscale": 30, "colour": 60}
     overrides = {"data.channels": channels, **({} if epochs is None else {"cnn.alexnet.train.epochs": epochs})}
     cfg = parse_config(raw, overrides=overrides)
     assert cfg.cnn.alexnet.train.epochs == expected
     assert cfg.cnn.training("alexnet").epochs == expected
     with_train = parse_config(raw, overrides={**overrides, "cnn.lenet5.train.epochs": {"grayscale": 9, "colour": 3}})
     assert with_train.cnn.training("lenet5").epochs == (3 if channels == 3 else 9)  # any architecture may
+    assert cfg.cnn.training("lenet5").epochs == (60 if channels == 3 else 30)  # the shared cnn.epochs by data
+    assert cfg.cnn.epochs == (60 if channels == 3 else 30)
 
 
 @pytest.mark.parametrize(
