@@ -6,17 +6,21 @@ inside the functions, so importing this module is cheap.
 
 Devices: the GPUs the Keras backend sees are detected (TensorFlow, JAX or PyTorch,
 :func:`detect_devices`). Precision ``auto`` trains in ``mixed_float16`` only when a GPU is
-present (``on`` forces it, ``off`` never, :func:`choose_precision`); the output layer is kept
-in float32 either way (:func:`float32_output`). With several GPUs, TensorFlow trains under
-``tf.distribute.MirroredStrategy`` and JAX under ``keras.distribution.DataParallel``
-(:func:`runtime`); the batch size is then the global batch.
+present (``on`` forces it, ``off`` never, :func:`choose_precision`); ``bfloat16`` trains in
+``mixed_bfloat16``, which CPUs with bfloat16 instructions (AVX512-BF16, AMX) compute faster
+than float32; the output layer is kept in float32 either way (:func:`float32_output`).
+With several GPUs, TensorFlow trains under ``tf.distribute.MirroredStrategy`` and JAX
+under ``keras.distribution.DataParallel`` (:func:`runtime`); the batch size is then the
+global batch.
 
 Reproducibility: ``keras.utils.set_random_seed(seed)`` seeds Python, NumPy and the backend,
 so the initial weights, dropout masks and the per-epoch shuffling follow from ``seed``.
 With ``deterministic=True`` and the TensorFlow backend,
 ``tf.config.experimental.enable_op_determinism()`` is also switched on, so the same seed,
 data, software versions and hardware give the same weights, predictions and metrics
-(checked on CPU by ``tests/test_train_cnn.py``); ops without a deterministic GPU kernel
+(checked on CPU by ``tests/test_train_cnn.py`` for LeNet-5; ResNet-20's weights were seen to
+differ by up to ~2e-4 after one epoch between runs in one process on the 2-core CPU,
+``benchmarks/bench_precision.py``); ops without a deterministic GPU kernel
 then raise instead of silently varying. Not deterministic: anything timed (fit_seconds,
 epoch_seconds, images/s), results across different CPUs/GPUs, thread counts or library
 versions, float16 vs float32 runs, multi-GPU reduction order, and the JAX/PyTorch
@@ -42,26 +46,31 @@ from typing import Any, Callable, Iterator
 from models.errors import InputError, ParameterError
 from models.inputs import scale_images  # noqa: F401 -- the input convention, used with fit
 
-PRECISION_SETTINGS = ("auto", "on", "off")
+PRECISION_SETTINGS = ("auto", "on", "off", "bfloat16")
 LR_SCHEDULES = ("plateau", "cosine", "constant")
 MONITORS = ("val_loss", "val_accuracy")
 MIXED = "mixed_float16"
+MIXED_BF16 = "mixed_bfloat16"
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds",
                    "test_accuracy"]
 LOGGED_COLUMNS = HISTORY_COLUMNS[1:5]  # the ones Keras' epoch logs hold
 
 
 def choose_precision(setting: str, gpu_count: int) -> str:
-    """The Keras dtype policy for a precision setting: "mixed_float16" or "float32".
+    """The Keras dtype policy for a precision setting: "mixed_float16", "mixed_bfloat16" or "float32".
 
     ``auto`` uses float16 compute only on a GPU (on a CPU it is slower, not faster);
-    ``on`` forces it, ``off`` never uses it.
+    ``on`` forces it, ``off`` never uses it. ``bfloat16`` computes in bfloat16 anywhere,
+    with float32 weights: on a CPU with AVX512-BF16 ResNet-20 trains ~1.35x faster
+    (benchmarks/bench_precision.py), at a cost in accuracy to be measured on validation.
 
     Raises:
         ParameterError: a setting other than auto, on, off.
     """
     if setting not in PRECISION_SETTINGS:
         raise ParameterError(f"mixed_precision = {setting!r}: allowed: {', '.join(PRECISION_SETTINGS)}")
+    if setting == "bfloat16":
+        return MIXED_BF16
     if setting == "on" or (setting == "auto" and gpu_count > 0):
         return MIXED
     return "float32"
@@ -128,7 +137,7 @@ class Runtime:
 
     @property
     def mixed_precision(self) -> bool:
-        return self.precision == MIXED
+        return self.precision in (MIXED, MIXED_BF16)
 
     def scope(self) -> contextlib.AbstractContextManager:
         """Where models must be built and compiled (the distribution strategy's scope, if any)."""
@@ -233,6 +242,25 @@ def inference_model(model: Any) -> Any:
 
 
 # --- training ------------------------------------------------------------------------------
+
+def build_training_state(model: Any, x: Any, y: Any) -> None:
+    """Create the optimizer's and the metrics' variables of a compiled ``model`` now, from the
+    shapes of the images ``x`` and labels ``y``.
+
+    Keras on TensorFlow without a distribution strategy defers them to the first trace of the
+    train step, and a ``tf.function`` that creates variables is traced twice: for ResNet-20
+    the second trace cost ~3.5 s of every fit on 2 cores (LeNet-5 ~0.5 s). Keras itself does
+    this under a strategy and on JAX; the variables start at zero either way, so the weights
+    trained afterwards are the same: bit-identical for LeNet-5 (tests/test_train_cnn.py; the
+    default run's scores did not change), while ResNet-20's differ in the last bits (up to ~1e-4
+    after one epoch), as two runs of ResNet-20 on the CPU can anyway (benchmarks/bench_precision.py).
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or getattr(model, "_distribute_strategy", None) is not None:
+        return
+    model._symbolic_build(data_batch=(x[:1], y[:1]))
+
 
 @dataclass
 class FitResult:
@@ -381,6 +409,7 @@ def fit(model: Any, x_train: Any, y_train: Any, x_val: Any, y_val: Any, *, epoch
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, factor=0.5, patience=max(1, patience // 2), verbose=1 if verbose else 0))
     augmentation = augmentation or {}
+    build_training_state(model, x_train, y_train)
     start = time.perf_counter()
     if augmentation.get("horizontal_flip") or augmentation.get("max_shift"):
         batches = augmented_batches(x_train, y_train, batch_size=batch_size, seed=seed, **augmentation)

@@ -19,9 +19,10 @@ data path and a size limit substituted:
   makes its ``dvc repro`` a no-op, and it must still print the leaderboard. Other ``make``
   targets are in ``NOT_RUN`` with the reason.
 
-The stages a ``dvc exp run`` starts run their ``cvd`` in forks of the session's warm interpreter
-(tests/warm_cvd.py: the same ``pipeline.cli.main`` of the copy's code, without seconds of library
-imports per stage). Each command's wall time is printed (``-s`` shows it), never asserted.
+The stages a ``dvc exp run`` starts, and the ``cvd`` commands other than servers, run their ``cvd``
+in forks of the session's warm interpreter (tests/warm_cvd.py: the same ``pipeline.cli.main`` of
+the copy's code, without seconds of library imports per command). Each command's wall time is
+printed (``-s`` shows it), never asserted.
 """
 from __future__ import annotations
 
@@ -422,8 +423,8 @@ def test_documented_command_runs_as_written(command: Documented, small_run: Path
             check_exp_run(argv, repo, data)
     elif command.text in SERVERS:
         run_server(list(command.argv), repo, label)
-    else:
-        run(make_inputs(command.argv, repo), repo, label)
+    else:  # in a fork of the warm interpreter too: the same `pipeline.cli.main`, without its imports
+        run(make_inputs(command.argv, repo), repo, label, warm=True)
 
 
 def test_every_recorded_run_is_still_its_documented_command():

@@ -186,6 +186,7 @@ def test_bad_architecture_parameter_names_the_params_key(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("setting", "gpus", "policy"), [
     ("auto", 0, "float32"), ("auto", 1, "mixed_float16"), ("auto", 8, "mixed_float16"),
     ("on", 0, "mixed_float16"), ("on", 2, "mixed_float16"), ("off", 0, "float32"), ("off", 4, "float32"),
+    ("bfloat16", 0, "mixed_bfloat16"), ("bfloat16", 2, "mixed_bfloat16"),
 ])
 def test_choose_precision(setting, gpus, policy):
     from models.training import choose_precision
@@ -197,7 +198,7 @@ def test_choose_precision_rejects_unknown_setting():
     from models.errors import ParameterError
     from models.training import choose_precision
 
-    with pytest.raises(ParameterError, match="allowed: auto, on, off"):
+    with pytest.raises(ParameterError, match="allowed: auto, on, off, bfloat16"):
         choose_precision("fp16", 1)
 
 
@@ -276,6 +277,51 @@ def test_alexnet_builds_at_its_minimum_size():
     assert model.get_layer("resize").output.shape[1:3] == (63, 63)
     assert count_params(model)["total"] == model.count_params()
     assert model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0).shape == (1, N_CLASSES)
+
+
+@pytest.mark.slow
+def test_bfloat16_setting_trains_in_bfloat16_with_a_float32_output():
+    """``cnn.mixed_precision: bfloat16`` through the stage's glue: the layers compute in bfloat16
+    on this CPU, the softmax in float32, and one epoch trains to a finite loss."""
+    from models.training import Devices, scale_images
+    from pipeline.cnn_training import build_model, fit_model, runtime
+
+    cfg, split = make_config(mixed_precision="bfloat16"), make_split()
+    with runtime(cfg, Devices("tensorflow")) as rt:
+        assert rt.mixed_precision and rt.precision == "mixed_bfloat16"
+        model = build_model(cfg, "lenet5", split.image_shape, split.num_classes, steps_per_epoch=4, rt=rt)
+        fit = fit_model(cfg, "lenet5", model, scale_images(split.x["train"]), split.y["train"],
+                        scale_images(split.x["val"]), split.y["val"], verbose=0)
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("fc3").compute_dtype == "float32"
+    assert math.isfinite(fit.history[0]["loss"])
+    out = model.predict(scale_images(split.x["test"][:4]), verbose=0)
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_training_state_built_first_learns_the_same_weights():
+    """The optimizer's and metrics' variables made before the first step (one trace of the train
+    step instead of two) start where Keras would make them: a step trains the same weights."""
+    import keras
+
+    from models import architectures
+    from models.training import Devices, build_training_state, compile_model, runtime, scale_images
+
+    split = make_split()
+    x, y = scale_images(split.x["train"][:16]), split.y["train"][:16]
+    weights = []
+    for build_first in (True, False):
+        with runtime(Devices("tensorflow"), seed=3, precision="off"):
+            model = compile_model(architectures.get("lenet5").build(split.image_shape, split.num_classes),
+                                  learning_rate=0.01)
+            if build_first:
+                build_training_state(model, x, y)
+                assert model.optimizer.built and len(model.optimizer.variables) > len(model.trainable_variables)
+                assert all(metric.variables for metric in model.metrics)
+            model.train_on_batch(x, y)
+            weights.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 @pytest.mark.slow
