@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -33,11 +34,24 @@ QUIET_LIBRARY_LOGS = {"TF_CPP_MIN_LOG_LEVEL": "3", "OPENCV_LOG_LEVEL": "OFF", "M
 def mute_library_logs() -> None:
     """Set :data:`QUIET_LIBRARY_LOGS` where the user did not, before the libraries load; at
     TensorFlow's quiet level also :func:`install` (the lines printed while TensorFlow loads,
-    which no level reaches)."""
+    which no level reaches) and drop TensorFlow's retracing advice (:class:`RetracingAdvice`)."""
     for name, value in QUIET_LIBRARY_LOGS.items():
         os.environ.setdefault(name, value)
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == QUIET_LIBRARY_LOGS["TF_CPP_MIN_LOG_LEVEL"]:
         install()
+        tensorflow_log = logging.getLogger("tensorflow")
+        if not any(isinstance(f, RetracingAdvice) for f in tensorflow_log.filters):
+            tensorflow_log.addFilter(RetracingAdvice())
+
+
+class RetracingAdvice(logging.Filter):
+    """Drops TensorFlow's "5 out of the last 11 calls to <function ...> triggered tf.function
+    retracing" warning. Every model a stage trains is a new Keras model with new compiled
+    functions (``evaluation.repeats``' extra seeds, a learning-curve point), so a stage training
+    several of them always got it, several lines long, with advice that does not apply."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 # "I0000 00:00:1795626184.334860    1070 port.cc:153] ..." (absl INFO) and absl's pre-init notice

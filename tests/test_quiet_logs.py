@@ -99,3 +99,39 @@ def test_the_users_own_tensorflow_level_keeps_its_lines(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert re.search(r"^I\d{4} ", out.stderr, re.MULTILINE), out.stderr
+
+
+RETRACE = """
+import logging
+import sys
+
+if sys.argv[1] == "cvd":
+    from pipeline import quiet
+
+    quiet.mute_library_logs()  # what `cvd` does first
+import tensorflow as tf
+
+for _ in range(8):  # a new compiled function each time, as every model a stage trains has
+    @tf.function
+    def step(x):
+        return x + 1
+
+    step(tf.constant(1.0))
+logging.getLogger("tensorflow").warning("another tensorflow warning")
+"""
+
+
+def test_retracing_advice_is_dropped_but_other_tensorflow_warnings_show(tmp_path):
+    """A stage that trains several models (evaluation.repeats, curve points) made TensorFlow warn
+    "5 out of the last 11 calls ... triggered tf.function retracing" several times."""
+    script = tmp_path / "retrace.py"
+    script.write_text(RETRACE)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    quiet = subprocess.run([sys.executable, str(script), "cvd"], env=env, capture_output=True, text=True, timeout=300)
+    own = subprocess.run([sys.executable, str(script), "own"], env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
+                         capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == own.returncode == 0, quiet.stderr + own.stderr
+    assert "triggered tf.function retracing" not in quiet.stderr
+    assert "another tensorflow warning" in quiet.stderr
+    assert "triggered tf.function retracing" in own.stderr  # the user's own level keeps TensorFlow's lines
