@@ -31,6 +31,7 @@ from pipeline.ui_views import prepare_views, runs_url
 
 HOST = "127.0.0.1"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill or a supervisor, a closed terminal
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 READY_TIMEOUT_S = 180  # `mlflow ui` imports its server app first: ~40 s on a busy 2-core machine
 
 
@@ -68,9 +69,12 @@ def start_server(uri: str, port: int) -> subprocess.Popen:
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", HOST,
                "--port", str(port), "--workers", "1"]
+    # MLflow's job runner (seven huey consumers for GenAI jobs) has nothing to do for these runs:
+    # the UI starts as two processes instead of ten, unless the user's environment asks for it
+    env = {JOB_EXECUTION: "false", **os.environ}
     log = tempfile.TemporaryFile("w+")  # not a pipe: a long session's access log would fill it and block
     server = subprocess.Popen(command, cwd=find_repo_root(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                              text=True, start_new_session=True)
+                              text=True, start_new_session=True, env=env)
     server.log = log
     return server
 

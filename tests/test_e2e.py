@@ -14,9 +14,7 @@ import csv
 import json
 import re
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,8 @@ from helpers import SMALL_RUN_ARCHS as ARCHS
 from helpers import SMALL_RUN_CLASSIFIERS as CLASSIFIERS
 from helpers import SMALL_RUN_CURVE_FRACTIONS
 from helpers import SMALL_RUN_FEATURES as FEATURES
-from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, free_port, venv_env, warm_env
+import helpers
+from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, venv_env, warm_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -194,29 +193,16 @@ def test_editing_a_module_outdates_exactly_the_stages_that_import_it(workspace, 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory) -> str:
     """An `mlflow server` on a free 127.0.0.1 port with its own SQLite file; yields its URI."""
-    store = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{store / 'server.db'}",
-         "--artifacts-destination", str(store / "artifacts"), "--workers", "2"],
-        env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(uri + "/", timeout=5) as response:
-                    assert response.status == 200  # the UI's front page
-                    break
-            except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
-                time.sleep(1)
+    with helpers.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def experiment_refs(repo: Path) -> set[str]:
+    """The git refs DVC keeps of finished experiments (``refs/exps/<baseline sha>/<name>``) and of
+    failed queued ones (``refs/exps/celery/failed``)."""
+    out = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return {ref for ref in out if re.match(r"refs/exps/([0-9a-f]{2}/|celery/failed$)", ref)}
 
 
 def server_runs(uri: str) -> list:
@@ -234,14 +220,22 @@ def test_parallel_queue_writes_to_the_server(workspace, mlflow_server):
     env = warm_env({"MLFLOW_TRACKING_URI": mlflow_server})
     for c in ("0.5", "2.0"):
         dvc(repo, "exp", "run", "--queue", "-S", f"classical.logreg.C={c}", "compare", env=env)
+    before = experiment_refs(repo)
     dvc(repo, "queue", "start", "-j", "2", env=env)
     deadline = time.monotonic() + 900
+    # a look at git refs is milliseconds, `dvc queue status` a second of CPU: ask DVC once both are done
+    # (or one failed)
+    while time.monotonic() < deadline:
+        new = experiment_refs(repo) - before
+        if len(new) >= 2 or any(ref.endswith("/failed") for ref in new):
+            break
+        time.sleep(1)
     while True:
         status = dvc(repo, "queue", "status", env=env)
         if not re.search(r"\b(Queued|Running)\b", status):
             break
         assert time.monotonic() < deadline, f"queue still busy after 900 s:\n{status}"
-        time.sleep(5)
+        time.sleep(2)
     assert len(re.findall(r"\bSuccess\b", status)) == 2, status
 
     runs = [r for r in server_runs(mlflow_server) if r.data.tags.get("dvc_exp_name")]

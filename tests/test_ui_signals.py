@@ -5,7 +5,9 @@ Each case starts a real `cvd ui` on a small SQLite store, records the server's p
 psutil once it answers, sends the signal to `cvd ui` alone (the server runs in its own process
 group, so only `cvd ui` can stop it) and checks: exit code 0 and "stopped mlflow ui" as for
 Ctrl-C, the port refuses connections within 10 s, no recorded process and no process of the
-server's group is left.
+server's group is left. `cvd ui` starts no MLflow job runner (its huey consumers serve GenAI jobs)
+unless the user's environment asks for one: the SIGHUP case does, so that the server it stops has
+ten processes.
 """
 from __future__ import annotations
 
@@ -43,11 +45,16 @@ def store(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_signal_stops_the_server_and_all_its_processes(tmp_path, store, signum):
+@pytest.mark.parametrize(("signum", "job_execution"), [(signal.SIGTERM, None), (signal.SIGHUP, "true")],
+                         ids=["SIGTERM", "SIGHUP-with-job-runner"])
+def test_signal_stops_the_server_and_all_its_processes(tmp_path, store, signum, job_execution):
     port = free_port()
+    env = venv_env({"MLFLOW_TRACKING_URI": store, "PYTHONPATH": str(REPO_ROOT)})
+    env.pop(ui.JOB_EXECUTION, None)
+    if job_execution:
+        env[ui.JOB_EXECUTION] = job_execution
     cvd = subprocess.Popen(["cvd", "ui", "--params", str(REPO_ROOT / "params.yaml"), "--port", str(port)],
-                           cwd=tmp_path, env=venv_env({"MLFLOW_TRACKING_URI": store, "PYTHONPATH": str(REPO_ROOT)}),
+                           cwd=tmp_path, env=env,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server_groups: set[int] = set()
     try:
@@ -55,6 +62,8 @@ def test_signal_stops_the_server_and_all_its_processes(tmp_path, store, signum):
         started = psutil.Process(cvd.pid).children(recursive=True)
         server_groups = {os.getpgid(p.pid) for p in started} - {os.getpgid(cvd.pid)}
         assert started and len(server_groups) == 1, "expected the server in a process group of its own"
+        job_runners = [p for p in started if "mlflow.server.jobs" in " ".join(p.cmdline())]  # its runner
+        assert bool(job_runners) == bool(job_execution), [p.cmdline()[:4] for p in started]
 
         cvd.send_signal(signum)
         out, err = cvd.communicate(timeout=90)
