@@ -61,11 +61,12 @@ def choose_precision(setting: str, gpu_count: int) -> str:
 
     ``auto`` uses float16 compute only on a GPU (on a CPU it is slower, not faster);
     ``on`` forces it, ``off`` never uses it. ``bfloat16`` computes in bfloat16 anywhere,
-    with float32 weights: on a CPU with AVX512-BF16 ResNet-20 trains ~1.35x faster
-    (benchmarks/bench_precision.py), at a cost in accuracy to be measured on validation.
+    with float32 weights: on a CPU with AVX512-BF16 ResNet-20 trains about 1.2x faster
+    (1.05-1.38x over four runs of benchmarks/bench_precision.py on the project's 2-core
+    machine), at a cost in accuracy to be measured on validation.
 
     Raises:
-        ParameterError: a setting other than auto, on, off.
+        ParameterError: a setting other than auto, on, off, bfloat16.
     """
     if setting not in PRECISION_SETTINGS:
         raise ParameterError(f"mixed_precision = {setting!r}: allowed: {', '.join(PRECISION_SETTINGS)}")
