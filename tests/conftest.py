@@ -98,14 +98,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the tests that will run count
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the small run's build as soon as a collected test needs it, and run those tests last
-    (a stable sort: each group keeps its order, identical in every xdist worker)."""
+    """Start the small run's build as soon as a collected test needs it, and run those tests last,
+    the ``heavy`` ones first within each group: the longest jobs first, so that both xdist
+    workers finish together instead of one running a long test alone at the end (a stable
+    sort: otherwise each group keeps its order, identical in every xdist worker)."""
     if config.option.collectonly or not any(map(_needs_small_run, items)):
         return
     warm_cvd.start(session_dir())  # for the build and the tests that run stages (helpers.warm_env)
     if not os.environ.get("CVD_TEST_SMALL_RUN"):
         small_run_build.start(session_dir())
-    items.sort(key=_needs_small_run)
+    items.sort(key=lambda item: (_needs_small_run(item), item.get_closest_marker("heavy") is None))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

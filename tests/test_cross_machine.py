@@ -15,7 +15,7 @@ import yaml
 
 from helpers import REPO_ROOT, venv_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 TRAIN = """
 import sys

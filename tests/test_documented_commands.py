@@ -405,7 +405,9 @@ def test_a_test_folder_command_gets_the_folder_data_set_and_its_test_folder(tmp_
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.parametrize("command", to_run(), ids=lambda c: f"{c.source} {c.text[:60]}")
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.heavy) if c.text.startswith("dvc exp run")
+                                     and "--queue" not in c.argv else c for c in to_run()],
+                         ids=lambda c: f"{c.source} {c.text[:60]}")
 def test_documented_command_runs_as_written(command: Documented, small_run: Path, tmp_path: Path):
     repo = copy_run(small_run, tmp_path / "repo")
     scratch = tmp_path / "scratch"

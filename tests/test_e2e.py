@@ -29,7 +29,7 @@ from helpers import SMALL_RUN_FEATURES as FEATURES
 import helpers
 from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, venv_env, warm_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 CLASSICAL_STAGES = {f"train_classical@{f}-{c}" for f in FEATURES for c in CLASSIFIERS}
 EVERY_STAGE = ({"prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES

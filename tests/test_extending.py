@@ -19,7 +19,7 @@ from import_graph import code_deps, resolved_stages, stage_code
 
 from helpers import SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES, warm_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 EXTRACTOR_MODULE = '''
 """Mean of each cell x cell block of pixels: a toy extractor."""

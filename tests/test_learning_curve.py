@@ -175,6 +175,7 @@ def test_the_small_run_states_its_curve_on_the_report_and_in_mlflow(small_run):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_changed_fraction_reruns_only_its_point(small_run, tmp_path):
     repo = copy_finished_repo(small_run, tmp_path / "repo")
     _set_fractions(repo, [0.2, *SMALL_RUN_CURVE_FRACTIONS])
@@ -190,6 +191,7 @@ def test_a_changed_fraction_reruns_only_its_point(small_run, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_only_a_change_to_a_model_the_curve_follows_reruns_its_points(small_run, tmp_path, monkeypatch):
     from pipeline import curve_plan
     from pipeline.errors import DataError

@@ -24,7 +24,7 @@ import pytest
 from helpers import (SMALL_RUN_ARCHS, SMALL_RUN_CLASSIFIERS, SMALL_RUN_CURVE_FRACTIONS, SMALL_RUN_FEATURES,
                      copy_finished_repo, mlflow_server, venv_env, warm_env)
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 FEATURE, CLASSIFIER = "hog", "logreg"
 CLASSICAL = f"{FEATURE}-{CLASSIFIER}"

@@ -102,6 +102,7 @@ def _stages(output: str) -> set[str]:
 
 @pytest.mark.integration
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_server_stopped_during_dvc_repro_costs_no_training_and_every_run_reaches_it_once(small_run, tmp_path):
     repo = copy_finished_repo(small_run, tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
