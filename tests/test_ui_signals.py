@@ -7,7 +7,7 @@ group, so only `cvd ui` can stop it) and checks: exit code 0 and "stopped mlflow
 Ctrl-C, the port refuses connections within 10 s, no recorded process and no process of the
 server's group is left. `cvd ui` starts no MLflow job runner (its huey consumers serve GenAI jobs)
 unless the user's environment asks for one: the SIGHUP case does, so that the server it stops has
-ten processes.
+its many processes (ten with MLflow 3.17).
 """
 from __future__ import annotations
 
