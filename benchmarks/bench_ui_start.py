@@ -4,7 +4,8 @@ does) against with it (the baseline: plain ``mlflow ui``, whose job runner start
 
     python benchmarks/bench_ui_start.py [--settle 8]
 
-Each variant starts ``mlflow ui --workers 1`` on a new, empty SQLite store, waits for
+Each variant starts the server ``cvd ui`` starts (:func:`pipeline.ui.start_server`:
+``mlflow ui --workers 1``) on a new, empty SQLite store, waits for
 ``/health``, lets it settle ``--settle`` seconds (the consumers start after the UI answers),
 then sums the user + system CPU seconds of its processes and stops it.
 """
@@ -12,45 +13,31 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 
 import psutil
 
-from pipeline.ui import JOB_EXECUTION, free_port
+from pipeline import ui
 
 
 def start(job_execution: str, settle: float) -> tuple[int, float, float]:
-    """(processes, seconds until /health answers, CPU seconds of all its processes)."""
+    """(processes, seconds until /health answers, CPU seconds of all its processes) of the server
+    ``cvd ui`` starts (:func:`pipeline.ui.start_server`), with the job runner set as given."""
+    os.environ[ui.JOB_EXECUTION] = job_execution  # the user's setting wins over cvd ui's default
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env={**os.environ, JOB_EXECUTION: job_execution}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+        port = ui.free_port()
         began = time.perf_counter()
+        server = ui.start_server(f"sqlite:///{tmp}/mlflow.db", port)
         try:
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                    break
-                except OSError:
-                    if server.poll() is not None:
-                        raise SystemExit(f"mlflow ui exited with code {server.returncode}")
-                    time.sleep(0.2)
+            ui.wait_ready(server, f"http://{ui.HOST}:{port}")
             ready = time.perf_counter() - began
             time.sleep(settle)
             processes = [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]
             cpu = sum(p.cpu_times().user + p.cpu_times().system for p in processes)
             return len(processes), ready, cpu
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            ui.stop(server)
 
 
 def main() -> None:
