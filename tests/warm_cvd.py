@@ -39,7 +39,11 @@ PROJECT_PACKAGES = ("pipeline", "features", "models", "comparison")  # pyproject
 PRELOAD = ("numpy", "scipy.stats", "pandas", "sklearn.pipeline", "sklearn.linear_model", "sklearn.svm",
            "sklearn.ensemble", "sklearn.neighbors", "sklearn.decomposition", "sklearn.cluster", "skops.io",
            "skimage.feature", "cv2", "matplotlib.pyplot", "adjustText", "mlflow", "mlflow.sklearn",
-           "tensorflow", "keras", "click", "pydantic", "yaml")
+           "tensorflow", "keras", "click", "pydantic", "yaml",
+           # what MLflow imports on a stage's first call rather than at `import mlflow`: its SQLite store
+           # (SQLAlchemy, Alembic; 0.6-1.2 s a stage), the Keras flavour's loaders and the git run tags
+           "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store",
+           "mlflow.pyfunc.loaders", "mlflow.tracing.processor.base_mlflow", "sqlalchemy.dialects.sqlite", "git")
 # variables read while those libraries load: a caller that sets them otherwise gets the real `cvd`
 IMPORT_TIME_ENV = re.compile(r"^(KERAS_|TF_|CUDA_|XLA_|JAX_|OMP_|MKL_|OPENBLAS_|MPL|OPENCV_|MLFLOW_LOGGING"
                              r"|PYTHON(?!PATH$)|LD_)")
