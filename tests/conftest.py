@@ -14,7 +14,7 @@ import pytest
 
 import small_run as small_run_build
 import warm_cvd
-from helpers import SESSION_DIR_ENV, SHARED_DATASETS, session_dir
+from helpers import SESSION_DIR_ENV, SHARED_DATASETS, new_mlflow_store, session_dir
 from pipeline.datasets import read_idx
 
 _OWN_SESSION_DIR: Path | None = None  # made by this process, removed when the session ends
@@ -43,11 +43,11 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``tmp_path`` as the working directory, with its own SQLite MLflow store."""
+    """``tmp_path`` as the working directory, with its own new SQLite MLflow store."""
     import mlflow
 
+    uri = new_mlflow_store(tmp_path)
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     return tmp_path

@@ -5,8 +5,11 @@ Test modules import these from here, never from one another or from conftest.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from worktree import copy_finished_repo, copy_repo  # noqa: F401  (re-exported for the tests)
@@ -33,6 +36,25 @@ def session_dir() -> Path:
     """A folder shared by every process of this test session (all pytest-xdist workers), for what
     is made once per session: conftest sets it up and removes it."""
     return Path(os.environ[SESSION_DIR_ENV])
+
+
+@functools.cache
+def _made_mlflow_store() -> Path:
+    import mlflow
+
+    path = Path(tempfile.mkdtemp(prefix="new-mlflow-store-", dir=session_dir())) / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def new_mlflow_store(folder: Path) -> str:
+    """A new SQLite MLflow store at ``folder/mlflow.db``; returns its URI. It is a copy of one made
+    once per process: MLflow migrates every new store's schema, always to the same file, and that
+    took about a second of each test that made one. (The Default experiment's artifact location is that first
+    store's folder; the project logs to experiments of its own.)"""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_made_mlflow_store(), folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 def venv_env(extra: dict | None = None) -> dict:

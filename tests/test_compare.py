@@ -27,7 +27,7 @@ from pipeline import compare, model_runs
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, DataError
 
-from helpers import REPO_ROOT, write_model_predictions
+from helpers import REPO_ROOT, new_mlflow_store, write_model_predictions
 
 EXPERIMENT = "cvd-compare-test"
 SPLIT = "a" * 64
@@ -150,7 +150,7 @@ def _run_quietly(func, *args, **kwargs):
 def compared(tmp_path_factory):
     """One workspace: 5 configured models with MLflow runs, a stale file, then `compare.run`."""
     tmp = tmp_path_factory.mktemp("compare")
-    uri = f"sqlite:///{tmp}/mlflow.db"
+    uri = new_mlflow_store(tmp)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -327,7 +327,7 @@ def test_unknown_experiment_lists_existing_ones(compared, monkeypatch):
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
     monkeypatch.setenv("CVD_PIPELINE_RUN", "test-pipeline")
     return tmp_path
 

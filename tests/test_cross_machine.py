@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO_ROOT, venv_env
+from helpers import REPO_ROOT, new_mlflow_store, venv_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
@@ -59,7 +59,7 @@ def prepared(tmp_path_factory) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params["cnn"]["epochs"] = EPOCHS  # the global key: lenet5 has no epochs override of its own
     (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = venv_env({"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"})
+    env = venv_env({"MLFLOW_TRACKING_URI": new_mlflow_store(workdir)})  # each copy below gets its own
     subprocess.run(["cvd", "prepare"], cwd=workdir, env=env, check=True, capture_output=True, timeout=300)
     return workdir
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO_ROOT, make_split, venv_env
+from helpers import REPO_ROOT, make_split, new_mlflow_store, venv_env
 
 pytest.importorskip("jax")
 
@@ -70,7 +70,7 @@ def test_train_cnn_stage_runs_on_jax(tmp_path):
         out = train_cnn.run(parse_config(raw), "lenet5")
         print(json.dumps({k: out[k] for k in ("test_accuracy", "param_count", "mlflow_run_id", "device")}))
     """ % str(REPO_ROOT / "params.yaml"), tmp_path,
-        {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "CVD_PIPELINE_RUN": "test-jax"})
+        {"MLFLOW_TRACKING_URI": new_mlflow_store(tmp_path), "CVD_PIPELINE_RUN": "test-jax"})
 
     assert result["param_count"] == 61_706 - 84 * 10 - 10 + 84 * 3 + 3  # 3 classes instead of 10
     # the bands of make_split are separable after one epoch; chance is 1/3

@@ -14,7 +14,7 @@ from pipeline.config import parse_config
 from pipeline.errors import ConfigError
 from pipeline.io import save_split
 
-from helpers import COUNTS, N_CLASSES, REPO_ROOT, SIZE, make_split
+from helpers import COUNTS, N_CLASSES, REPO_ROOT, SIZE, make_split, new_mlflow_store
 
 
 def make_config(seed: int = 42, alexnet: dict | None = None, **cnn):
@@ -42,6 +42,7 @@ def lenet_run(tmp_path_factory):
     from pipeline import train_cnn
 
     workdir = tmp_path_factory.mktemp("stage")
+    new_mlflow_store(workdir)
     with pytest.MonkeyPatch.context() as mp:
         in_workdir(mp, workdir)
         result = train_cnn.run(make_config(), "lenet5")

@@ -20,7 +20,7 @@ import time
 import psutil
 import pytest
 
-from helpers import REPO_ROOT, free_port, refuses_connections, venv_env, wait_until_answering
+from helpers import REPO_ROOT, free_port, new_mlflow_store, refuses_connections, venv_env, wait_until_answering
 from pipeline import ui
 
 
@@ -39,7 +39,7 @@ def store(tmp_path):
     """A SQLite store holding the params.yaml experiment, as `cvd ui` requires."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = new_mlflow_store(tmp_path)
     mlflow.MlflowClient(tracking_uri=uri).create_experiment("classic-vs-deep")
     return uri
 

@@ -28,7 +28,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import REPO_ROOT, make_folder
+from helpers import REPO_ROOT, make_folder, new_mlflow_store
 from pipeline import prepare
 from pipeline.cli import cli
 from pipeline.config import parse_config
@@ -86,7 +86,7 @@ def bomb(tmp_path_factory) -> Path:
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
     return tmp_path
 
 
