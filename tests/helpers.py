@@ -43,15 +43,16 @@ def _made_mlflow_store() -> Path:
     import mlflow
 
     path = Path(tempfile.mkdtemp(prefix="new-mlflow-store-", dir=session_dir())) / "mlflow.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    with contextlib.chdir(path.parent):  # the Default experiment's artifacts: ./mlruns of the working directory
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
 
 
 def new_mlflow_store(folder: Path) -> str:
     """A new SQLite MLflow store at ``folder/mlflow.db``; returns its URI. It is a copy of one made
     once per process: MLflow migrates every new store's schema, always to the same file, and that
-    took about a second of each test that made one. (The Default experiment's artifact location is that first
-    store's folder; the project logs to experiments of its own.)"""
+    took about a second of each test that made one. (Its Default experiment keeps its artifacts in
+    the first store's folder; the project logs to experiments of its own.)"""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_made_mlflow_store(), folder / "mlflow.db")
     return f"sqlite:///{folder / 'mlflow.db'}"
