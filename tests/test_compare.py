@@ -325,11 +325,9 @@ def test_unknown_experiment_lists_existing_ones(compared, monkeypatch):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
+def workdir(mlflow_tmp, monkeypatch):
     monkeypatch.setenv("CVD_PIPELINE_RUN", "test-pipeline")
-    return tmp_path
+    return mlflow_tmp
 
 
 def test_missing_metrics_file_names_it_and_its_stage(workdir):

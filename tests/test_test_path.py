@@ -18,7 +18,7 @@ from pipeline.datasets import load_source
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import load_split
 
-from helpers import REPO_ROOT, make_folder, new_mlflow_store
+from helpers import REPO_ROOT, make_folder
 
 CLASSES = ("ant", "bee", "cow")
 TRAIN_PER_CLASS = 10
@@ -27,10 +27,8 @@ TRAIN_VALUES, TEST_VALUES = 10, 150  # every image one grey value, its own, from
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
-    return tmp_path
+def workdir(mlflow_tmp):
+    return mlflow_tmp
 
 
 def grey_folder(root, counts: dict[str, int], first_value: int):

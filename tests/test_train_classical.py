@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import REPO_ROOT, SQUARE_CLASSES, new_mlflow_store, square_split
+from helpers import REPO_ROOT, SQUARE_CLASSES, square_split
 from features import extractor_names
 from features.errors import ParameterError as FeatureParameterError
 from models.classical import load_pipeline
@@ -42,13 +42,11 @@ def make_config(**classical) -> object:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
-    save_split(tmp_path / "data/prepared/split.npz", make_split())
+def workdir(mlflow_tmp):
+    save_split(mlflow_tmp / "data/prepared/split.npz", make_split())
     cfg = make_config()
     features.run(cfg, "hog")
-    return tmp_path
+    return mlflow_tmp
 
 
 def test_stage_writes_metrics_plots_and_an_image_in_model(workdir):

@@ -28,7 +28,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import REPO_ROOT, make_folder, new_mlflow_store
+from helpers import REPO_ROOT, make_folder
 from pipeline import prepare
 from pipeline.cli import cli
 from pipeline.config import parse_config
@@ -84,10 +84,8 @@ def bomb(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", new_mlflow_store(tmp_path))
-    return tmp_path
+def workdir(mlflow_tmp):
+    return mlflow_tmp
 
 
 BOMB_LINE = rf"bomb.png: 40,000 x 40,000 pixels is above the limit of 100,000,000 \(data.max_pixels\)"
