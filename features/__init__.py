@@ -39,7 +39,7 @@ class Extractor:
     file (``<image>/<stem>.png`` in ``cvd visualize`` and the report), unique among the
     extractors: the extractor's name, or a name of its own. Build figures
     with :class:`matplotlib.figure.Figure` (no pyplot) and import what only the drawing needs
-    inside ``draw``: the features stage never draws, and ``tests/import_graph.py`` counts
+    inside ``draw``: the features stage never draws, and ``pipeline/code_graph.py`` counts
     the imports inside a module-level function named ``draw`` as the drawing stages' only.
 
     ``name`` is set by the registry (the module name); an extractor module leaves it out.

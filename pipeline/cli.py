@@ -56,8 +56,7 @@ def features(params: str, name: str) -> None:
     """Fit one extractor on the training images and transform every split."""
     from pipeline import features as stage
 
-    cfg = load(params)
-    stage.run(cfg, name)
+    stage.run(load(params), name)
 
 
 @cli.command("train-classical")
@@ -69,8 +68,7 @@ def train_classical(params: str, feature: str, classifier: str) -> None:
     """Train one scikit-learn classifier on one feature set and evaluate it on test."""
     from pipeline import train_classical as stage
 
-    cfg = load(params)
-    stage.run(cfg, feature, classifier)
+    stage.run(load(params), feature, classifier)
 
 
 @cli.command("train-cnn")
@@ -123,8 +121,7 @@ def explain(params: str) -> None:
     galleries, confident mistakes, confusion difference, and reports/index.html."""
     from pipeline import explain as stage
 
-    cfg = load(params)
-    stage.run(cfg)
+    stage.run(load(params))
 
 
 @cli.command("learning-curve")
@@ -178,10 +175,17 @@ def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
     """
     from pipeline import predict as stage
 
-    cfg = load(params)
-    rows = stage.run(cfg, model, images, out)
+    rows = stage.run(load(params), model, images, out)
     click.echo(stage.table(rows))
     click.echo(f"wrote {len(rows)} predictions to {out}")
+
+
+@cli.command("code-digests")
+def code_digests() -> None:
+    """Write code_digests/: the SHA-256 of each project file every stage runs (its code dependency)."""
+    from pipeline import code_digests as stage
+
+    click.echo(f"wrote {len(stage.run())} files in code_digests/")
 
 
 @cli.command("log")

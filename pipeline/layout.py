@@ -17,6 +17,7 @@ names the same files. Nothing here reads or writes a file, and this module impor
 ``plots/history/<arch>.csv``            a CNN's per-epoch history
 ``predictions/<id>/<part>.csv``         its per-image predictions on val and test
 ``curves/<fraction>.json``              a learning-curve point (``learning_curve@<fraction>``)
+``code_digests/<stage>[/<item>].txt``   the SHA-256 of each project file a stage runs (``code_digests``)
 ``reports/...``                         ``compare`` and ``explain`` (``reports/curve/``: the learning curve)
 =====================================  =============================================
 
@@ -56,7 +57,7 @@ VISUALIZE_DIR = REPORTS_DIR / "visualize"
 CURVES_DIR = Path("curves")
 CURVE_REPORT_DIR = REPORTS_DIR / "curve"
 CURVE_PLAN = REPORTS_DIR / "curve_plan.json"  # which models the learning curve follows (pipeline/curve_plan.py)
-
+CODE_DIGESTS_DIR = Path("code_digests")
 
 
 def model_id(feature: str, classifier: str) -> str:
@@ -135,6 +136,13 @@ def predictions_path(model: str, part: str) -> Path:
 def curve_point_path(fraction: str) -> Path:
     """``curves/<fraction>.json``: ``fraction`` as the stage's command line spells it (dvc.yaml's item)."""
     return CURVES_DIR / f"{fraction}.json"
+
+
+def code_digest_path(unit: str) -> Path:
+    """``code_digests/<stage>.txt``, or ``code_digests/<stage>/<item>.txt`` for a stage whose item
+    names a component (``features@hog`` -> ``code_digests/features/hog.txt``)."""
+    stage, _, item = unit.partition("@")
+    return CODE_DIGESTS_DIR / stage / f"{item}.txt" if item else CODE_DIGESTS_DIR / f"{stage}.txt"
 
 
 def plot_path(name: str) -> Path:

@@ -8,37 +8,117 @@ import sys
 import tomllib
 from importlib.metadata import packages_distributions
 
-import pytest
-from import_graph import PACKAGES, closure, code_deps, direct_imports, resolved_stages, stage_code
+import subprocess
 
+import pytest
+from import_graph import PACKAGES, closure, code_units, direct_imports, resolved_stages, stages_importing
+
+from features import extractor_names
 from helpers import REPO_ROOT
+from models import architectures
+from pipeline import code_digests, code_graph, layout
 
 
 def project_files(*packages: str) -> list[str]:
     return sorted(p.relative_to(REPO_ROOT).as_posix() for pkg in packages for p in (REPO_ROOT / pkg).rglob("*.py"))
 
 
-def test_each_stage_depends_on_exactly_the_code_it_imports():
+def test_each_stage_depends_on_its_code_through_its_own_digest_file():
+    """Every stage but code_digests depends on project code only through code_digests/<its unit>.txt,
+    and code_digests on every package, so that an edit anywhere reaches it."""
     stages = resolved_stages(REPO_ROOT)
-    assert {a.partition("@")[0] for a in stages} == {"prepare", "features", "train_classical", "train_cnn", "compare",
-                                                     "learning_curve", "explain"}
+    assert {a.partition("@")[0] for a in stages} == {"code_digests", "prepare", "features", "train_classical",
+                                                     "train_cnn", "compare", "learning_curve", "explain"}
+    assert sorted(stages.pop("code_digests")) == sorted(PACKAGES)
     problems = []
     for address, deps in stages.items():
-        code = code_deps(deps)
-        folders = sorted(d for d in code if (REPO_ROOT / d).is_dir())
-        if folders:
-            problems.append(f"{address}: depends on folder(s) {folders}; list the files it imports instead")
-            continue
-        expected = stage_code(address)
-        if code != expected:
-            problems.append(f"{address}: dvc.yaml lacks {sorted(expected - code)}, has extra {sorted(code - expected)}")
-    assert not problems, "\n".join(problems + ["(python tests/import_graph.py prints the right lists)"])
+        stage, _, item = address.partition("@")
+        unit = address if code_graph.STAGE_COMPONENTS[stage] else stage
+        code = [d for d in deps if d.split("/")[0] in PACKAGES + ("code_digests",)]
+        if code != [str(layout.code_digest_path(unit))]:
+            problems.append(f"{address}: code deps {code}, expected only {layout.code_digest_path(unit)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_code_units_are_the_registered_components():
+    units = code_units(REPO_ROOT)
+    assert [u.partition("@")[2] for u in units if u.startswith("features@")] == list(extractor_names())
+    assert [u.partition("@")[2] for u in units if u.startswith("train_cnn@")] == list(architectures.names())
+
+
+def _write_tree(root, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+# a small project: two stages sharing a helper, one registry folder with a drawing extractor
+TREE = {
+    **{f"pipeline/{name}.py": "" for name in ("__init__", "errors")},
+    "pipeline/prepare.py": "from pipeline import errors\n",
+    "pipeline/features.py": "from pipeline import errors\nfrom features import base\n",
+    "pipeline/train_classical.py": "", "pipeline/train_cnn.py": "", "pipeline/compare.py": "",
+    "pipeline/learning_curve.py": "",
+    "pipeline/explain.py": "def run():\n    from features import drawing\n",
+    "features/__init__.py": "", "features/base.py": "", "features/drawing.py": "",
+    "features/extractors/__init__.py": "",
+    "features/extractors/edges.py": "from features import base\n\ndef draw():\n    from features import drawing\n",
+    "features/extractors/_shared.py": "",
+    "models/__init__.py": "", "models/architectures/__init__.py": "", "models/architectures/net.py": "",
+}
+
+
+def _digests(root) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in (root / "code_digests").rglob("*.txt")}
+
+
+def test_an_edit_changes_the_digest_files_of_exactly_the_stages_that_run_it(tmp_path):
+    _write_tree(tmp_path, TREE)
+    code_digests.run(tmp_path)
+    before = _digests(tmp_path)
+    assert set(before) == {"code_digests/prepare.txt", "code_digests/features/edges.txt",
+                           "code_digests/train_classical.txt", "code_digests/train_cnn/net.txt",
+                           "code_digests/compare.txt", "code_digests/learning_curve.txt", "code_digests/explain.txt"}
+    assert [line.split("  ")[1] for line in before["code_digests/features/edges.txt"].splitlines()] == [
+        "features/__init__.py", "features/base.py", "features/extractors/__init__.py", "features/extractors/edges.py",
+        "pipeline/__init__.py", "pipeline/errors.py", "pipeline/features.py"]  # not the drawing code
+    for edited, changed in (("pipeline/errors.py", {"prepare", "features/edges"}),
+                            ("features/drawing.py", {"explain"}),  # drawn by explain only
+                            ("models/architectures/net.py", {"train_cnn/net", "learning_curve"})):
+        (tmp_path / edited).write_text("# an edit\n")
+        code_digests.run(tmp_path)
+        after = _digests(tmp_path)
+        assert {k for k in before if after[k] != before[k]} == {f"code_digests/{c}.txt" for c in changed}, edited
+        before = after
+
+
+def test_a_new_component_gets_its_file_and_a_removed_one_loses_it(tmp_path):
+    _write_tree(tmp_path, TREE)
+    code_digests.run(tmp_path)
+    (tmp_path / "models/architectures/net.py").unlink()
+    (tmp_path / "features/extractors/corners.py").write_text("")
+    code_digests.run(tmp_path)
+    files = _digests(tmp_path)
+    assert "code_digests/features/corners.txt" in files and "code_digests/train_cnn/net.txt" not in files
+    assert "features/extractors/corners.py" in files["code_digests/explain.txt"]  # explain draws every extractor
+
+
+def test_a_digest_file_checks_with_sha256sum(tmp_path):
+    """The files are in sha256sum's own format, so a user can check one against the code."""
+    _write_tree(tmp_path, TREE)
+    code_digests.run(tmp_path)
+    ok = subprocess.run(["sha256sum", "--check", "--strict", "code_digests/explain.txt"], cwd=tmp_path,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.count(": OK") == 8, ok.stdout + ok.stderr
+    (tmp_path / "features/drawing.py").write_text("changed\n")
+    assert subprocess.run(["sha256sum", "--check", "code_digests/explain.txt"], cwd=tmp_path,
+                          capture_output=True).returncode == 1
 
 
 def test_editing_the_lecture_arithmetic_outdates_only_the_report():
     """features/conv.py holds the lecture's arithmetic for tests, `cvd describe` and the worked examples
     `explain` draws on the report: no stage that trains or evaluates a model runs it."""
-    assert [a for a in resolved_stages(REPO_ROOT) if "features/conv.py" in stage_code(a)] == ["explain"]
+    assert stages_importing("features/conv.py", list(resolved_stages(REPO_ROOT))) == {"explain"}
 
 
 @pytest.mark.parametrize("package", ["features", "models", "comparison"])

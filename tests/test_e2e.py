@@ -32,7 +32,7 @@ from helpers import SMALL_RUN_LIMIT_PER_CLASS, copy_finished_repo, venv_env, war
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.heavy]
 
 CLASSICAL_STAGES = {f"train_classical@{f}-{c}" for f in FEATURES for c in CLASSIFIERS}
-EVERY_STAGE = ({"prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES
+EVERY_STAGE = ({"code_digests", "prepare", "compare", "explain"} | {f"features@{f}" for f in FEATURES} | CLASSICAL_STAGES
                | {f"train_cnn@{a}" for a in ARCHS} | {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS})
 CURVE_STAGES = {f"learning_curve@{f}" for f in SMALL_RUN_CURVE_FRACTIONS}  # they retrain the chosen models
 # which stages an edit of each module outdates (`dvc status`): the stages whose command imports it
@@ -183,10 +183,13 @@ def test_editing_a_module_outdates_exactly_the_stages_that_import_it(workspace, 
     original = path.read_bytes()
     try:
         path.write_bytes(original + b"\n# an edit\n")
+        assert set(json.loads(dvc(repo, "status", "--json"))) == {"code_digests"}  # it reads every package
+        dvc(repo, "repro", "code_digests")  # the digest files of the stages that run the module change
         status = json.loads(dvc(repo, "status", "--json"))
     finally:
         path.write_bytes(original)
     assert set(status) == expected
+    dvc(repo, "repro", "code_digests")
     assert json.loads(dvc(repo, "status", "--json")) == {}
 
 
