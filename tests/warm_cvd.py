@@ -22,6 +22,7 @@ Plain Python (no pytest).
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -143,6 +144,11 @@ def _serve(folder: Path) -> None:
     for name in [m for m in sys.modules if m.split(".")[0] in PROJECT_PACKAGES]:
         del sys.modules[name]  # each fork imports the project from its caller's PYTHONPATH
     base_path = list(sys.path)
+    # What the imports made is never collected: a fork's garbage collections then skip it instead of
+    # writing to (and so copying) every page of it. On the small run, 3 forks each, 2026-12-06:
+    # `compare` 2.3 s instead of 2.7 s, `explain` 3.7 s instead of 4.0 s.
+    gc.collect()
+    gc.freeze()
 
     bin_dir = folder / "bin"
     bin_dir.mkdir()
