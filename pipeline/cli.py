@@ -181,10 +181,10 @@ def predict(params: str, model: str, images: tuple[str, ...], out: str) -> None:
 
 
 @cli.command("code-digests")
+@user_errors
 def code_digests() -> None:
     """Write code_digests/: the SHA-256 of each project file every stage runs (its code dependency)."""
     from pipeline import code_digests as stage
-
     click.echo(f"wrote {len(stage.run())} files in code_digests/")
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from pipeline.errors import DataError
+
 PACKAGES = ("pipeline", "features", "models", "comparison")
 # stage -> the folder of the component its item names (features@hog -> features/extractors/hog.py), or None
 STAGE_COMPONENTS = {
@@ -88,7 +90,10 @@ def _is_drawn_component(path: str) -> bool:
 def direct_imports(path: str, root: Path, drawing: bool = True) -> set[str]:
     """Project files that the source of ``path`` imports anywhere in it (``if TYPE_CHECKING:``
     blocks excepted; without ``drawing``, an extractor module's ``draw`` function too)."""
-    tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
+    try:
+        tree = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
+    except SyntaxError as exc:
+        raise DataError(f"{path}, line {exc.lineno}: {exc.msg}; its imports cannot be read") from None
     found: set[str] = set()
     for node in _runtime_nodes(tree, skip_drawing=not drawing and _is_drawn_component(path)):
         if isinstance(node, ast.Import):

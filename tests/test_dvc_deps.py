@@ -14,7 +14,7 @@ import pytest
 from import_graph import PACKAGES, closure, code_units, direct_imports, resolved_stages, stages_importing
 
 from features import extractor_names
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, venv_env
 from models import architectures
 from pipeline import code_digests, code_graph, layout
 
@@ -188,3 +188,16 @@ def test_the_import_graph_inside_pipeline_stays_shallow():
 
     chain = longest_chain(skip=SHARED_LEAVES)
     assert len(chain) <= 4, " -> ".join(chain)
+
+
+def test_a_module_that_does_not_parse_is_one_line_naming_it(tmp_path):
+    _write_tree(tmp_path, TREE)
+    code_digests.run(tmp_path)
+    before = _digests(tmp_path)
+    (tmp_path / "pipeline/errors.py").write_text("def broken(:\n")
+    # the project's own `cvd` (its console script does not put the working directory on the path)
+    result = subprocess.run(["cvd", "code-digests"], cwd=tmp_path, capture_output=True, text=True, env=venv_env())
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: pipeline/errors.py, line 1: invalid syntax; its imports cannot be read"], result.stderr
+    assert _digests(tmp_path) == before  # nothing written
