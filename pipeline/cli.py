@@ -14,7 +14,7 @@ import click
 from features import extractor_names
 from models import architectures, classifiers
 from pipeline.cli_support import (component_rows, load, package_version, params_option, parse_input_shape,
-                                  user_errors)
+                                  prepare_process, user_errors)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_version(), "--version", prog_name="cvd")
@@ -240,9 +240,7 @@ def components(markdown: bool) -> None:
 
 
 def main() -> None:
-    from pipeline import quiet
-
-    quiet.mute_library_logs()
+    prepare_process()
     cli(prog_name="cvd")
 
 
