@@ -21,16 +21,17 @@ from pipeline.code_graph import code_units, stage_code
 from pipeline.io import write_files
 
 
-def listing(files: set[str], root: Path) -> bytes:
+def listing(files: set[str], sha256: dict[str, str]) -> bytes:
     """``<sha256>  <path>`` for each file, sorted by path."""
-    lines = [f"{hashlib.sha256((root / f).read_bytes()).hexdigest()}  {f}\n" for f in sorted(files)]
-    return "".join(lines).encode("utf-8")
+    return "".join(f"{sha256[f]}  {f}\n" for f in sorted(files)).encode("utf-8")
 
 
 def digests(root: Path) -> dict[Path, bytes]:
     """Each stage's file (relative to ``root``) and its content."""
-    parsed: dict = {}  # every file is parsed once for all the stages
-    return {layout.code_digest_path(unit): listing(stage_code(unit, root, parsed), root) for unit in code_units(root)}
+    parsed: dict = {}  # every file is parsed, and hashed, once for all the stages
+    code = {unit: stage_code(unit, root, parsed) for unit in code_units(root)}
+    sha256 = {f: hashlib.sha256((root / f).read_bytes()).hexdigest() for f in set().union(*code.values())}
+    return {layout.code_digest_path(unit): listing(files, sha256) for unit, files in code.items()}
 
 
 def run(root: Path = Path(".")) -> list[Path]:
